@@ -1,0 +1,168 @@
+//! The command line, declared once with clap; completions and the man page come from it.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+/// Read and write data on the CTAO-CH data center storage.
+#[derive(Debug, Parser)]
+#[command(name = "cta-data", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Global options.
+    #[command(flatten)]
+    pub global: Global,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Profile to use (cta, cta-dev, platform, grid, local, or one of your config file).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Use the dev instance: the same as --profile cta-dev.
+    #[arg(short = 'd', long, global = true, conflicts_with = "profile")]
+    pub dev: bool,
+    /// Read this config file instead of $XDG_CONFIG_HOME/cta-data/config.toml.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Override the profile's URL (the door or the service).
+    #[arg(long, global = true, value_name = "URL")]
+    pub url: Option<String>,
+    /// Extra trusted CA certificates (PEM bundle) for this run.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Read the bearer token from this file.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Do not verify the server's TLS certificate (dangerous; warns every time).
+    #[arg(long, global = true)]
+    pub insecure: bool,
+    /// More output: -v per-file lines and info logs, -vv debug, -vvv trace.
+    #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Machine-readable output (JSON) on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List a directory (or show a file).
+    #[command(visible_alias = "ls")]
+    List {
+        /// Remote path; the root when left out.
+        #[arg(default_value = "/")]
+        path: String,
+        /// Long format: type, size, modification time (and tape locality when known).
+        #[arg(short, long)]
+        long: bool,
+        /// Descend into subdirectories.
+        #[arg(short, long)]
+        recursive: bool,
+    },
+    /// Show the metadata of one file or directory.
+    Stat {
+        /// Remote path.
+        path: String,
+    },
+    /// Download a file, or a directory with -r.
+    Get {
+        /// Remote path.
+        remote: String,
+        /// Local target; the remote name in the current directory when left out. An
+        /// existing directory or a path ending in '/' receives the remote name inside it.
+        local: Option<PathBuf>,
+        /// Download a directory with everything below it.
+        #[arg(short, long)]
+        recursive: bool,
+        #[command(flatten)]
+        transfer: TransferArgs,
+    },
+    /// Upload a file, or a directory with -r.
+    Put {
+        /// Local file or directory.
+        local: PathBuf,
+        /// Remote target. Ending in '/' (or naming an existing directory) puts the local
+        /// name inside it. Missing parent directories are created.
+        remote: String,
+        /// Upload a directory with everything below it.
+        #[arg(short, long)]
+        recursive: bool,
+        /// Replace remote files that already exist.
+        #[arg(short, long)]
+        force: bool,
+        #[command(flatten)]
+        transfer: TransferArgs,
+    },
+    /// Create a directory.
+    Mkdir {
+        /// Remote path.
+        path: String,
+        /// Create missing parents too; an existing directory is fine.
+        #[arg(short, long)]
+        parents: bool,
+    },
+    /// Delete a file, or a directory with -r.
+    Rm {
+        /// Remote path.
+        path: String,
+        /// Delete a directory and everything below it.
+        #[arg(short, long)]
+        recursive: bool,
+    },
+    /// Rename or move a file or directory on the storage.
+    Mv {
+        /// Remote source.
+        from: String,
+        /// Remote destination.
+        to: String,
+        /// Replace an existing destination file.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Write a remote file to standard output.
+    Cat {
+        /// Remote path.
+        path: String,
+    },
+    /// Inspect the configuration.
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on standard output.
+    Man,
+}
+
+/// Options of get and put.
+#[derive(Debug, Args, Clone)]
+pub struct TransferArgs {
+    /// Files transferred in parallel (default: the backend's, usually 4).
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: Option<u16>,
+    /// Stop at the first failed file instead of going on with the others.
+    #[arg(long)]
+    pub fail_fast: bool,
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Print the resolved profile and where each value comes from.
+    Show,
+    /// Print the config files read, in order (later wins).
+    Paths,
+}

@@ -1,0 +1,480 @@
+//! What each command does: resolve the profile, open the backend, call the library, print.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ctadata::config::{self, EnvSnapshot, LoadOptions, ResolvedProfile};
+use ctadata::transfer::{self, FileDone, Summary, TreeOptions};
+use ctadata::{Entry, Error, OpenOptions, PutOptions, RemotePath, Result, StorageBackend};
+use futures::StreamExt;
+
+use crate::cli::{Cli, Command, ConfigAction, Global, TransferArgs};
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> Result<()> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "cta-data", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut std::io::stdout())
+                .map_err(|e| Error::local("write", "standard output", e))
+        }
+        Command::Config { action } => {
+            let resolved = resolve(g)?;
+            match action {
+                ConfigAction::Show => config_show(g, &resolved),
+                ConfigAction::Paths => {
+                    let env = EnvSnapshot::from_process();
+                    let user = g
+                        .config
+                        .clone()
+                        .unwrap_or_else(|| env.config_dir().join("config.toml"));
+                    for p in [PathBuf::from(config::SYSTEM_CONFIG), user] {
+                        let state = if p.is_file() { "read" } else { "absent" };
+                        println!("{}\t{state}", p.display());
+                    }
+                    Ok(())
+                }
+            }
+        }
+        cmd => {
+            let resolved = resolve(g)?;
+            let backend = ctadata::open(
+                &resolved,
+                &OpenOptions {
+                    insecure: g.insecure,
+                },
+            )?;
+            tracing::debug!(profile = %resolved.name, backend = resolved.backend().as_str(), "opened");
+            run_storage(cmd, g, &resolved, backend).await
+        }
+    }
+}
+
+fn resolve(g: &Global) -> Result<ResolvedProfile> {
+    let opts = LoadOptions {
+        config_file: g.config.clone(),
+        profile: if g.dev {
+            Some("cta-dev".into())
+        } else {
+            g.profile.clone()
+        },
+        url: g.url.clone(),
+        ca_file: g.ca_file.clone(),
+        token_file: g.token_file.clone(),
+        system_file: None,
+    };
+    config::load(&opts, &EnvSnapshot::from_process())
+}
+
+fn config_show(g: &Global, r: &ResolvedProfile) -> Result<()> {
+    let values = r.values();
+    if g.json {
+        let v = serde_json::json!({
+            "profile": r.name,
+            "chosen_by": r.name_origin,
+            "files": r.files,
+            "values": values.iter().map(|(k, v, o)| serde_json::json!({"key": k, "value": v, "origin": o})).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(());
+    }
+    println!("# profile '{}' (chosen by {})", r.name, r.name_origin);
+    if r.files.is_empty() {
+        println!("# no config file read");
+    }
+    for f in &r.files {
+        println!("# read {}", f.display());
+    }
+    let width = values
+        .iter()
+        .map(|(k, v, _)| k.len() + v.len() + 3)
+        .max()
+        .unwrap_or(0);
+    for (k, v, o) in values {
+        let line = format!("{k} = {v}");
+        println!("{line:width$}  # {o}");
+    }
+    Ok(())
+}
+
+fn rp(s: &str) -> Result<RemotePath> {
+    RemotePath::parse(s)
+}
+
+async fn run_storage(
+    cmd: &Command,
+    g: &Global,
+    r: &ResolvedProfile,
+    backend: Arc<dyn StorageBackend>,
+) -> Result<()> {
+    match cmd {
+        Command::List {
+            path,
+            long,
+            recursive,
+        } => list(g, backend, &rp(path)?, *long, *recursive).await,
+        Command::Stat { path } => {
+            let e = backend.stat(&rp(path)?).await?;
+            if g.json {
+                println!("{}", serde_json::to_string_pretty(&e).unwrap_or_default());
+            } else {
+                print_stat(&e);
+            }
+            Ok(())
+        }
+        Command::Get {
+            remote,
+            local,
+            recursive,
+            transfer,
+        } => {
+            get(
+                g,
+                r,
+                backend,
+                &rp(remote)?,
+                local.as_deref(),
+                *recursive,
+                transfer,
+            )
+            .await
+        }
+        Command::Put {
+            local,
+            remote,
+            recursive,
+            force,
+            transfer,
+        } => put(g, r, backend, local, remote, *recursive, *force, transfer).await,
+        Command::Mkdir { path, parents } => backend.mkdir(&rp(path)?, *parents).await,
+        Command::Rm { path, recursive } => {
+            let p = rp(path)?;
+            let e = backend.stat(&p).await?;
+            if e.is_dir() && !*recursive {
+                // An empty directory may go without -r, as rmdir would.
+                return match backend.delete(&p, false).await {
+                    Err(Error::Conflict { .. }) => Err(Error::usage(
+                        format!("{p} is a directory that is not empty"),
+                        format!("use 'cta-data rm -r {path}' to delete it with its contents"),
+                    )),
+                    other => other,
+                };
+            }
+            backend.delete(&p, *recursive).await
+        }
+        Command::Mv { from, to, force } => backend.rename(&rp(from)?, &rp(to)?, *force).await,
+        Command::Cat { path } => cat(backend, &rp(path)?).await,
+        Command::Config { .. } | Command::Completions { .. } | Command::Man => {
+            unreachable!("handled before")
+        }
+    }
+}
+
+async fn list(
+    g: &Global,
+    backend: Arc<dyn StorageBackend>,
+    path: &RemotePath,
+    long: bool,
+    recursive: bool,
+) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let entries: Vec<Entry> = match backend.list(path).await {
+        Ok(v) => v,
+        // Like ls: listing a file shows the file.
+        Err(Error::Conflict { .. }) => vec![backend.stat(path).await?],
+        Err(e) => return Err(e),
+    };
+    let mut all = Vec::new();
+    if recursive {
+        let dirs_first: Vec<Entry> = entries;
+        let mut stream = transfer::walk(backend.clone(), path.clone(), 8);
+        drop(dirs_first);
+        while let Some(e) = stream.next().await {
+            all.push(e?);
+        }
+        all.sort_by(|a, b| a.path.cmp(&b.path));
+    } else {
+        all = entries;
+    }
+    if g.json {
+        let s = serde_json::to_string_pretty(&all).unwrap_or_default();
+        let _ = writeln!(out, "{s}");
+        return Ok(());
+    }
+    for e in &all {
+        let shown = if recursive {
+            e.path
+                .strip_prefix(path)
+                .unwrap_or(e.path.as_str())
+                .to_string()
+        } else {
+            e.name.clone()
+        };
+        let shown = if e.is_dir() {
+            format!("{shown}/")
+        } else {
+            shown
+        };
+        let line = if long {
+            let kind = if e.is_dir() { "d" } else { "-" };
+            let size = e.size.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+            let mtime = e
+                .mtime
+                .map(ctadata::transfer_time)
+                .unwrap_or_else(|| "-".into());
+            let loc = e.locality.map(|l| l.as_str()).unwrap_or("");
+            format!("{kind} {size:>14} {mtime:>20} {loc:<9} {shown}")
+        } else {
+            shown
+        };
+        if writeln!(out, "{line}").is_err() {
+            break; // closed pipe (e.g. `| head`): stop quietly
+        }
+    }
+    Ok(())
+}
+
+fn print_stat(e: &Entry) {
+    println!("path:     {}", e.path);
+    println!(
+        "type:     {}",
+        if e.is_dir() { "directory" } else { "file" }
+    );
+    if let Some(s) = e.size {
+        println!("size:     {s} ({})", transfer::human_bytes(s));
+    }
+    if let Some(t) = e.mtime {
+        println!("modified: {}", ctadata::transfer_time(t));
+    }
+    if let Some(t) = &e.etag {
+        println!("etag:     {t}");
+    }
+    for c in &e.checksums {
+        println!("checksum: {c}");
+    }
+    if let Some(l) = e.locality {
+        println!("locality: {}", l.as_str());
+    }
+}
+
+/// The target of a copy: an existing directory or a path ending in '/' receives `name` inside.
+fn local_target(local: Option<&Path>, name: &str) -> PathBuf {
+    match local {
+        None => PathBuf::from(name),
+        Some(l) => {
+            let ends_with_slash = l.as_os_str().to_string_lossy().ends_with('/');
+            if ends_with_slash || l.is_dir() {
+                l.join(name)
+            } else {
+                l.to_path_buf()
+            }
+        }
+    }
+}
+
+fn tree_options(
+    r: &ResolvedProfile,
+    backend: &dyn StorageBackend,
+    t: &TransferArgs,
+    overwrite: bool,
+) -> TreeOptions {
+    let jobs = t
+        .jobs
+        .map(usize::from)
+        .or(r.profile.jobs.map(|j| j as usize))
+        .unwrap_or(backend.capabilities().default_jobs)
+        .max(1);
+    TreeOptions {
+        jobs,
+        fail_fast: t.fail_fast,
+        overwrite,
+    }
+}
+
+fn file_line(g: &Global) -> impl Fn(&FileDone) + Send + Sync {
+    let verbose = g.verbose > 0 && !g.quiet;
+    move |d: &FileDone| {
+        if verbose {
+            let check = d
+                .verified
+                .as_deref()
+                .map(|c| format!(", {c}"))
+                .unwrap_or_default();
+            eprintln!(
+                "{} <-> {} ({} bytes{check})",
+                d.remote,
+                d.local.display(),
+                d.bytes
+            );
+        }
+    }
+}
+
+fn finish(g: &Global, what: &str, summary: Summary) -> Result<()> {
+    if g.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).unwrap_or_default()
+        );
+    } else if !g.quiet {
+        for f in &summary.failures {
+            eprintln!("failed: {}: {}", f.path, f.reason);
+        }
+        eprintln!(
+            "{what}: {} files ({}), {} directories, {} skipped, {} failed in {:.1} s ({})",
+            summary.transferred,
+            transfer::human_bytes(summary.bytes),
+            summary.directories,
+            summary.skipped,
+            summary.failures.len(),
+            summary.seconds,
+            transfer::human_rate(summary.bytes, Duration::from_secs_f64(summary.seconds)),
+        );
+    }
+    summary.into_result().map(|_| ())
+}
+
+async fn get(
+    g: &Global,
+    r: &ResolvedProfile,
+    backend: Arc<dyn StorageBackend>,
+    remote: &RemotePath,
+    local: Option<&Path>,
+    recursive: bool,
+    t: &TransferArgs,
+) -> Result<()> {
+    let entry = backend.stat(remote).await?;
+    let name = if remote.is_root() {
+        "storage-root"
+    } else {
+        remote.name()
+    };
+    let target = local_target(local, name);
+    if entry.is_dir() {
+        if !recursive {
+            return Err(Error::usage(
+                format!("{remote} is a directory"),
+                format!(
+                    "use 'cta-data get -r {}' to download it with its contents",
+                    remote.as_str()
+                ),
+            ));
+        }
+        let opts = tree_options(r, backend.as_ref(), t, true);
+        let summary =
+            transfer::download_tree(backend, remote, &target, &opts, &file_line(g)).await?;
+        return finish(g, "downloaded", summary);
+    }
+    if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.is_dir() {
+            return Err(Error::NotFound {
+                path: parent.display().to_string(),
+                detail: Some("local path; the target's directory does not exist".into()),
+            });
+        }
+    }
+    let done = transfer::download_file(backend.as_ref(), remote, Some(&entry), &target).await?;
+    report_single(g, "downloaded", &done);
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn put(
+    g: &Global,
+    r: &ResolvedProfile,
+    backend: Arc<dyn StorageBackend>,
+    local: &Path,
+    remote_raw: &str,
+    recursive: bool,
+    force: bool,
+    t: &TransferArgs,
+) -> Result<()> {
+    let md = std::fs::metadata(local).map_err(|e| Error::local("read", local, e))?;
+    let local_name = local
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_string)
+        .ok_or_else(|| {
+            Error::usage(
+                format!("cannot take a remote name from {}", local.display()),
+                "give the remote path in full",
+            )
+        })?;
+    let mut remote = rp(remote_raw)?;
+    let into_dir = remote_raw.ends_with('/')
+        || remote.is_root()
+        || matches!(backend.stat(&remote).await, Ok(e) if e.is_dir());
+    if into_dir {
+        remote = remote.join(&local_name)?;
+    }
+    if md.is_dir() {
+        if !recursive {
+            return Err(Error::usage(
+                format!("{} is a directory", local.display()),
+                format!(
+                    "use 'cta-data put -r {} {remote_raw}' to upload it with its contents",
+                    local.display()
+                ),
+            ));
+        }
+        let opts = tree_options(r, backend.as_ref(), t, force);
+        let summary = transfer::upload_tree(backend, local, &remote, &opts, &file_line(g)).await?;
+        return finish(g, "uploaded", summary);
+    }
+    let opts = PutOptions {
+        overwrite: force,
+        create_parents: true,
+        checksum: None,
+    };
+    let done = transfer::upload_file(backend.as_ref(), local, &remote, opts).await?;
+    report_single(g, "uploaded", &done);
+    Ok(())
+}
+
+fn report_single(g: &Global, what: &str, d: &FileDone) {
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(d).unwrap_or_default());
+    } else if !g.quiet {
+        let check = d
+            .verified
+            .as_deref()
+            .map(|c| format!(", {c}"))
+            .unwrap_or_default();
+        let (from, to) = if what == "uploaded" {
+            (d.local.display().to_string(), d.remote.clone())
+        } else {
+            (d.remote.clone(), d.local.display().to_string())
+        };
+        eprintln!(
+            "{what} {from} -> {to} ({}{check})",
+            transfer::human_bytes(d.bytes)
+        );
+    }
+}
+
+async fn cat(backend: Arc<dyn StorageBackend>, path: &RemotePath) -> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let dl = backend.get(path, Default::default()).await?;
+    let mut out = tokio::io::stdout();
+    let mut stream = dl.stream;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if let Err(e) = out.write_all(&chunk).await {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(());
+            }
+            return Err(Error::local("write", "standard output", e));
+        }
+    }
+    let _ = out.flush().await;
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! `cta-data`: a thin command line over the `ctadata` library.
+
+mod cli;
+mod commands;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use ctadata::Error;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_logging(&cli.global);
+    if cli.global.insecure {
+        eprintln!(
+            "warning: --insecure: the server's TLS certificate is NOT verified; anyone on the network path can read and change this transfer"
+        );
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let verbose = cli.global.verbose;
+    let result = runtime.block_on(async {
+        tokio::select! {
+            r = commands::run(cli) => r,
+            _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
+        }
+    });
+    // Leave in-flight blocking writes behind quickly on Ctrl-C.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            report(&e, verbose);
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+        }
+    }
+}
+
+/// One clear line, then what to do; `-v` adds the chain of causes.
+fn report(e: &Error, verbose: u8) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "error: {e}");
+    if verbose > 0 {
+        let mut src = std::error::Error::source(e);
+        while let Some(s) = src {
+            let _ = writeln!(err, "  caused by: {s}");
+            src = s.source();
+        }
+    }
+    if let Some(h) = e.hint() {
+        let _ = writeln!(err, "  hint: {h}");
+    }
+}
+
+fn init_logging(g: &cli::Global) {
+    use tracing_subscriber::EnvFilter;
+    let level = if g.quiet {
+        "error"
+    } else {
+        match g.verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .and_then(|s| EnvFilter::try_new(s).ok())
+        .unwrap_or_else(|| EnvFilter::new(format!("{level},hyper=warn,reqwest=warn,rustls=warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(g.verbose >= 2)
+        .without_time()
+        .try_init();
+}

@@ -1,0 +1,323 @@
+//! The `StorageBackend` trait every way into the storage implements, and its companions.
+
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+
+use crate::checksum::{Checksum, ChecksumAlgorithm};
+use crate::entry::Entry;
+use crate::error::{Error, Result};
+use crate::path::RemotePath;
+
+/// A stream of bytes coming from (or going to) the storage.
+pub type ByteStream = BoxStream<'static, Result<Bytes>>;
+
+/// Which bytes of a file to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `start..end` (end exclusive).
+    Bounded {
+        /// First byte.
+        start: u64,
+        /// One past the last byte.
+        end: u64,
+    },
+    /// From `start` to the end of the file (resume).
+    From(u64),
+    /// The last `n` bytes (Parquet footers).
+    Suffix(u64),
+}
+
+impl ByteRange {
+    /// The value of an HTTP `Range` header for this range.
+    pub fn to_http_header(&self) -> String {
+        match *self {
+            ByteRange::Bounded { start, end } => {
+                format!("bytes={}-{}", start, end.saturating_sub(1))
+            }
+            ByteRange::From(start) => format!("bytes={start}-"),
+            ByteRange::Suffix(n) => format!("bytes=-{n}"),
+        }
+    }
+
+    /// The absolute `start..end` this range selects in a file of `size` bytes.
+    pub fn resolve(&self, size: u64) -> std::ops::Range<u64> {
+        match *self {
+            ByteRange::Bounded { start, end } => start.min(size)..end.min(size),
+            ByteRange::From(start) => start.min(size)..size,
+            ByteRange::Suffix(n) => size.saturating_sub(n)..size,
+        }
+    }
+}
+
+/// Options of a read.
+#[derive(Debug, Clone, Default)]
+pub struct GetOptions {
+    /// Only these bytes; `None` for the whole file.
+    pub range: Option<ByteRange>,
+    /// Fail with `Conflict` unless the file's ETag is this one (resume, conditional reads).
+    pub if_match: Option<String>,
+    /// Ask the server for its checksums (RFC 3230 `Want-Digest`).
+    pub want_checksums: bool,
+}
+
+/// An open read: the bytes plus what the server said about the file.
+pub struct Download {
+    /// The file read.
+    pub path: RemotePath,
+    /// Size of the whole file, when known.
+    pub size: Option<u64>,
+    /// The byte range delivered (`0..size` for a whole read), when known.
+    pub range: Option<std::ops::Range<u64>>,
+    /// Modification time, when known.
+    pub mtime: Option<SystemTime>,
+    /// Entity tag, when known.
+    pub etag: Option<String>,
+    /// Whole-file checksums the server reported with this read.
+    pub checksums: Vec<Checksum>,
+    /// The bytes.
+    pub stream: ByteStream,
+}
+
+impl Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Download")
+            .field("path", &self.path)
+            .field("size", &self.size)
+            .field("range", &self.range)
+            .field("etag", &self.etag)
+            .field("checksums", &self.checksums)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Something that can produce the same bytes again (so a redirect or a retry can resend them).
+pub type StreamFactory = Arc<dyn Fn() -> BoxFuture<'static, Result<ByteStream>> + Send + Sync>;
+
+#[derive(Clone)]
+enum UploadSource {
+    File(PathBuf),
+    Bytes(Bytes),
+    Factory(StreamFactory),
+}
+
+/// A replayable upload body of known length.
+#[derive(Clone)]
+pub struct Upload {
+    source: UploadSource,
+    len: u64,
+}
+
+/// Block size for reading local files: large blocks keep system calls few.
+pub const IO_BLOCK: usize = 1 << 20;
+
+impl Upload {
+    /// A local file, read in large blocks each time the body is (re)sent.
+    pub async fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let meta = tokio::fs::metadata(&path)
+            .await
+            .map_err(|e| Error::local("read", &path, e))?;
+        if !meta.is_file() {
+            return Err(Error::usage(
+                format!("{} is not a regular file", path.display()),
+                "give a file, or use -r for a directory",
+            ));
+        }
+        Ok(Self {
+            len: meta.len(),
+            source: UploadSource::File(path),
+        })
+    }
+
+    /// Bytes held in memory (small objects).
+    pub fn from_bytes(bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        Self {
+            len: bytes.len() as u64,
+            source: UploadSource::Bytes(bytes),
+        }
+    }
+
+    /// A body produced on demand by `factory`, which must yield exactly `len` bytes each time.
+    pub fn from_factory(len: u64, factory: StreamFactory) -> Self {
+        Self {
+            len,
+            source: UploadSource::Factory(factory),
+        }
+    }
+
+    /// The body's length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True for an empty body.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The local file behind this body, when there is one.
+    pub fn local_path(&self) -> Option<&Path> {
+        match &self.source {
+            UploadSource::File(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Opens the body from its start.
+    pub async fn open(&self) -> Result<ByteStream> {
+        match &self.source {
+            UploadSource::Bytes(b) => {
+                let b = b.clone();
+                Ok(futures::stream::once(async move { Ok(b) }).boxed())
+            }
+            UploadSource::Factory(f) => f().await,
+            UploadSource::File(path) => {
+                let file = tokio::fs::File::open(path)
+                    .await
+                    .map_err(|e| Error::local("read", path, e))?;
+                let path = path.clone();
+                Ok(tokio_util::io::ReaderStream::with_capacity(file, IO_BLOCK)
+                    .map(move |r| r.map_err(|e| Error::local("read", &path, e)))
+                    .boxed())
+            }
+        }
+    }
+}
+
+impl Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let src = match &self.source {
+            UploadSource::File(p) => format!("file {}", p.display()),
+            UploadSource::Bytes(_) => "memory".to_string(),
+            UploadSource::Factory(_) => "stream".to_string(),
+        };
+        f.debug_struct("Upload")
+            .field("source", &src)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+/// Options of a write.
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    /// Replace an existing file (dCache files are write-once: the backend deletes, then puts).
+    pub overwrite: bool,
+    /// Create missing parent directories first.
+    pub create_parents: bool,
+    /// A checksum of the body known in advance, to be checked by the server when it can.
+    pub checksum: Option<Checksum>,
+}
+
+/// What a write achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutOutcome {
+    /// Where the data really landed (the proxy puts it under the user's folder).
+    pub path: RemotePath,
+    /// Bytes written.
+    pub size: u64,
+    /// Checksums of the stored data that were verified against what was sent.
+    pub checksums: Vec<Checksum>,
+}
+
+/// What a backend can do, so callers ask instead of guessing (rclone's feature table).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Capabilities {
+    /// The backend's name (`local`, `dcache`, `x509`, `downloadservice`).
+    pub backend: &'static str,
+    /// Files can be written.
+    pub write: bool,
+    /// Directories can be created.
+    pub mkdir: bool,
+    /// Files and directories can be deleted.
+    pub delete: bool,
+    /// Files and directories can be renamed on the server.
+    pub rename: bool,
+    /// Byte ranges can be read (resume, columnar readers).
+    pub ranged_reads: bool,
+    /// Entity tags are given (change detection for resume, conditional reads).
+    pub etags: bool,
+    /// Checksum algorithms the server reports.
+    pub checksums: Vec<ChecksumAlgorithm>,
+    /// How many transfers at once suit this backend by default.
+    pub default_jobs: usize,
+}
+
+/// One way into the storage: a protocol plus an authentication mode.
+///
+/// Every method works on [`RemotePath`]s, which cannot escape the root. An operation a
+/// backend cannot do returns [`Error::Unsupported`] naming the profile that can; it is
+/// never a silent no-op.
+#[async_trait]
+pub trait StorageBackend: Send + Sync + Debug {
+    /// What this backend can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Metadata of one file or directory.
+    async fn stat(&self, path: &RemotePath) -> Result<Entry>;
+
+    /// The children of a directory (not the directory itself, not recursive).
+    async fn list(&self, dir: &RemotePath) -> Result<Vec<Entry>>;
+
+    /// Reads a file, whole or a byte range, as a stream.
+    async fn get(&self, path: &RemotePath, opts: GetOptions) -> Result<Download>;
+
+    /// Writes a file from a replayable body of known length.
+    async fn put(&self, path: &RemotePath, body: Upload, opts: PutOptions) -> Result<PutOutcome>;
+
+    /// Creates a directory; with `parents`, creates missing ancestors and accepts an existing one.
+    async fn mkdir(&self, path: &RemotePath, parents: bool) -> Result<()>;
+
+    /// Deletes a file, or a directory (an empty one unless `recursive`).
+    async fn delete(&self, path: &RemotePath, recursive: bool) -> Result<()>;
+
+    /// Renames (moves) a file or directory on the server.
+    async fn rename(&self, from: &RemotePath, to: &RemotePath, overwrite: bool) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(
+            ByteRange::Bounded { start: 0, end: 10 }.to_http_header(),
+            "bytes=0-9"
+        );
+        assert_eq!(ByteRange::From(5).to_http_header(), "bytes=5-");
+        assert_eq!(ByteRange::Suffix(8).to_http_header(), "bytes=-8");
+        assert_eq!(ByteRange::Suffix(8).resolve(5), 0..5);
+        assert_eq!(ByteRange::Bounded { start: 3, end: 100 }.resolve(10), 3..10);
+    }
+
+    #[tokio::test]
+    async fn upload_bodies_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, vec![7u8; 3 * IO_BLOCK + 5]).unwrap();
+        let up = Upload::from_file(&p).await.unwrap();
+        assert_eq!(up.len(), (3 * IO_BLOCK + 5) as u64);
+        for _ in 0..2 {
+            let mut s = up.open().await.unwrap();
+            let mut n = 0;
+            while let Some(b) = s.next().await {
+                n += b.unwrap().len();
+            }
+            assert_eq!(n as u64, up.len());
+        }
+        let err = Upload::from_file(dir.path().join("missing"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("missing"), "{err}");
+    }
+}

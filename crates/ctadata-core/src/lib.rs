@@ -1,0 +1,20 @@
+//! The heart of cta-data: the [`StorageBackend`] trait, [`RemotePath`], [`Entry`], the
+//! [`Error`] type, the layered configuration and the transfer engine every backend shares.
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod checksum;
+pub mod config;
+pub mod entry;
+pub mod error;
+pub mod path;
+pub mod transfer;
+
+pub use backend::{
+    ByteRange, ByteStream, Capabilities, Download, GetOptions, PutOptions, PutOutcome,
+    StorageBackend, Upload,
+};
+pub use checksum::{Adler32, Checksum, ChecksumAlgorithm};
+pub use entry::{Entry, EntryKind, Locality};
+pub use error::{AuthProblem, Error, Result};
+pub use path::RemotePath;

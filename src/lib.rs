@@ -1,0 +1,60 @@
+//! `ctadata`: one API over every way into the CTAO-CH data center storage.
+//!
+//! Resolve a profile with [`config::load`] (built-in profiles, config files, environment,
+//! flags), then [`open`] it to get a [`StorageBackend`]. The same code then works whether
+//! the profile speaks to dCache with a token, with a grid proxy, through the platform's
+//! downloadservice, or to a local directory.
+#![warn(missing_docs)]
+
+use std::sync::Arc;
+
+pub use ctadata_core::config::{self, BackendKind, LoadOptions, ResolvedProfile};
+pub use ctadata_core::{
+    transfer, ByteRange, Capabilities, Checksum, Download, Entry, EntryKind, Error, GetOptions,
+    PutOptions, PutOutcome, RemotePath, Result, StorageBackend, Upload,
+};
+pub use ctadata_local::LocalBackend;
+
+/// Settings of the running program that are not part of a profile.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// Skip TLS verification (never a default; the CLI warns each time).
+    pub insecure: bool,
+}
+
+/// Opens the backend a resolved profile names.
+pub fn open(profile: &ResolvedProfile, _opts: &OpenOptions) -> Result<Arc<dyn StorageBackend>> {
+    match profile.backend() {
+        BackendKind::Local => {
+            let root = profile.profile.root.clone().ok_or_else(|| {
+                Error::config(format!("profile '{}' has no root", profile.name), "set root")
+            })?;
+            Ok(Arc::new(LocalBackend::new(root)?))
+        }
+        other => Err(Error::Unsupported {
+            operation: "open".into(),
+            backend: other.as_str().into(),
+            hint: format!(
+                "this build of cta-data does not include the {} backend yet; use a profile with backend = \"local\"",
+                other.as_str()
+            ),
+        }),
+    }
+}
+
+/// Resolves a profile from the process environment and opens it: the one-liner for programs.
+pub fn open_profile(name: Option<&str>) -> Result<Arc<dyn StorageBackend>> {
+    let opts = LoadOptions {
+        profile: name.map(str::to_string),
+        ..Default::default()
+    };
+    let resolved = config::load(&opts, &config::EnvSnapshot::from_process())?;
+    open(&resolved, &OpenOptions::default())
+}
+
+/// Formats a time for people: `2024-11-14 10:00:00` in UTC.
+pub fn transfer_time(t: std::time::SystemTime) -> String {
+    ctadata_core::entry::format_rfc3339(t)
+        .replace('T', " ")
+        .replace('Z', "")
+}
