@@ -23,8 +23,13 @@ pub struct OpenOptions {
 }
 
 /// Opens the backend a resolved profile names.
-pub fn open(profile: &ResolvedProfile, _opts: &OpenOptions) -> Result<Arc<dyn StorageBackend>> {
+pub fn open(profile: &ResolvedProfile, opts: &OpenOptions) -> Result<Arc<dyn StorageBackend>> {
+    let env = config::EnvSnapshot::from_process();
     match profile.backend() {
+        BackendKind::Dcache => {
+            let o = ctadata_dcache::DcacheOptions { insecure: opts.insecure, token_provider: None };
+            Ok(Arc::new(ctadata_dcache::open(profile, &env, &o)?))
+        }
         BackendKind::Local => {
             let root = profile.profile.root.clone().ok_or_else(|| {
                 Error::config(format!("profile '{}' has no root", profile.name), "set root")

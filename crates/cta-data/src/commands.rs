@@ -18,14 +18,17 @@ pub async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(*shell, &mut cmd, "cta-data", &mut std::io::stdout());
-            Ok(())
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "cta-data", &mut buf);
+            write_stdout(&buf)
         }
         Command::Man => {
             let cmd = <Cli as clap::CommandFactory>::command();
+            let mut buf = Vec::new();
             clap_mangen::Man::new(cmd)
-                .render(&mut std::io::stdout())
-                .map_err(|e| Error::local("write", "standard output", e))
+                .render(&mut buf)
+                .map_err(|e| Error::local("write", "standard output", e))?;
+            write_stdout(&buf)
         }
         Command::Config { action } => {
             let resolved = resolve(g)?;
@@ -56,6 +59,17 @@ pub async fn run(cli: Cli) -> Result<()> {
             tracing::debug!(profile = %resolved.name, backend = resolved.backend().as_str(), "opened");
             run_storage(cmd, g, &resolved, backend).await
         }
+    }
+}
+
+/// Writes generated text to stdout; a closed pipe (e.g. `| head`) is not an error.
+fn write_stdout(buf: &[u8]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(buf).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::local("write", "standard output", e))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -187,12 +201,13 @@ async fn list(
     recursive: bool,
 ) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    let entries: Vec<Entry> = match backend.list(path).await {
-        Ok(v) => v,
-        // Like ls: listing a file shows the file.
-        Err(Error::Conflict { .. }) => vec![backend.stat(path).await?],
+    let (entries, is_file) = match backend.list(path).await {
+        Ok(v) => (v, false),
+        // Like ls: listing a file shows the file (with -r too: there is nothing to descend).
+        Err(Error::Conflict { .. }) => (vec![backend.stat(path).await?], true),
         Err(e) => return Err(e),
     };
+    let recursive = recursive && !is_file;
     let mut all = Vec::new();
     if recursive {
         let dirs_first: Vec<Entry> = entries;
@@ -399,22 +414,19 @@ async fn put(
     t: &TransferArgs,
 ) -> Result<()> {
     let md = std::fs::metadata(local).map_err(|e| Error::local("read", local, e))?;
-    let local_name = local
-        .file_name()
-        .and_then(|n| n.to_str())
-        .map(str::to_string)
-        .ok_or_else(|| {
-            Error::usage(
-                format!("cannot take a remote name from {}", local.display()),
-                "give the remote path in full",
-            )
-        })?;
     let mut remote = rp(remote_raw)?;
     let into_dir = remote_raw.ends_with('/')
         || remote.is_root()
         || matches!(backend.stat(&remote).await, Ok(e) if e.is_dir());
     if into_dir {
-        remote = remote.join(&local_name)?;
+        // Only needed here: `put -r . dest` names the remote in full.
+        let local_name = local.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+            Error::usage(
+                format!("cannot take a remote name from {}", local.display()),
+                "give the remote path in full",
+            )
+        })?;
+        remote = remote.join(local_name)?;
     }
     if md.is_dir() {
         if !recursive {

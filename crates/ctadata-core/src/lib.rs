@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod checksum;
 pub mod config;
+pub mod credentials;
 pub mod entry;
 pub mod error;
 pub mod path;
