@@ -180,14 +180,27 @@ impl WebDav {
     }
 
     fn transport(&self, url: &Url, e: &reqwest::Error) -> Error {
-        let mut msg = e.to_string();
-        // reqwest puts the URL (with dCache's single-use query secret) in its message.
+        // reqwest's own words ("error sending request for url (...)") repeat the URL, which
+        // may hold dCache's single-use secret: keep the causes underneath instead.
+        let mut parts: Vec<String> = Vec::new();
         let mut src = std::error::Error::source(e);
         while let Some(s) = src {
-            msg = format!("{msg}: {s}");
+            let t = s.to_string();
+            if !(t.starts_with("client error")
+                || t.contains(url.as_str())
+                || parts.iter().any(|p| p.contains(&t)))
+            {
+                parts.push(t);
+            }
             src = s.source();
         }
-        let msg = msg.replace(url.as_str(), &redact(url));
+        if e.is_timeout() {
+            parts.insert(0, "timed out".into());
+        }
+        if parts.is_empty() {
+            parts.push(e.without_url_string());
+        }
+        let msg = parts.join(": ");
         let host = url.host_str().unwrap_or("?");
         if msg.contains("certificate")
             || msg.contains("UnknownIssuer")
@@ -1081,5 +1094,25 @@ mod tests {
         assert!(status_to_error(500, &p, "read", "boom")
             .to_string()
             .contains("boom"));
+    }
+}
+
+trait WithoutUrl {
+    fn without_url_string(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    fn without_url_string(&self) -> String {
+        let mut s = String::new();
+        if self.is_connect() {
+            s.push_str("connection failed");
+        } else if self.is_body() || self.is_decode() {
+            s.push_str("the answer's body broke off");
+        } else if self.is_request() {
+            s.push_str("the request failed");
+        } else {
+            s.push_str("HTTP error");
+        }
+        s
     }
 }
