@@ -1048,6 +1048,26 @@ fn parse_content_range(v: &str) -> Option<(u64, u64, Option<u64>)> {
     Some((a.trim().parse().ok()?, b.trim().parse().ok()?, total))
 }
 
+trait WithoutUrl {
+    fn without_url_string(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    fn without_url_string(&self) -> String {
+        let mut s = String::new();
+        if self.is_connect() {
+            s.push_str("connection failed");
+        } else if self.is_body() || self.is_decode() {
+            s.push_str("the answer's body broke off");
+        } else if self.is_request() {
+            s.push_str("the request failed");
+        } else {
+            s.push_str("HTTP error");
+        }
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1094,25 +1114,5 @@ mod tests {
         assert!(status_to_error(500, &p, "read", "boom")
             .to_string()
             .contains("boom"));
-    }
-}
-
-trait WithoutUrl {
-    fn without_url_string(&self) -> String;
-}
-
-impl WithoutUrl for reqwest::Error {
-    fn without_url_string(&self) -> String {
-        let mut s = String::new();
-        if self.is_connect() {
-            s.push_str("connection failed");
-        } else if self.is_body() || self.is_decode() {
-            s.push_str("the answer's body broke off");
-        } else if self.is_request() {
-            s.push_str("the request failed");
-        } else {
-            s.push_str("HTTP error");
-        }
-        s
     }
 }
