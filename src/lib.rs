@@ -27,7 +27,7 @@ pub fn open(profile: &ResolvedProfile, opts: &OpenOptions) -> Result<Arc<dyn Sto
     let env = config::EnvSnapshot::from_process();
     match profile.backend() {
         BackendKind::Dcache => {
-            let o = ctadata_dcache::DcacheOptions { insecure: opts.insecure, token_provider: None };
+            let o = ctadata_dcache::DcacheOptions { insecure: opts.insecure, session: None };
             Ok(Arc::new(ctadata_dcache::open(profile, &env, &o)?))
         }
         BackendKind::Local => {

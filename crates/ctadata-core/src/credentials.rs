@@ -167,6 +167,176 @@ pub trait TokenProvider: Send + Sync + fmt::Debug {
     fn sources(&self) -> Vec<String>;
 }
 
+/// One place a token may come from (a variable, a file, a login session, oidc-agent).
+#[async_trait]
+pub trait TokenSource: Send + Sync + fmt::Debug {
+    /// How the source is named in messages (`variable BEARER_TOKEN`).
+    fn describe(&self) -> String;
+
+    /// The source's token: `Ok(None)` when it has none (unset, absent, empty).
+    async fn fetch(&self) -> Result<Option<BearerToken>>;
+
+    /// A better token after `rejected` (which came from here) was refused or expired.
+    async fn refresh(&self, _rejected: &BearerToken) -> Result<Option<BearerToken>> {
+        Ok(None)
+    }
+}
+
+/// Sources tried in order: the first one with a token wins, and refreshes go back to it.
+#[derive(Debug, Clone)]
+pub struct TokenChain {
+    sources: Vec<std::sync::Arc<dyn TokenSource>>,
+    missing_hint: String,
+}
+
+impl TokenChain {
+    /// A chain of these sources; `missing_hint` says what to do when none has a token.
+    pub fn new(
+        sources: Vec<std::sync::Arc<dyn TokenSource>>,
+        missing_hint: impl Into<String>,
+    ) -> Self {
+        Self {
+            sources,
+            missing_hint: missing_hint.into(),
+        }
+    }
+
+    /// The first token found, or `None`.
+    pub async fn find(&self) -> Result<Option<BearerToken>> {
+        for s in &self.sources {
+            if let Some(t) = s.fetch().await? {
+                tracing::debug!(source = %s.describe(), "bearer token found");
+                return Ok(Some(t));
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[async_trait]
+impl TokenProvider for TokenChain {
+    async fn token(&self) -> Result<BearerToken> {
+        self.find().await?.ok_or_else(|| crate::error::Error::Auth {
+            problem: crate::error::AuthProblem::Missing,
+            message: format!(
+                "no bearer token found; tried, in order: {}",
+                self.sources().join(", ")
+            ),
+            hint: self.missing_hint.clone(),
+        })
+    }
+
+    async fn refresh(&self, rejected: &BearerToken) -> Result<Option<BearerToken>> {
+        for s in &self.sources {
+            if s.describe() == rejected.source {
+                if let Some(t) = s.refresh(rejected).await? {
+                    return Ok(Some(t));
+                }
+                break;
+            }
+        }
+        // Another tool may have rewritten a file meanwhile, or a later source may do better.
+        Ok(self.find().await?.filter(|t| t.token != rejected.token))
+    }
+
+    fn sources(&self) -> Vec<String> {
+        self.sources.iter().map(|s| s.describe()).collect()
+    }
+}
+
+/// The sources that need no login: files and variables.
+#[derive(Debug, Clone)]
+pub enum StaticSource {
+    /// A file named on purpose (profile `token_file`, `--token-file`): it must exist.
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// How the user named it (`flag --token-file`, `file ... (token_file)`).
+        label: String,
+    },
+    /// A variable holding the token itself.
+    Var {
+        /// Variable name.
+        name: String,
+        /// Its value when the program started, if set.
+        value: Option<String>,
+    },
+    /// A variable naming a file that holds the token (`BEARER_TOKEN_FILE`).
+    VarFile {
+        /// Variable name.
+        name: String,
+        /// The file it names, if set.
+        path: Option<std::path::PathBuf>,
+    },
+    /// A discovery file that may be absent (`/tmp/bt_u<uid>`).
+    Discovery(std::path::PathBuf),
+}
+
+impl StaticSource {
+    fn fix(&self) -> String {
+        match self {
+            StaticSource::File { path, .. }
+            | StaticSource::Discovery(path)
+            | StaticSource::VarFile {
+                path: Some(path), ..
+            } => {
+                format!("write a fresh token to {}", path.display())
+            }
+            StaticSource::Var { name, .. } | StaticSource::VarFile { name, .. } => {
+                format!("set {name} to a fresh token")
+            }
+        }
+    }
+
+    fn read_sync(&self) -> Result<Option<String>> {
+        let from_file = |p: &std::path::PathBuf, must_exist: bool| -> Result<Option<String>> {
+            match std::fs::read_to_string(p) {
+                Ok(s) => Ok(Some(s)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => Ok(None),
+                Err(e) => Err(crate::error::Error::Auth {
+                    problem: crate::error::AuthProblem::Missing,
+                    message: format!(
+                        "cannot read the token file {} named by {}: {e}",
+                        p.display(),
+                        self.describe()
+                    ),
+                    hint: "fix the path, or unset it to use the other token sources".into(),
+                }),
+            }
+        };
+        let raw = match self {
+            StaticSource::File { path, .. } => from_file(path, true)?,
+            StaticSource::Var { value, .. } => value.clone(),
+            StaticSource::VarFile { path: Some(p), .. } => from_file(p, true)?,
+            StaticSource::VarFile { path: None, .. } => None,
+            StaticSource::Discovery(p) => from_file(p, false)?,
+        };
+        Ok(raw.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()))
+    }
+}
+
+#[async_trait]
+impl TokenSource for StaticSource {
+    fn describe(&self) -> String {
+        match self {
+            StaticSource::File { path, label } => format!("{label} ({})", path.display()),
+            StaticSource::Var { name, .. } => format!("variable {name}"),
+            StaticSource::VarFile {
+                name,
+                path: Some(p),
+            } => format!("variable {name} ({})", p.display()),
+            StaticSource::VarFile { name, path: None } => format!("variable {name}"),
+            StaticSource::Discovery(p) => format!("file {}", p.display()),
+        }
+    }
+
+    async fn fetch(&self) -> Result<Option<BearerToken>> {
+        Ok(self
+            .read_sync()?
+            .map(|t| BearerToken::new(t, self.describe()).with_fix(self.fix())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,103 +10,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use ctadata_core::config::{EnvSnapshot, ResolvedProfile};
-use ctadata_core::credentials::{BearerToken, TokenProvider};
-use ctadata_core::{AuthProblem, Error, Result};
+use ctadata_core::credentials::{StaticSource, TokenChain, TokenProvider, TokenSource};
+use ctadata_core::{Error, Result};
 use ctadata_webdav::{Auth, TlsOptions, WebDav, WebDavConfig};
-
-/// Where a token may come from.
-#[derive(Debug, Clone)]
-pub enum TokenSource {
-    /// A file named on purpose (profile `token_file`, `--token-file`): must exist.
-    File {
-        /// The file.
-        path: PathBuf,
-        /// How the user named it (`flag --token-file`, `profile key token_file`).
-        label: String,
-    },
-    /// A variable holding the token itself.
-    Var {
-        /// Variable name.
-        name: String,
-        /// Its value when the program started, if set.
-        value: Option<String>,
-    },
-    /// A variable naming a file that holds the token (`BEARER_TOKEN_FILE`).
-    VarFile {
-        /// Variable name.
-        name: String,
-        /// The file it names, if set.
-        path: Option<PathBuf>,
-    },
-    /// A discovery file that may be absent (`/tmp/bt_u<uid>`).
-    Discovery(PathBuf),
-}
-
-impl TokenSource {
-    /// How this source is named in messages.
-    pub fn describe(&self) -> String {
-        match self {
-            TokenSource::File { path, label } => format!("{label} ({})", path.display()),
-            TokenSource::Var { name, .. } => format!("variable {name}"),
-            TokenSource::VarFile {
-                name,
-                path: Some(p),
-            } => format!("variable {name} ({})", p.display()),
-            TokenSource::VarFile { name, path: None } => format!("variable {name}"),
-            TokenSource::Discovery(p) => format!("file {}", p.display()),
-        }
-    }
-
-    fn fix(&self) -> String {
-        match self {
-            TokenSource::File { path, .. }
-            | TokenSource::Discovery(path)
-            | TokenSource::VarFile {
-                path: Some(path), ..
-            } => {
-                format!("write a fresh token to {}", path.display())
-            }
-            TokenSource::Var { name, .. } | TokenSource::VarFile { name, .. } => {
-                format!("set {name} to a fresh token")
-            }
-        }
-    }
-
-    /// The token of this source: `Ok(None)` when the source is unset, absent or empty.
-    fn read(&self) -> Result<Option<String>> {
-        let from_file = |p: &PathBuf, must_exist: bool| -> Result<Option<String>> {
-            match std::fs::read_to_string(p) {
-                Ok(s) => Ok(Some(s)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => Ok(None),
-                Err(e) => Err(Error::Auth {
-                    problem: AuthProblem::Missing,
-                    message: format!(
-                        "cannot read the token file {} named by {}: {e}",
-                        p.display(),
-                        self.describe()
-                    ),
-                    hint: "fix the path, or unset it to use the other token sources".into(),
-                }),
-            }
-        };
-        let raw = match self {
-            TokenSource::File { path, .. } => from_file(path, true)?,
-            TokenSource::Var { value, .. } => value.clone(),
-            TokenSource::VarFile { path: Some(p), .. } => from_file(p, true)?,
-            TokenSource::VarFile { path: None, .. } => None,
-            TokenSource::Discovery(p) => from_file(p, false)?,
-        };
-        Ok(raw.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()))
-    }
-}
-
-/// The fixed chain of token sources (no login session: that is the OIDC crate's).
-#[derive(Debug, Clone)]
-pub struct StaticTokens {
-    sources: Vec<TokenSource>,
-}
 
 /// The real user id, for the WLCG discovery file names.
 pub fn current_uid() -> u32 {
@@ -114,81 +21,50 @@ pub fn current_uid() -> u32 {
     unsafe { libc::getuid() }
 }
 
-impl StaticTokens {
-    /// The chain in its documented order, from the profile and the environment.
-    pub fn from_env(
-        token_file: Option<PathBuf>,
-        token_file_label: &str,
-        env: &EnvSnapshot,
-    ) -> Self {
-        let uid = current_uid();
-        let mut sources = Vec::new();
-        if let Some(p) = token_file {
-            sources.push(TokenSource::File {
-                path: p,
-                label: token_file_label.to_string(),
-            });
-        }
-        for name in ["CTADATA_TOKEN", "BEARER_TOKEN"] {
-            sources.push(TokenSource::Var {
-                name: name.into(),
-                value: env.get(name).map(str::to_string),
-            });
-        }
-        sources.push(TokenSource::VarFile {
-            name: "BEARER_TOKEN_FILE".into(),
-            path: env.get("BEARER_TOKEN_FILE").map(PathBuf::from),
-        });
-        if let Some(dir) = env.get("XDG_RUNTIME_DIR") {
-            sources.push(TokenSource::Discovery(
-                PathBuf::from(dir).join(format!("bt_u{uid}")),
-            ));
-        }
-        sources.push(TokenSource::Discovery(PathBuf::from(format!(
-            "/tmp/bt_u{uid}"
-        ))));
-        Self { sources }
-    }
+/// What to do when no source has a token.
+pub const MISSING_TOKEN_HINT: &str =
+    "give a token with --token-file FILE, or export BEARER_TOKEN / CTADATA_TOKEN";
 
-    /// A chain of exactly these sources.
-    pub fn new(sources: Vec<TokenSource>) -> Self {
-        Self { sources }
+/// The static sources in their documented order: `token_file`, `CTADATA_TOKEN`,
+/// `BEARER_TOKEN`, `BEARER_TOKEN_FILE`, then the discovery files. `session` (a login
+/// session) goes after what the user sets on purpose and before the discovery files, so a
+/// stale `/tmp/bt_u<uid>` left by another tool never shadows a login.
+pub fn token_sources(
+    token_file: Option<PathBuf>,
+    token_file_label: &str,
+    env: &EnvSnapshot,
+    session: Option<Arc<dyn TokenSource>>,
+) -> Vec<Arc<dyn TokenSource>> {
+    let uid = current_uid();
+    let mut v: Vec<Arc<dyn TokenSource>> = Vec::new();
+    if let Some(p) = token_file {
+        v.push(Arc::new(StaticSource::File {
+            path: p,
+            label: token_file_label.to_string(),
+        }));
     }
-
-    /// The first token found, with its source.
-    pub fn find(&self) -> Result<Option<BearerToken>> {
-        for s in &self.sources {
-            if let Some(t) = s.read()? {
-                tracing::debug!(source = %s.describe(), "bearer token found");
-                return Ok(Some(BearerToken::new(t, s.describe()).with_fix(s.fix())));
-            }
-        }
-        Ok(None)
+    for name in ["CTADATA_TOKEN", "BEARER_TOKEN"] {
+        v.push(Arc::new(StaticSource::Var {
+            name: name.into(),
+            value: env.get(name).map(str::to_string),
+        }));
     }
-}
-
-#[async_trait]
-impl TokenProvider for StaticTokens {
-    async fn token(&self) -> Result<BearerToken> {
-        self.find()?.ok_or_else(|| Error::Auth {
-            problem: AuthProblem::Missing,
-            message: format!(
-                "no bearer token found; tried, in order: {}",
-                self.sources().join(", ")
-            ),
-            hint: "give a token with --token-file FILE, or export BEARER_TOKEN / CTADATA_TOKEN"
-                .into(),
-        })
+    v.push(Arc::new(StaticSource::VarFile {
+        name: "BEARER_TOKEN_FILE".into(),
+        path: env.get("BEARER_TOKEN_FILE").map(PathBuf::from),
+    }));
+    if let Some(s) = session {
+        v.push(s);
     }
-
-    async fn refresh(&self, rejected: &BearerToken) -> Result<Option<BearerToken>> {
-        // Another tool may have rewritten a token file meanwhile.
-        Ok(self.find()?.filter(|t| t.token != rejected.token))
+    if let Some(dir) = env.get("XDG_RUNTIME_DIR") {
+        v.push(Arc::new(StaticSource::Discovery(
+            PathBuf::from(dir).join(format!("bt_u{uid}")),
+        )));
     }
-
-    fn sources(&self) -> Vec<String> {
-        self.sources.iter().map(TokenSource::describe).collect()
-    }
+    v.push(Arc::new(StaticSource::Discovery(PathBuf::from(format!(
+        "/tmp/bt_u{uid}"
+    )))));
+    v
 }
 
 /// Options the program passes beyond the profile.
@@ -196,8 +72,8 @@ impl TokenProvider for StaticTokens {
 pub struct DcacheOptions {
     /// `--insecure`.
     pub insecure: bool,
-    /// An extra token provider placed before the static chain's discovery part (OIDC login).
-    pub token_provider: Option<Arc<dyn TokenProvider>>,
+    /// A login session, placed in the chain after the sources the user sets on purpose.
+    pub session: Option<Arc<dyn TokenSource>>,
 }
 
 /// The WebDAV settings every door-facing backend shares: URL, trust, timeouts, jobs.
@@ -242,14 +118,15 @@ pub fn open(profile: &ResolvedProfile, env: &EnvSnapshot, opts: &DcacheOptions) 
         .get("token_file")
         .cloned()
         .unwrap_or_else(|| "token_file".into());
-    let provider: Arc<dyn TokenProvider> = match &opts.token_provider {
-        Some(p) => p.clone(),
-        None => Arc::new(StaticTokens::from_env(
+    let provider: Arc<dyn TokenProvider> = Arc::new(TokenChain::new(
+        token_sources(
             profile.profile.token_file.clone(),
             &label,
             env,
-        )),
-    };
+            opts.session.clone(),
+        ),
+        MISSING_TOKEN_HINT,
+    ));
     WebDav::new(webdav_config(
         profile,
         "dcache",
@@ -262,17 +139,24 @@ pub fn open(profile: &ResolvedProfile, env: &EnvSnapshot, opts: &DcacheOptions) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ctadata_core::credentials::TokenProvider;
 
-    fn chain(dir: &std::path::Path, vars: &[(&str, &str)]) -> StaticTokens {
+    fn chain(dir: &std::path::Path, vars: &[(&str, &str)]) -> TokenChain {
         let env = EnvSnapshot::from_pairs(vars.iter().map(|(a, b)| (a.to_string(), b.to_string())));
-        let mut s = StaticTokens::from_env(None, "token_file", &env);
-        // Point the discovery files into the test directory.
-        for src in &mut s.sources {
-            if let TokenSource::Discovery(p) = src {
-                *p = dir.join(p.file_name().unwrap());
-            }
-        }
-        s
+        // The discovery files point into the test directory.
+        let sources = token_sources(None, "token_file", &env, None)
+            .into_iter()
+            .map(|s| -> Arc<dyn TokenSource> {
+                let d = s.describe();
+                match d.strip_prefix("file ") {
+                    Some(p) => Arc::new(StaticSource::Discovery(
+                        dir.join(std::path::Path::new(p).file_name().unwrap()),
+                    )),
+                    None => s,
+                }
+            })
+            .collect();
+        TokenChain::new(sources, MISSING_TOKEN_HINT)
     }
 
     #[tokio::test]
@@ -323,7 +207,6 @@ mod tests {
         for s in ["CTADATA_TOKEN", "BEARER_TOKEN", "BEARER_TOKEN_FILE", "bt_u"] {
             assert!(msg.contains(s), "{msg}");
         }
-        assert!(!msg.contains("secret"));
         assert_eq!(e.exit_code(), ctadata_core::error::exit_code::AUTH);
         let e = chain(d.path(), &[("BEARER_TOKEN_FILE", "/nonexistent/tok")])
             .token()
