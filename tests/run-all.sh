@@ -9,7 +9,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # Real servers and peer tools the tests start or call.
-APT_PACKAGES=(curl davix nginx libnginx-mod-http-dav-ext)
+APT_PACKAGES=(curl davix openssl nginx libnginx-mod-http-dav-ext)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -1,0 +1,785 @@
+//! The WebDAV door: namespace operations, redirects to the pool, auth.
+
+use super::paths::{xml_escape, DPath};
+use super::propfind::{self, Entry, PropRequest};
+use super::respond::{
+    blocking, etag, failure, header_str, mtime, record_of, set, status_only, text,
+};
+use super::{lock, Locality, Shared, Side};
+use crate::checksum::{self, choose_digest};
+use crate::serve::{full, Body, Io};
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::io::ErrorKind;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+/// Name prefix of the pool's temporary upload files (hidden from listings).
+pub(super) const UPLOAD_TMP_PREFIX: &str = ".dcache-upload-";
+
+/// Bytes read from one door connection: a running total and the most recent bytes, enough
+/// to find where an upload's request head ended.
+#[derive(Default)]
+struct Ledger {
+    total: u64,
+    tail: Vec<u8>,
+}
+
+/// How much of the stream the ledger keeps: more than hyper ever reads ahead of a head.
+const LEDGER_TAIL: usize = 1 << 20;
+
+impl Ledger {
+    fn push(&mut self, data: &[u8]) {
+        self.total += data.len() as u64;
+        self.tail.extend_from_slice(data);
+        if self.tail.len() > 2 * LEDGER_TAIL {
+            let cut = self.tail.len() - LEDGER_TAIL;
+            self.tail.drain(..cut);
+        }
+    }
+
+    /// Stream offset just past the head of the last request `METHOD TARGET HTTP/1.x`.
+    fn head_end(&self, method: &str, target: &str) -> Option<u64> {
+        let needle = format!("{method} {target} HTTP/1.");
+        let needle = needle.as_bytes();
+        let tail = &self.tail;
+        let start = (0..tail.len().saturating_sub(needle.len() - 1))
+            .rev()
+            .find(|&i| tail[i..].starts_with(needle) && (i == 0 || tail[i - 1] == b'\n'))?;
+        let end = tail[start..].windows(4).position(|w| w == b"\r\n\r\n")? + start + 4;
+        Some(self.total - tail.len() as u64 + end as u64)
+    }
+}
+
+/// A connection whose reads are recorded in a [`Ledger`].
+struct LedgerIo {
+    inner: Box<dyn Io>,
+    ledger: Arc<Mutex<Ledger>>,
+}
+
+impl AsyncRead for LedgerIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = r {
+            let new = &buf.filled()[before..];
+            if !new.is_empty() {
+                lock(&this.ledger).push(new);
+            }
+        }
+        r
+    }
+}
+
+impl AsyncWrite for LedgerIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Per-connection state of the door.
+struct Conn {
+    ledger: Arc<Mutex<Ledger>>,
+    /// Stream offset where the unread upload's body starts, once the door answered a PUT.
+    upload_start: Mutex<Option<u64>>,
+}
+
+/// Serves one door connection. The door never reads an upload's body: after answering a
+/// `PUT` it ends the connection, reading what the client sends anyway, and counts every
+/// body byte that reached it (from the end of the `PUT` head on, whether hyper or the drain
+/// read it) in `door_body_bytes`.
+pub(super) async fn serve_connection(shared: Arc<Shared>, io: Box<dyn Io>) {
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let conn_state = Arc::new(Conn {
+        ledger: ledger.clone(),
+        upload_start: Mutex::new(None),
+    });
+    let io = LedgerIo {
+        inner: io,
+        ledger: ledger.clone(),
+    };
+    let svc = {
+        let shared = shared.clone();
+        let conn_state = conn_state.clone();
+        service_fn(move |req| {
+            let shared = shared.clone();
+            let conn_state = conn_state.clone();
+            async move { Ok::<_, Infallible>(handle(shared, &conn_state, req).await) }
+        })
+    };
+    let result = http1::Builder::new()
+        .serve_connection(TokioIo::new(io), svc)
+        .without_shutdown()
+        .await;
+    let Some(start) = *lock(&conn_state.upload_start) else {
+        return;
+    };
+    if let Ok(parts) = result {
+        let mut io = parts.io.into_inner();
+        drain_socket(&mut io).await;
+        let _ = io.shutdown().await;
+    }
+    let total = lock(&ledger).total;
+    shared
+        .counters
+        .door_body_bytes
+        .fetch_add(total.saturating_sub(start), Ordering::Relaxed);
+    shared
+        .counters
+        .pending_drains
+        .fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Reads what the client still sends (a body it did not hold back), until it stops.
+async fn drain_socket(io: &mut LedgerIo) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut buf = vec![0u8; 64 * 1024];
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_millis(300), io.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => break,
+        }
+    }
+}
+
+async fn handle(shared: Arc<Shared>, conn: &Conn, req: Request<Incoming>) -> Response<Body> {
+    shared
+        .counters
+        .door_requests
+        .fetch_add(1, Ordering::Relaxed);
+    let mut rec = record_of(Side::Door, &req);
+    let is_put = req.method() == Method::PUT;
+    let target = req.uri().to_string();
+    let mut consumed = false;
+    let mut resp = dispatch(&shared, req, &mut consumed).await;
+    if is_put && !consumed {
+        // The door never reads an upload. Like dCache after a redirect, the connection is
+        // not reused; what the client sends anyway is counted once the answer is out.
+        // (Other unread bodies are hyper's business: it drains or closes by itself.)
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        let mut start = lock(&conn.upload_start);
+        if start.is_none() {
+            let ledger = lock(&conn.ledger);
+            // The head is in the ledger's tail; if it cannot be found (it always can), count
+            // everything read from here on.
+            *start = Some(ledger.head_end("PUT", &target).unwrap_or(ledger.total));
+            shared
+                .counters
+                .pending_drains
+                .fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    rec.status = resp.status().as_u16();
+    shared.record(rec);
+    resp
+}
+
+async fn dispatch(
+    shared: &Arc<Shared>,
+    req: Request<Incoming>,
+    consumed: &mut bool,
+) -> Response<Body> {
+    if let Some((status, retry_after)) = shared.take_failure(Side::Door) {
+        return failure(status, retry_after);
+    }
+    if let Some(resp) = check_auth(shared, &req) {
+        return resp;
+    }
+    let path = match DPath::from_request(req.uri().path()) {
+        Ok(p) => p,
+        Err(e) => return text(400, e),
+    };
+    if is_forbidden(shared, &path) {
+        return text(403, "Permission denied");
+    }
+    match req.method().as_str() {
+        "OPTIONS" => options(),
+        "PROPFIND" => propfind(shared, req, path, consumed).await,
+        "GET" | "HEAD" => get_head(shared, req, path).await,
+        "PUT" => put(shared, req, path).await,
+        "MKCOL" => mkcol(shared, path).await,
+        "DELETE" => delete(shared, path).await,
+        "MOVE" | "COPY" => move_copy(shared, req, path).await,
+        _ => {
+            let mut resp = text(405, "Method not allowed");
+            set(&mut resp, header::ALLOW, ALLOW);
+            resp
+        }
+    }
+}
+
+const ALLOW: &str = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, MOVE, COPY, PROPFIND";
+
+fn is_forbidden(shared: &Shared, path: &DPath) -> bool {
+    shared
+        .forbidden
+        .as_ref()
+        .is_some_and(|f| path.starts_with(f))
+}
+
+fn check_auth(shared: &Shared, req: &Request<Incoming>) -> Option<Response<Body>> {
+    let token = lock(&shared.token).clone()?;
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or(""));
+    let challenge = match presented {
+        None => "Bearer realm=\"dCache\"",
+        Some(v) => {
+            let ok = v.split_once(' ').is_some_and(|(scheme, cred)| {
+                scheme.eq_ignore_ascii_case("bearer") && cred.trim() == token
+            });
+            if ok {
+                return None;
+            }
+            "Bearer realm=\"dCache\", error=\"invalid_token\""
+        }
+    };
+    let mut resp = text(401, "Unauthorized");
+    set(&mut resp, header::WWW_AUTHENTICATE, challenge);
+    Some(resp)
+}
+
+fn options() -> Response<Body> {
+    let mut resp = status_only(200);
+    set(&mut resp, header::ALLOW, ALLOW);
+    set(&mut resp, header::HeaderName::from_static("dav"), "1, 2");
+    resp
+}
+
+// ----- PROPFIND -----
+
+async fn propfind(
+    shared: &Arc<Shared>,
+    req: Request<Incoming>,
+    path: DPath,
+    consumed: &mut bool,
+) -> Response<Body> {
+    let depth = match header_str(&req, "depth").as_deref().map(str::trim) {
+        Some("0") => 0,
+        Some("1") => 1,
+        Some(d) if !d.eq_ignore_ascii_case("infinity") => return text(400, "Bad Depth header"),
+        _ => {
+            // Depth infinity, or no Depth (which means infinity): refused as RFC 4918 allows.
+            let mut resp = Response::new(full(
+                "<?xml version=\"1.0\" encoding=\"utf-8\" ?>\n<d:error xmlns:d=\"DAV:\"><d:propfind-finite-depth/></d:error>\n",
+            ));
+            *resp.status_mut() = StatusCode::FORBIDDEN;
+            set(
+                &mut resp,
+                header::CONTENT_TYPE,
+                "application/xml; charset=utf-8",
+            );
+            return resp;
+        }
+    };
+    *consumed = true;
+    let body = match Limited::new(req.into_body(), 1 << 20).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return text(400, "unreadable PROPFIND body"),
+    };
+    let preq = match PropRequest::parse(&body) {
+        Ok(p) => p,
+        Err(e) => return text(400, &e),
+    };
+    let (malformed, corrupt, extras, synthetic) = {
+        let f = shared.faults();
+        (
+            f.malformed_propfind,
+            f.corrupt_digest,
+            f.extra_hrefs.clone(),
+            f.synthetic.get(&path).copied().unwrap_or(0),
+        )
+    };
+    let listing = {
+        let shared = shared.clone();
+        let path = path.clone();
+        let checksums = preq.wants_checksums();
+        blocking(move || collect_entries(&shared, &path, depth, checksums)).await
+    };
+    let (is_dir, entries) = match listing {
+        Ok(x) => x,
+        Err(e) if e.kind() == ErrorKind::NotFound => return text(404, "Not found"),
+        Err(e) => return text(500, &e.to_string()),
+    };
+    let mut out = String::new();
+    if malformed {
+        out = propfind::malformed(&entries[0].href);
+        return multistatus(full(out));
+    }
+    out.push_str(&propfind::header());
+    for e in &entries {
+        propfind::render(&mut out, e, &preq, corrupt);
+    }
+    let listing_children = is_dir && depth == 1;
+    if listing_children {
+        let now = SystemTime::now();
+        for raw in &extras {
+            let is_dir = raw.ends_with('/');
+            let name = raw
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            let e = Entry {
+                href: raw.clone(),
+                name,
+                is_dir,
+                size: 1,
+                mtime: now,
+                etag: "\"extra\"".into(),
+                adler32: None,
+                locality: Locality::Online,
+            };
+            propfind::render(&mut out, &e, &preq, corrupt);
+        }
+    }
+    if !(listing_children && synthetic > 0) {
+        out.push_str(propfind::footer());
+        return multistatus(full(out));
+    }
+    // A huge synthetic listing: streamed in batches so that neither side needs it whole.
+    let (mut tx, body) = http_body_util::channel::Channel::<Bytes, std::io::Error>::new(2);
+    tokio::spawn(async move {
+        if tx.send_data(Bytes::from(out)).await.is_err() {
+            return;
+        }
+        let mtime = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut i = 0usize;
+        while i < synthetic {
+            let mut chunk = String::with_capacity(64 * 1024);
+            let end = (i + 200).min(synthetic);
+            for k in i..end {
+                let name = format!("entry-{k:07}.dat");
+                let e = Entry {
+                    href: path.child(&name).href(false),
+                    name,
+                    is_dir: false,
+                    size: 0,
+                    mtime,
+                    etag: format!("\"synthetic-{k}\""),
+                    adler32: Some("00000001".into()),
+                    locality: Locality::Online,
+                };
+                propfind::render(&mut chunk, &e, &preq, corrupt);
+            }
+            i = end;
+            if tx.send_data(Bytes::from(chunk)).await.is_err() {
+                return;
+            }
+        }
+        let _ = tx
+            .send_data(Bytes::from_static(b"</d:multistatus>\n"))
+            .await;
+    });
+    multistatus(body.boxed())
+}
+
+fn multistatus(body: Body) -> Response<Body> {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = StatusCode::MULTI_STATUS;
+    set(
+        &mut resp,
+        header::CONTENT_TYPE,
+        "application/xml; charset=utf-8",
+    );
+    resp
+}
+
+fn entry_for(shared: &Shared, path: &DPath, meta: &std::fs::Metadata, checksums: bool) -> Entry {
+    let is_dir = meta.is_dir();
+    let fs = path.fs(&shared.root);
+    Entry {
+        href: path.href(is_dir),
+        name: path.name().to_string(),
+        is_dir,
+        size: if is_dir { 0 } else { meta.len() },
+        mtime: mtime(meta),
+        etag: etag(meta),
+        adler32: if checksums && !is_dir {
+            shared.adler32(&fs).ok()
+        } else {
+            None
+        },
+        locality: shared.locality(path),
+    }
+}
+
+/// The entry itself and, for a directory at depth 1, its children sorted by name.
+fn collect_entries(
+    shared: &Shared,
+    path: &DPath,
+    depth: u8,
+    checksums: bool,
+) -> std::io::Result<(bool, Vec<Entry>)> {
+    let fs = path.fs(&shared.root);
+    let meta = std::fs::metadata(&fs)?;
+    let mut entries = vec![entry_for(shared, path, &meta, checksums)];
+    if meta.is_dir() && depth == 1 {
+        let mut names: Vec<String> = std::fs::read_dir(&fs)?
+            .filter_map(Result::ok)
+            .filter_map(|d| d.file_name().into_string().ok())
+            .filter(|n| !n.starts_with(UPLOAD_TMP_PREFIX))
+            .collect();
+        names.sort();
+        for name in names {
+            let child = path.child(&name);
+            if let Ok(m) = std::fs::metadata(child.fs(&shared.root)) {
+                entries.push(entry_for(shared, &child, &m, checksums));
+            }
+        }
+    }
+    Ok((meta.is_dir(), entries))
+}
+
+// ----- GET / HEAD -----
+
+async fn get_head(shared: &Arc<Shared>, req: Request<Incoming>, path: DPath) -> Response<Body> {
+    let fs = path.fs(&shared.root);
+    let meta = match tokio::fs::metadata(&fs).await {
+        Ok(m) => m,
+        Err(_) => return text(404, "Not found"),
+    };
+    let head = req.method() == Method::HEAD;
+    if meta.is_dir() {
+        // dCache renders an HTML page for a directory.
+        let page = {
+            let root = shared.root.clone();
+            let path = path.clone();
+            blocking(move || html_listing(&root, &path)).await
+        };
+        let mut resp = Response::new(if head {
+            crate::serve::empty()
+        } else {
+            full(page)
+        });
+        set(&mut resp, header::CONTENT_TYPE, "text/html; charset=utf-8");
+        return resp;
+    }
+    if !head {
+        let location = shared.ticket(&path, false);
+        let mut resp = status_only(307);
+        set(&mut resp, header::LOCATION, &location);
+        return resp;
+    }
+    let mut resp = status_only(200);
+    set(&mut resp, header::CONTENT_LENGTH, &meta.len().to_string());
+    set(&mut resp, header::CONTENT_TYPE, "application/octet-stream");
+    set(&mut resp, header::ETAG, &etag(&meta));
+    set(
+        &mut resp,
+        header::LAST_MODIFIED,
+        &httpdate::fmt_http_date(mtime(&meta)),
+    );
+    set(&mut resp, header::ACCEPT_RANGES, "bytes");
+    if let Some(digest) = digest_header(shared, &req, &fs).await {
+        set(
+            &mut resp,
+            header::HeaderName::from_static("digest"),
+            &digest,
+        );
+    }
+    resp
+}
+
+/// The `Digest` header value answering the request's `Want-Digest`, if any.
+pub(super) async fn digest_header<B>(
+    shared: &Arc<Shared>,
+    req: &Request<B>,
+    fs: &std::path::Path,
+) -> Option<String> {
+    let algo = choose_digest(&header_str(req, "want-digest")?)?;
+    let value = if algo == checksum::DigestAlgo::Adler32 {
+        let shared = shared.clone();
+        let fs = fs.to_path_buf();
+        blocking(move || shared.adler32(&fs)).await.ok()?
+    } else {
+        let fs = fs.to_path_buf();
+        blocking(move || checksum::file_digest(&fs, algo))
+            .await
+            .ok()?
+    };
+    let value = if shared.faults().corrupt_digest {
+        checksum::corrupt(algo, &value)
+    } else {
+        value
+    };
+    Some(format!("{}={}", algo.token(), value))
+}
+
+fn html_listing(root: &std::path::Path, path: &DPath) -> String {
+    let mut names: Vec<(String, bool)> = std::fs::read_dir(path.fs(root))
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|d| {
+                    let is_dir = d.file_type().map(|t| t.is_dir()).unwrap_or(false);
+                    d.file_name().into_string().ok().map(|n| (n, is_dir))
+                })
+                .filter(|(n, _)| !n.starts_with(UPLOAD_TMP_PREFIX))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let mut page = format!(
+        "<!DOCTYPE html>\n<html><head><title>dCache File System: {0}</title></head><body><h1>{0}</h1><table>\n",
+        xml_escape(&path.abs())
+    );
+    for (name, is_dir) in names {
+        let href = path.child(&name).href(is_dir);
+        page.push_str(&format!(
+            "<tr><td><a href=\"{}\">{}</a></td></tr>\n",
+            xml_escape(&href),
+            xml_escape(&name)
+        ));
+    }
+    page.push_str("</table></body></html>\n");
+    page
+}
+
+// ----- PUT -----
+
+async fn put(shared: &Arc<Shared>, req: Request<Incoming>, path: DPath) -> Response<Body> {
+    if shared.faults().full {
+        return text(507, "Insufficient Storage");
+    }
+    let length = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if length.is_none() {
+        return text(411, "Length Required");
+    }
+    if path.is_root() {
+        return text(405, "Cannot PUT onto a directory");
+    }
+    if let Some(resp) = check_put_target(shared, &path).await {
+        return resp;
+    }
+    let delay = *lock(&shared.redirect_delay);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let location = shared.ticket(&path, true);
+    let mut resp = status_only(307);
+    set(&mut resp, header::LOCATION, &location);
+    resp
+}
+
+/// Parent must be a directory; the target must not exist (files are write-once).
+pub(super) async fn check_put_target(shared: &Shared, path: &DPath) -> Option<Response<Body>> {
+    let parent_ok = match path.parent() {
+        Some(parent) => tokio::fs::metadata(parent.fs(&shared.root))
+            .await
+            .is_ok_and(|m| m.is_dir()),
+        None => false,
+    };
+    if !parent_ok {
+        return Some(text(409, "Conflict: parent directory does not exist"));
+    }
+    match tokio::fs::metadata(path.fs(&shared.root)).await {
+        Ok(m) if m.is_dir() => Some(text(405, "Cannot PUT onto a directory")),
+        Ok(_) => Some(text(
+            409,
+            "Conflict: file exists (dCache files are write-once: delete it first)",
+        )),
+        Err(_) => None,
+    }
+}
+
+// ----- MKCOL / DELETE / MOVE / COPY -----
+
+async fn mkcol(shared: &Arc<Shared>, path: DPath) -> Response<Body> {
+    if path.is_root() {
+        return text(405, "Method Not Allowed: exists");
+    }
+    let fs = path.fs(&shared.root);
+    let parent = path.parent().map(|p| p.fs(&shared.root));
+    blocking(move || {
+        if std::fs::symlink_metadata(&fs).is_ok() {
+            return text(405, "Method Not Allowed: exists");
+        }
+        if !parent.is_some_and(|p| p.is_dir()) {
+            return text(409, "Conflict: parent directory does not exist");
+        }
+        match std::fs::create_dir(&fs) {
+            Ok(()) => status_only(201),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                text(405, "Method Not Allowed: exists")
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => text(409, "Conflict"),
+            Err(e) => text(500, &e.to_string()),
+        }
+    })
+    .await
+}
+
+async fn delete(shared: &Arc<Shared>, path: DPath) -> Response<Body> {
+    if path.is_root() {
+        return text(403, "Permission denied");
+    }
+    let fs = path.fs(&shared.root);
+    blocking(move || {
+        let meta = match std::fs::symlink_metadata(&fs) {
+            Ok(m) => m,
+            Err(_) => return text(404, "Not found"),
+        };
+        let r = if meta.is_dir() {
+            std::fs::remove_dir_all(&fs)
+        } else {
+            std::fs::remove_file(&fs)
+        };
+        match r {
+            Ok(()) => status_only(204),
+            Err(e) => text(500, &e.to_string()),
+        }
+    })
+    .await
+}
+
+/// The path part of a `Destination` header (absolute URL or absolute path).
+fn destination_path(dest: &str) -> Result<DPath, &'static str> {
+    let rest = match dest.split_once("://") {
+        Some((_, after)) => match after.find('/') {
+            Some(i) => &after[i..],
+            None => "/",
+        },
+        None => dest,
+    };
+    let rest = rest.split(['?', '#']).next().unwrap_or("");
+    DPath::from_request(rest)
+}
+
+async fn move_copy(shared: &Arc<Shared>, req: Request<Incoming>, src: DPath) -> Response<Body> {
+    let is_move = req.method().as_str() == "MOVE";
+    let Some(dest) = header_str(&req, "destination") else {
+        return text(400, "Destination header required");
+    };
+    let dest = match destination_path(&dest) {
+        Ok(d) => d,
+        Err(e) => return text(400, e),
+    };
+    if is_forbidden(shared, &dest) {
+        return text(403, "Permission denied");
+    }
+    let overwrite =
+        !header_str(&req, "overwrite").is_some_and(|v| v.trim().eq_ignore_ascii_case("f"));
+    let shallow = header_str(&req, "depth").is_some_and(|d| d.trim() == "0");
+    if src.is_root() || dest.is_root() {
+        return text(403, "Permission denied");
+    }
+    if dest == src {
+        return text(403, "Forbidden: source and destination are the same");
+    }
+    let root = shared.root.clone();
+    blocking(move || {
+        let src_fs = src.fs(&root);
+        let dest_fs = dest.fs(&root);
+        let src_meta = match std::fs::symlink_metadata(&src_fs) {
+            Ok(m) => m,
+            Err(_) => return text(404, "Not found"),
+        };
+        if src_meta.is_dir() && dest.starts_with(&src) {
+            return text(409, "Conflict: destination inside source");
+        }
+        if !dest.parent().is_some_and(|p| p.fs(&root).is_dir()) {
+            return text(409, "Conflict: destination parent does not exist");
+        }
+        let existed = std::fs::symlink_metadata(&dest_fs).is_ok();
+        if existed {
+            if !overwrite {
+                return text(412, "Precondition Failed: destination exists");
+            }
+            let r = if dest_fs.is_dir() {
+                std::fs::remove_dir_all(&dest_fs)
+            } else {
+                std::fs::remove_file(&dest_fs)
+            };
+            if let Err(e) = r {
+                return text(500, &e.to_string());
+            }
+        }
+        let r = if is_move {
+            std::fs::rename(&src_fs, &dest_fs)
+        } else {
+            copy_tree(&src_fs, &dest_fs, shallow)
+        };
+        match r {
+            Ok(()) => status_only(if existed { 204 } else { 201 }),
+            Err(e) => text(500, &e.to_string()),
+        }
+    })
+    .await
+}
+
+fn copy_tree(src: &std::path::Path, dest: &std::path::Path, shallow: bool) -> std::io::Result<()> {
+    if src.is_dir() {
+        std::fs::create_dir(dest)?;
+        if shallow {
+            return Ok(());
+        }
+        for entry in std::fs::read_dir(src)? {
+            let entry = entry?;
+            copy_tree(&entry.path(), &dest.join(entry.file_name()), false)?;
+        }
+        Ok(())
+    } else {
+        std::fs::copy(src, dest).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations() {
+        assert_eq!(
+            destination_path("https://h:1/a/b%20c?x").unwrap().rel(),
+            "a/b c"
+        );
+        assert_eq!(destination_path("/a/b/").unwrap().rel(), "a/b");
+        assert!(destination_path("http://h/a/../../etc").is_err());
+    }
+}

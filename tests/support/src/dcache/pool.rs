@@ -1,0 +1,370 @@
+//! The pool node: serves and receives file data for single-use redirect URLs.
+
+use super::door::{check_put_target, digest_header, UPLOAD_TMP_PREFIX};
+use super::paths::DPath;
+use super::respond::{etag, failure, header_str, mtime, record_of, set, status_only, text};
+use super::{lock, Shared, Side};
+use crate::checksum::{self, choose_digest, DigestAlgo, Hasher};
+use crate::serve::{empty, Body, Io};
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::io::{ErrorKind, SeekFrom};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+/// Serves one pool connection.
+pub(super) async fn serve_connection(shared: Arc<Shared>, io: Box<dyn Io>) {
+    let svc = service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(handle(shared, req).await) }
+    });
+    let _ = http1::Builder::new()
+        .serve_connection(TokioIo::new(io), svc)
+        .await;
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    let c = &shared.counters;
+    c.pool_requests.fetch_add(1, Ordering::Relaxed);
+    if req.headers().contains_key(header::AUTHORIZATION) {
+        c.pool_auth.fetch_add(1, Ordering::Relaxed);
+    }
+    let mut rec = record_of(Side::Pool, &req);
+    let is_put = req.method() == Method::PUT;
+    let mut consumed = false;
+    let mut resp = dispatch(&shared, req, &mut consumed).await;
+    if is_put && !consumed {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    rec.status = resp.status().as_u16();
+    shared.record(rec);
+    resp
+}
+
+fn query_param(query: &str, key: &str) -> Option<String> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then(|| v.to_string())
+    })
+}
+
+async fn dispatch(
+    shared: &Arc<Shared>,
+    req: Request<Incoming>,
+    consumed: &mut bool,
+) -> Response<Body> {
+    if let Some((status, retry_after)) = shared.take_failure(Side::Pool) {
+        return failure(status, retry_after);
+    }
+    let write = match *req.method() {
+        Method::GET | Method::HEAD => false,
+        Method::PUT => true,
+        _ => return text(405, "Method not allowed on a pool"),
+    };
+    let path = match DPath::from_request(req.uri().path()) {
+        Ok(p) => p,
+        Err(e) => return text(400, e),
+    };
+    let uuid = req
+        .uri()
+        .query()
+        .and_then(|q| query_param(q, "dcache-http-uuid"));
+    let ticket = uuid.and_then(|u| lock(&shared.tickets).remove(&u));
+    let valid = ticket.is_some_and(|t| t.path == path && t.write == write);
+    if !valid {
+        shared.counters.stale_uuid.fetch_add(1, Ordering::Relaxed);
+        return text(
+            404,
+            "No such transfer (unknown or already used dcache-http-uuid)",
+        );
+    }
+    if write {
+        receive(shared, req, path, consumed).await
+    } else {
+        send(shared, req, path).await
+    }
+}
+
+enum RangeSpec {
+    Full,
+    Part(u64, u64),
+    Unsatisfiable,
+}
+
+/// A single `bytes=` range; anything else (several ranges, bad syntax) serves the whole file.
+fn parse_range(value: Option<&str>, len: u64) -> RangeSpec {
+    let Some(spec) = value.and_then(|v| v.trim().strip_prefix("bytes=")) else {
+        return RangeSpec::Full;
+    };
+    if spec.contains(',') {
+        return RangeSpec::Full;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeSpec::Full;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_empty() {
+        let Ok(n) = b.parse::<u64>() else {
+            return RangeSpec::Full;
+        };
+        if n == 0 || len == 0 {
+            return RangeSpec::Unsatisfiable;
+        }
+        return RangeSpec::Part(len.saturating_sub(n), len - 1);
+    }
+    let Ok(start) = a.parse::<u64>() else {
+        return RangeSpec::Full;
+    };
+    let end = if b.is_empty() {
+        u64::MAX
+    } else {
+        match b.parse::<u64>() {
+            Ok(e) if e >= start => e,
+            _ => return RangeSpec::Full,
+        }
+    };
+    if start >= len {
+        return RangeSpec::Unsatisfiable;
+    }
+    RangeSpec::Part(start, end.min(len - 1))
+}
+
+async fn send(shared: &Arc<Shared>, req: Request<Incoming>, path: DPath) -> Response<Body> {
+    let fs = path.fs(&shared.root);
+    let meta = match tokio::fs::metadata(&fs).await {
+        Ok(m) if m.is_file() => m,
+        _ => return text(404, "Not found"),
+    };
+    let len = meta.len();
+    let (status, start, count) = match parse_range(header_str(&req, "range").as_deref(), len) {
+        RangeSpec::Full => (200, 0, len),
+        RangeSpec::Part(s, e) => (206, s, e - s + 1),
+        RangeSpec::Unsatisfiable => {
+            let mut resp = text(416, "Range Not Satisfiable");
+            set(&mut resp, header::CONTENT_RANGE, &format!("bytes */{len}"));
+            return resp;
+        }
+    };
+    let digest = digest_header(shared, &req, &fs).await;
+    let head = req.method() == Method::HEAD;
+    let body = if head {
+        empty()
+    } else {
+        let truncate = shared.faults().truncate_next_get.take();
+        stream_file(fs, start, count, truncate)
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    set(&mut resp, header::CONTENT_LENGTH, &count.to_string());
+    set(&mut resp, header::CONTENT_TYPE, "application/octet-stream");
+    set(&mut resp, header::ACCEPT_RANGES, "bytes");
+    set(&mut resp, header::ETAG, &etag(&meta));
+    set(
+        &mut resp,
+        header::LAST_MODIFIED,
+        &httpdate::fmt_http_date(mtime(&meta)),
+    );
+    if status == 206 {
+        set(
+            &mut resp,
+            header::CONTENT_RANGE,
+            &format!("bytes {}-{}/{}", start, start + count - 1, len),
+        );
+    }
+    if let Some(d) = digest {
+        set(&mut resp, header::HeaderName::from_static("digest"), &d);
+    }
+    resp
+}
+
+/// Streams `count` bytes from `start`; with `truncate`, stops after that many bytes and
+/// breaks the connection.
+fn stream_file(fs: std::path::PathBuf, start: u64, count: u64, truncate: Option<u64>) -> Body {
+    let (mut tx, body) = http_body_util::channel::Channel::<Bytes, std::io::Error>::new(4);
+    tokio::spawn(async move {
+        let mut file = match tokio::fs::File::open(&fs).await {
+            Ok(f) => f,
+            Err(e) => return tx.abort(e),
+        };
+        if let Err(e) = file.seek(SeekFrom::Start(start)).await {
+            return tx.abort(e);
+        }
+        let limit = truncate.map_or(count, |t| t.min(count));
+        let mut sent = 0u64;
+        let mut buf = vec![0u8; 64 * 1024];
+        while sent < limit {
+            let want = ((limit - sent) as usize).min(buf.len());
+            let n = match file.read(&mut buf[..want]).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => return tx.abort(e),
+            };
+            if tx
+                .send_data(Bytes::copy_from_slice(&buf[..n]))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            sent += n as u64;
+        }
+        if sent < count {
+            // Let the bytes already handed over reach the socket, then cut the connection.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            tx.abort(std::io::Error::new(
+                ErrorKind::ConnectionAborted,
+                "truncated by the dCache double",
+            ));
+        }
+    });
+    body.boxed()
+}
+
+async fn receive(
+    shared: &Arc<Shared>,
+    req: Request<Incoming>,
+    path: DPath,
+    consumed: &mut bool,
+) -> Response<Body> {
+    if shared.faults().full {
+        return text(507, "Insufficient Storage");
+    }
+    if !req.headers().contains_key(header::CONTENT_LENGTH) {
+        return text(411, "Length Required");
+    }
+    if let Some(resp) = check_put_target(shared, &path).await {
+        return resp;
+    }
+    let want = header_str(&req, "want-digest")
+        .as_deref()
+        .and_then(choose_digest);
+    let content_md5 = header_str(&req, "content-md5").map(|v| v.trim().to_string());
+    let target = path.fs(&shared.root);
+    let temp = target.with_file_name(format!("{UPLOAD_TMP_PREFIX}{}", uuid::Uuid::new_v4()));
+    let mut file = match tokio::fs::File::create(&temp).await {
+        Ok(f) => f,
+        Err(e) => return text(500, &e.to_string()),
+    };
+    let mut adler = checksum::Adler32::new();
+    let mut md5 = (content_md5.is_some() || want == Some(DigestAlgo::Md5))
+        .then(|| Hasher::new(DigestAlgo::Md5));
+    let mut sha = (want == Some(DigestAlgo::Sha256)).then(|| Hasher::new(DigestAlgo::Sha256));
+    *consumed = true;
+    let mut body = req.into_body();
+    let mut failed = None;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Err(e) => {
+                failed = Some(e.to_string());
+                break;
+            }
+            Ok(frame) => {
+                if let Ok(data) = frame.into_data() {
+                    shared
+                        .counters
+                        .pool_body_bytes
+                        .fetch_add(data.len() as u64, Ordering::Relaxed);
+                    adler.update(&data);
+                    if let Some(h) = md5.as_mut() {
+                        h.update(&data);
+                    }
+                    if let Some(h) = sha.as_mut() {
+                        h.update(&data);
+                    }
+                    if let Err(e) = file.write_all(&data).await {
+                        failed = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    if failed.is_none() {
+        if let Err(e) = file.flush().await {
+            failed = Some(e.to_string());
+        }
+    }
+    drop(file);
+    if let Some(e) = failed {
+        let _ = tokio::fs::remove_file(&temp).await;
+        return text(400, &format!("upload failed: {e}"));
+    }
+    // Write-once: a hard link never replaces an existing name.
+    let linked = tokio::fs::hard_link(&temp, &target).await;
+    let _ = tokio::fs::remove_file(&temp).await;
+    match linked {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            return text(409, "Conflict: file exists (dCache files are write-once)")
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return text(409, "Conflict: parent directory does not exist")
+        }
+        Err(e) => return text(500, &e.to_string()),
+    }
+    if let Ok(meta) = std::fs::metadata(&target) {
+        lock(&shared.checksums).insert(target.clone(), (meta.len(), mtime(&meta), adler.hex()));
+    }
+    let md5 = md5.map(Hasher::finish);
+    if let (Some(sent), Some(actual)) = (&content_md5, &md5) {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        if b64.decode(sent).ok() != b64.decode(actual).ok() {
+            // dCache quirk: the mismatch is reported but the redirected upload stays behind.
+            return text(400, "Content-MD5 mismatch");
+        }
+    }
+    let mut resp = status_only(201);
+    if let Some(algo) = want {
+        let value = match algo {
+            DigestAlgo::Adler32 => adler.hex(),
+            DigestAlgo::Md5 => md5.unwrap_or_default(),
+            DigestAlgo::Sha256 => sha.map(Hasher::finish).unwrap_or_default(),
+        };
+        let value = if shared.faults().corrupt_digest {
+            checksum::corrupt(algo, &value)
+        } else {
+            value
+        };
+        set(
+            &mut resp,
+            header::HeaderName::from_static("digest"),
+            &format!("{}={}", algo.token(), value),
+        );
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(v: &str, len: u64) -> (u8, u64, u64) {
+        match parse_range(Some(v), len) {
+            RangeSpec::Full => (0, 0, 0),
+            RangeSpec::Part(a, b) => (1, a, b),
+            RangeSpec::Unsatisfiable => (2, 0, 0),
+        }
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(r("bytes=0-9", 100), (1, 0, 9));
+        assert_eq!(r("bytes=90-", 100), (1, 90, 99));
+        assert_eq!(r("bytes=-10", 100), (1, 90, 99));
+        assert_eq!(r("bytes=95-200", 100), (1, 95, 99));
+        assert_eq!(r("bytes=100-", 100), (2, 0, 0));
+        assert_eq!(r("bytes=0-0", 0), (2, 0, 0));
+        assert_eq!(r("bytes=0-1,5-6", 100), (0, 0, 0));
+        assert_eq!(r("items=0-1", 100), (0, 0, 0));
+    }
+}

@@ -1,0 +1,28 @@
+//! Real servers on loopback for cta-data's integration tests.
+//!
+//! * [`tls::TestCa`]: a throw-away certificate authority and a server certificate for
+//!   `localhost`, `127.0.0.1`, `127.0.0.2` and `::1`.
+//! * [`dcache::DcacheDouble`]: a double of a dCache WebDAV door (on `127.0.0.1`) and one pool
+//!   node (on `127.0.0.2`, another host as far as a client can tell), backed by a real
+//!   directory, with fault injection and a request log.
+//! * [`nginx::Nginx`]: a private nginx with the WebDAV modules serving a directory.
+//! * [`davserver::EmbeddedDav`]: the `dav-server` crate serving a directory in-process.
+//!
+//! Every server runs on its own small tokio runtime (or, for nginx, its own process), so it
+//! works from plain `#[test]` functions as well as from any `#[tokio::test]` flavour, and it is
+//! shut down when its handle is dropped.
+
+#![warn(missing_docs)]
+
+pub mod checksum;
+pub mod davserver;
+pub mod dcache;
+pub mod nginx;
+pub mod tls;
+
+mod serve;
+
+pub use davserver::EmbeddedDav;
+pub use dcache::{DcacheConfig, DcacheDouble, Locality, RequestRecord, Side, Stats};
+pub use nginx::{Nginx, NginxOptions};
+pub use tls::{ClientCert, TestCa};
