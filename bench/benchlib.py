@@ -123,7 +123,7 @@ def cmd_stats(values: list[str]) -> int:
 
 
 def cmd_table(tsv: str) -> int:
-    cols = ["case", "tool", "command", "runs", "median s", "min–max s", "MiB/s", "peak RSS MiB", "status"]
+    cols = ["case", "tool", "command", "runs", "median s", "min–max s", "MiB/s", "CPU s", "peak RSS MiB", "status"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "|".join("---" for _ in cols) + "|")
     with open(tsv) as f:

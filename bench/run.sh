@@ -26,7 +26,8 @@
 #   --no-build        use the existing target/release/cta-data
 #
 # Wall time is measured around each run with bash's $EPOCHREALTIME (ms
-# resolution); peak RSS is GNU time's %M of the tool's process (max over runs).
+# resolution); peak RSS is GNU time's %M of the tool's process (max over runs),
+# CPU s its user+sys time (%U+%S, median), which is less disturbed by other load.
 # The first run of each row is checked (sizes and sha256 of what was moved,
 # number of listed entries): a tool that fails or moves wrong data is reported
 # as FAILED or WRONG DATA instead of timed, and the script then exits 1.
@@ -176,6 +177,7 @@ TREE_TOP=10 TREE_SUB=20 TREE_PER=10          # 10 x 20 = 200 dirs, 2,000 files
 TREE_ENTRIES=$((TREE_TOP * TREE_SUB * (TREE_PER + 1)))
 
 log "work directory: $W"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 if want_case 1 || want_case 2; then
     log "generating big file: $BIG_BYTES bytes"
     python3 "$LIB" gen-file "$SRC/big.bin" "$BIG_BYTES" 1
@@ -321,10 +323,10 @@ OUT=""          # stdout of the tool (default: a log file)
 
 reset_row() { PREP=":"; CHECK=""; OKRC="0"; OUT=""; }
 
-add_row() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$RESULTS"; }
+add_row() { local IFS=$'\t'; printf '%s\n' "$*" >>"$RESULTS"; }
 
 skip_row() {  # skip_row CASE TOOL LABEL NOTE
-    add_row "$1" "$2" "$3" 0 "" "" "" "" "skipped: $4"
+    add_row "$1" "$2" "$3" 0 "" "" "" "" "" "skipped: $4"
     log "case $1 | $2 | $3: skipped ($4)"
 }
 
@@ -335,14 +337,14 @@ row() {
     [[ ${1:-} == -- ]] && shift
     ROWNUM=$((ROWNUM + 1))
     local out=${OUT:-$LOGS/row$ROWNUM.stdout} err=$LOGS/row$ROWNUM.stderr
-    local times=() rss=0 status=ok r rc t0 t1 line e m msg
+    local times=() cpus=() rss=0 status=ok r rc t0 t1 line e m u s msg
     log "case $case | $tool | $label"
     for ((r = 1; r <= RUNS; r++)); do
         if ! eval "$PREP"; then status="FAILED: preparation failed"; break; fi
         drop_caches
         t0=$EPOCHREALTIME
         set +e
-        /usr/bin/time -f '%e %M' -o "$LOGS/time.out" timeout -k 10 "$TMO" "$@" >"$out" 2>"$err"
+        /usr/bin/time -f '%e %M %U %S' -o "$LOGS/time.out" timeout -k 10 "$TMO" "$@" >"$out" 2>"$err"
         rc=$?
         set -e
         t1=$EPOCHREALTIME
@@ -360,8 +362,9 @@ row() {
             BAD=1
             break
         fi
-        read -r e m < <(tail -1 "$LOGS/time.out")
+        read -r e m u s < <(tail -1 "$LOGS/time.out")
         times+=("$(python3 -c "print(f'{$t1 - $t0:.3f}')")")
+        cpus+=("$(python3 -c "print(f'{$u + $s:.2f}')")")
         ((m > rss)) && rss=$m
         if ((r == 1)) && [[ -n $CHECK ]]; then
             if ! msg=$(eval "$CHECK" 2>&1); then
@@ -375,13 +378,14 @@ row() {
         fi
     done
     if [[ $status == ok ]]; then
-        local med mn mx rate=""
+        local med mn mx rate="" cpu
         read -r med mn mx < <(python3 "$LIB" stats "${times[@]}")
+        read -r cpu _ < <(python3 "$LIB" stats "${cpus[@]}")
         if ((bytes > 0)); then rate=$(python3 -c "print(f'{$bytes / 1048576 / max($med, 1e-9):.0f}')"); fi
-        add_row "$case" "$tool" "$label" "${#times[@]}" "$med" "$mn–$mx" "$rate" "$(python3 -c "print(f'{$rss / 1024:.1f}')")" ok
-        log "    median ${med}s (min $mn, max $mx), peak RSS $((rss / 1024)) MiB"
+        add_row "$case" "$tool" "$label" "${#times[@]}" "$med" "$mn–$mx" "$rate" "${cpu%?}" "$(python3 -c "print(f'{$rss / 1024:.1f}')")" ok
+        log "    median ${med}s (min $mn, max $mx), CPU ${cpu%?}s, peak RSS $((rss / 1024)) MiB"
     else
-        add_row "$case" "$tool" "$label" "${#times[@]}" "" "" "" "" "$status"
+        add_row "$case" "$tool" "$label" "${#times[@]}" "" "" "" "" "" "$status"
         log "    $status"
     fi
     reset_row
@@ -564,8 +568,8 @@ git -C "$REPO" diff --quiet HEAD -- 2>/dev/null || cta_rev="$cta_rev+dirty"
     echo
     echo "- server: $(nginx -v 2>&1 | sed 's/^nginx version: //') with dav-ext, http://127.0.0.1 (loopback), sendfile on"
     echo "- clients: $cta_ver (git $cta_rev, release build); $(curl -V | head -1 | cut -d' ' -f1-2); davix $(davix-get --version 2>&1 | sed -n 's/^Version: //p' | head -1); $(rclone version | head -1)"
-    echo "- machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB RAM; $CACHE_NOTE"
-    echo "- $RUNS run(s) per row; wall time median (and range) in seconds; peak RSS is the maximum over runs"
+    echo "- machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB RAM; load average $LOAD_START at start, $(cut -d' ' -f1-3 /proc/loadavg) at end; $CACHE_NOTE"
+    echo "- $RUNS run(s) per row; wall time median (and range) in seconds; CPU s: median user+sys time of the client; peak RSS: maximum over runs"
     echo "- big file: $BIG_LABEL; case 5: $SMALL_N × 64 KiB in $SMALL_DIRS dirs, $MEDIUM_N × ${MED_LABEL:-$MEDIUM_SIZE} in $MEDIUM_DIRS dirs"
     echo
     python3 "$LIB" table "$RESULTS"

@@ -8,6 +8,8 @@
 
 use std::sync::Arc;
 
+pub mod auth;
+
 pub use ctadata_core::config::{self, BackendKind, LoadOptions, ResolvedProfile};
 pub use ctadata_core::{
     transfer, ByteRange, Capabilities, Checksum, Download, Entry, EntryKind, Error, GetOptions,
@@ -27,7 +29,7 @@ pub fn open(profile: &ResolvedProfile, opts: &OpenOptions) -> Result<Arc<dyn Sto
     let env = config::EnvSnapshot::from_process();
     match profile.backend() {
         BackendKind::Dcache => {
-            let o = ctadata_dcache::DcacheOptions { insecure: opts.insecure, session: None };
+            let o = ctadata_dcache::DcacheOptions { insecure: opts.insecure };
             Ok(Arc::new(ctadata_dcache::open(profile, &env, &o)?))
         }
         BackendKind::Local => {

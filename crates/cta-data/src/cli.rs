@@ -138,6 +138,34 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Log in to the profile's identity provider (device flow); the session is stored and
+    /// refreshed when needed, no daemon.
+    #[command(visible_alias = "start-agent")]
+    Login {
+        /// Read the client secret from standard input (instead of a prompt).
+        #[arg(long, conflicts_with = "secret")]
+        secret_stdin: bool,
+        /// The client secret on the command line (old `start-agent -s`; visible to other
+        /// users in `ps`: prefer the prompt or --secret-stdin).
+        #[arg(short = 's', long, value_name = "SECRET", hide = true)]
+        secret: Option<String>,
+        /// Do not draw the QR code.
+        #[arg(long)]
+        no_qr: bool,
+    },
+    /// Revoke the session at the identity provider and delete it.
+    #[command(visible_alias = "stop-agent")]
+    Logout,
+    /// Print the access token on stdout (refreshed if needed); its validity on stderr.
+    PrintToken,
+    /// Tokens: where they come from and who they say you are.
+    Token {
+        /// What to show.
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// Remove the profile's stored client secret and session.
+    ResetConfig,
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -156,6 +184,13 @@ pub struct TransferArgs {
     /// Stop at the first failed file instead of going on with the others.
     #[arg(long)]
     pub fail_fast: bool,
+}
+
+/// `token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// The sources in order, which one is used, its subject, expiry and scopes (never the token).
+    Status,
 }
 
 /// `config` subcommands.

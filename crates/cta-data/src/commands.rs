@@ -10,7 +10,7 @@ use ctadata::transfer::{self, FileDone, Summary, TreeOptions};
 use ctadata::{Entry, Error, OpenOptions, PutOptions, RemotePath, Result, StorageBackend};
 use futures::StreamExt;
 
-use crate::cli::{Cli, Command, ConfigAction, Global, TransferArgs};
+use crate::cli::{Cli, Command, ConfigAction, Global, TokenAction, TransferArgs};
 
 /// Runs one command.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -48,6 +48,17 @@ pub async fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Command::Login {
+            secret_stdin,
+            secret,
+            no_qr,
+        } => crate::auth_cmd::login(g, &resolve(g)?, *secret_stdin, secret.clone(), *no_qr).await,
+        Command::Logout => crate::auth_cmd::logout(g, &resolve(g)?).await,
+        Command::PrintToken => crate::auth_cmd::print_token(g, &resolve(g)?).await,
+        Command::Token {
+            action: TokenAction::Status,
+        } => crate::auth_cmd::status(g, &resolve(g)?).await,
+        Command::ResetConfig => crate::auth_cmd::reset(g, &resolve(g)?),
         cmd => {
             let resolved = resolve(g)?;
             let backend = ctadata::open(
@@ -73,7 +84,7 @@ fn write_stdout(buf: &[u8]) -> Result<()> {
     }
 }
 
-fn resolve(g: &Global) -> Result<ResolvedProfile> {
+pub(crate) fn resolve(g: &Global) -> Result<ResolvedProfile> {
     let opts = LoadOptions {
         config_file: g.config.clone(),
         profile: if g.dev {
@@ -187,7 +198,14 @@ async fn run_storage(
         }
         Command::Mv { from, to, force } => backend.rename(&rp(from)?, &rp(to)?, *force).await,
         Command::Cat { path } => cat(backend, &rp(path)?).await,
-        Command::Config { .. } | Command::Completions { .. } | Command::Man => {
+        Command::Config { .. }
+        | Command::Completions { .. }
+        | Command::Man
+        | Command::Login { .. }
+        | Command::Logout
+        | Command::PrintToken
+        | Command::Token { .. }
+        | Command::ResetConfig => {
             unreachable!("handled before")
         }
     }

@@ -1,5 +1,6 @@
 //! `cta-data`: a thin command line over the `ctadata` library.
 
+mod auth_cmd;
 mod cli;
 mod commands;
 

@@ -60,6 +60,13 @@ pub struct OidcSettings {
     /// An oidc-agent account to ask with `oidc-token`, the last token source.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent_account: Option<String>,
+    /// Refresh the access token when fewer than this many seconds are left (default 60).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_u64"
+    )]
+    pub refresh_margin: Option<u64>,
 }
 
 /// One profile: a backend and its settings. Every key is optional in a layer; the

@@ -201,6 +201,11 @@ impl TokenChain {
         }
     }
 
+    /// The sources, in order.
+    pub fn source_list(&self) -> &[std::sync::Arc<dyn TokenSource>] {
+        &self.sources
+    }
+
     /// The first token found, or `None`.
     pub async fn find(&self) -> Result<Option<BearerToken>> {
         for s in &self.sources {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use ctadata_core::config::{EnvSnapshot, ResolvedProfile};
 use ctadata_core::credentials::{StaticSource, TokenChain, TokenProvider, TokenSource};
 use ctadata_core::{Error, Result};
+use ctadata_oidc::{OidcAgentSource, OidcSession, ProfileStore, SessionSettings};
 use ctadata_webdav::{Auth, TlsOptions, WebDav, WebDavConfig};
 
 /// The real user id, for the WLCG discovery file names.
@@ -34,6 +35,7 @@ pub fn token_sources(
     token_file_label: &str,
     env: &EnvSnapshot,
     session: Option<Arc<dyn TokenSource>>,
+    agent: Option<Arc<dyn TokenSource>>,
 ) -> Vec<Arc<dyn TokenSource>> {
     let uid = current_uid();
     let mut v: Vec<Arc<dyn TokenSource>> = Vec::new();
@@ -64,6 +66,9 @@ pub fn token_sources(
     v.push(Arc::new(StaticSource::Discovery(PathBuf::from(format!(
         "/tmp/bt_u{uid}"
     )))));
+    if let Some(a) = agent {
+        v.push(a);
+    }
     v
 }
 
@@ -72,8 +77,96 @@ pub fn token_sources(
 pub struct DcacheOptions {
     /// `--insecure`.
     pub insecure: bool,
-    /// A login session, placed in the chain after the sources the user sets on purpose.
-    pub session: Option<Arc<dyn TokenSource>>,
+}
+
+/// An HTTP client for the identity provider: the profile's trust, no redirects.
+pub fn provider_http(
+    profile: &ResolvedProfile,
+    env: &EnvSnapshot,
+    insecure: bool,
+) -> Result<reqwest::Client> {
+    let p = &profile.profile;
+    let tls = ctadata_webdav::tls::client_config(&TlsOptions {
+        ca_file: p.ca_file.clone(),
+        ca_dir: p
+            .ca_dir
+            .clone()
+            .or_else(|| env.get("X509_CERT_DIR").map(PathBuf::from)),
+        insecure,
+        system_roots: true,
+        client_identity: None,
+    })?;
+    reqwest::Client::builder()
+        .use_preconfigured_tls((*tls).clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(p.connect_timeout.unwrap_or(15)))
+        .timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| Error::config(format!("HTTP client setup failed: {e}"), "report this bug"))
+}
+
+/// The profile's login session, when its `[oidc]` section names an issuer and a client.
+pub fn oidc_session(
+    profile: &ResolvedProfile,
+    env: &EnvSnapshot,
+    insecure: bool,
+) -> Result<Option<Arc<OidcSession>>> {
+    let Some(o) = &profile.profile.oidc else {
+        return Ok(None);
+    };
+    let (Some(issuer), Some(client_id)) = (&o.issuer, &o.client_id) else {
+        return Ok(None);
+    };
+    let settings = SessionSettings {
+        profile: profile.name.clone(),
+        issuer: issuer.clone(),
+        client_id: client_id.clone(),
+        scope: o.scope.clone(),
+        margin: Duration::from_secs(o.refresh_margin.unwrap_or(60)),
+        http: provider_http(profile, env, insecure)?,
+    };
+    Ok(Some(OidcSession::new(
+        ProfileStore::new(&env.config_dir(), &profile.name),
+        settings,
+    )))
+}
+
+/// The whole token chain of a profile, in its documented order.
+pub fn token_chain(
+    profile: &ResolvedProfile,
+    env: &EnvSnapshot,
+    insecure: bool,
+) -> Result<TokenChain> {
+    let label = profile
+        .origins
+        .get("token_file")
+        .cloned()
+        .unwrap_or_else(|| "token_file".into());
+    let session = oidc_session(profile, env, insecure)?.map(|s| s as Arc<dyn TokenSource>);
+    let agent = profile
+        .profile
+        .oidc
+        .as_ref()
+        .and_then(|o| o.agent_account.clone())
+        .map(|a| Arc::new(OidcAgentSource::new(a)) as Arc<dyn TokenSource>);
+    let hint = if session.is_some() {
+        format!(
+            "log in with 'cta-data --profile {} login', or {MISSING_TOKEN_HINT}",
+            profile.name
+        )
+    } else {
+        MISSING_TOKEN_HINT.to_string()
+    };
+    Ok(TokenChain::new(
+        token_sources(
+            profile.profile.token_file.clone(),
+            &label,
+            env,
+            session,
+            agent,
+        ),
+        hint,
+    ))
 }
 
 /// The WebDAV settings every door-facing backend shares: URL, trust, timeouts, jobs.
@@ -113,20 +206,7 @@ pub fn webdav_config(
 
 /// Opens the dcache backend of a resolved profile.
 pub fn open(profile: &ResolvedProfile, env: &EnvSnapshot, opts: &DcacheOptions) -> Result<WebDav> {
-    let label = profile
-        .origins
-        .get("token_file")
-        .cloned()
-        .unwrap_or_else(|| "token_file".into());
-    let provider: Arc<dyn TokenProvider> = Arc::new(TokenChain::new(
-        token_sources(
-            profile.profile.token_file.clone(),
-            &label,
-            env,
-            opts.session.clone(),
-        ),
-        MISSING_TOKEN_HINT,
-    ));
+    let provider: Arc<dyn TokenProvider> = Arc::new(token_chain(profile, env, opts.insecure)?);
     WebDav::new(webdav_config(
         profile,
         "dcache",
@@ -144,7 +224,7 @@ mod tests {
     fn chain(dir: &std::path::Path, vars: &[(&str, &str)]) -> TokenChain {
         let env = EnvSnapshot::from_pairs(vars.iter().map(|(a, b)| (a.to_string(), b.to_string())));
         // The discovery files point into the test directory.
-        let sources = token_sources(None, "token_file", &env, None)
+        let sources = token_sources(None, "token_file", &env, None, None)
             .into_iter()
             .map(|s| -> Arc<dyn TokenSource> {
                 let d = s.describe();

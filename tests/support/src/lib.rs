@@ -7,10 +7,12 @@
 //!   directory, with fault injection and a request log.
 //! * [`nginx::Nginx`]: a private nginx with the WebDAV modules serving a directory.
 //! * [`davserver::EmbeddedDav`]: the `dav-server` crate serving a directory in-process.
+//! * [`oidc::OidcProvider`]: a real OpenID provider (npm `oidc-provider`, run by node) with the
+//!   device authorization grant, JWT access tokens and rotating refresh tokens, like Keycloak.
 //!
-//! Every server runs on its own small tokio runtime (or, for nginx, its own process), so it
-//! works from plain `#[test]` functions as well as from any `#[tokio::test]` flavour, and it is
-//! shut down when its handle is dropped.
+//! Every server runs on its own small tokio runtime (or, for nginx and node, its own process),
+//! so it works from plain `#[test]` functions as well as from any `#[tokio::test]` flavour, and
+//! it is shut down when its handle is dropped.
 
 #![warn(missing_docs)]
 
@@ -18,11 +20,15 @@ pub mod checksum;
 pub mod davserver;
 pub mod dcache;
 pub mod nginx;
+pub mod oidc;
 pub mod tls;
 
 mod serve;
 
 pub use davserver::EmbeddedDav;
-pub use dcache::{DcacheConfig, DcacheDouble, Locality, RequestRecord, Side, Stats};
+pub use dcache::{
+    jwt::JwtPolicy, DcacheConfig, DcacheDouble, Locality, RequestRecord, Side, Stats,
+};
 pub use nginx::{Nginx, NginxOptions};
+pub use oidc::{OidcOptions, OidcProvider, OidcStats};
 pub use tls::{ClientCert, TestCa};

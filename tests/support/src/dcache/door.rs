@@ -258,7 +258,10 @@ fn is_forbidden(shared: &Shared, path: &DPath) -> bool {
 }
 
 fn check_auth(shared: &Shared, req: &Request<Incoming>) -> Option<Response<Body>> {
-    let token = lock(&shared.token).clone()?;
+    let token = lock(&shared.token).clone();
+    if token.is_none() && shared.jwt.is_none() {
+        return None;
+    }
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -267,7 +270,12 @@ fn check_auth(shared: &Shared, req: &Request<Incoming>) -> Option<Response<Body>
         None => "Bearer realm=\"dCache\"",
         Some(v) => {
             let ok = v.split_once(' ').is_some_and(|(scheme, cred)| {
-                scheme.eq_ignore_ascii_case("bearer") && cred.trim() == token
+                scheme.eq_ignore_ascii_case("bearer")
+                    && match (&shared.jwt, &token) {
+                        (Some(policy), _) => policy.check(cred.trim()).is_ok(),
+                        (None, Some(t)) => cred.trim() == t,
+                        (None, None) => true,
+                    }
             });
             if ok {
                 return None;

@@ -26,6 +26,7 @@
 //!   API, dCache's `302` from a directory URL without `/` (the HTML page is served directly).
 
 mod door;
+pub mod jwt;
 mod paths;
 mod pool;
 mod propfind;
@@ -52,6 +53,9 @@ pub struct DcacheConfig {
     pub root: Option<PathBuf>,
     /// When set, the door requires `Authorization: Bearer <token>` on every request.
     pub token: Option<String>,
+    /// When set, the door accepts exactly the JWTs this policy accepts (signed by an
+    /// OpenID provider's keys), as dCache does with a trusted issuer.
+    pub jwt: Option<jwt::JwtPolicy>,
     /// Serve `https` (door and pool) with [`DcacheConfig::ca`] or a fresh [`TestCa`].
     pub tls: bool,
     /// The CA to take the server certificate from when `tls` is on.
@@ -185,6 +189,7 @@ struct Shared {
     door_url: String,
     pool_url: String,
     token: Mutex<Option<String>>,
+    jwt: Option<jwt::JwtPolicy>,
     forbidden: Option<DPath>,
     redirect_delay: Mutex<Duration>,
     tickets: Mutex<HashMap<String, Ticket>>,
@@ -320,6 +325,7 @@ impl DcacheDouble {
             door_url: format!("{scheme}://{door_addr}"),
             pool_url: format!("{scheme}://{pool_addr}"),
             token: Mutex::new(config.token.clone()),
+            jwt: config.jwt.clone(),
             forbidden,
             redirect_delay: Mutex::new(config.redirect_delay),
             tickets: Mutex::new(HashMap::new()),
