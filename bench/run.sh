@@ -132,7 +132,8 @@ fi
 # ------------------------------------------------------------------ build ----
 if ((BUILD)); then
     log "building: cargo build --release -p cta-data (waits if another build holds the lock)"
-    (cd "$REPO" && cargo build --release -p cta-data) >&2 || die "cargo build failed"
+    (cd "$REPO" && cargo build --release -p cta-data) >&2 ||
+        die "cargo build failed (the work tree may be mid-edit; --no-build benches the existing target/release/cta-data)"
 fi
 [[ -x $REPO/target/release/cta-data ]] || die "$REPO/target/release/cta-data not found (build it or drop --no-build)"
 
@@ -163,6 +164,7 @@ trap 'exit 130' INT TERM
 CTA_BIN=$W/bin/cta-data
 mkdir -p "$W/bin"
 cp "$REPO/target/release/cta-data" "$CTA_BIN"
+CTA_BUILT=$(date -u -r "$REPO/target/release/cta-data" +'%Y-%m-%d %H:%M UTC')
 
 SRC=$W/src          # local source data (uploads, reference for checks)
 SRV=$W/srv          # nginx root
@@ -560,14 +562,19 @@ fi
 
 # ----------------------------------------------------------------- report ----
 cta_ver=$("$CTA_BIN" --version 2>/dev/null | head -1)
-cta_rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "?")
-git -C "$REPO" diff --quiet HEAD -- 2>/dev/null || cta_rev="$cta_rev+dirty"
+if ((BUILD)); then
+    cta_rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "?")
+    git -C "$REPO" diff --quiet HEAD -- 2>/dev/null || cta_rev="$cta_rev+dirty"
+    cta_rev="git $cta_rev"
+else
+    cta_rev="--no-build: existing binary built $CTA_BUILT"
+fi
 {
     echo
     echo "## cta-data benchmark ($(date -u +'%Y-%m-%d %H:%M UTC'))"
     echo
     echo "- server: $(nginx -v 2>&1 | sed 's/^nginx version: //') with dav-ext, http://127.0.0.1 (loopback), sendfile on"
-    echo "- clients: $cta_ver (git $cta_rev, release build); $(curl -V | head -1 | cut -d' ' -f1-2); davix $(davix-get --version 2>&1 | sed -n 's/^Version: //p' | head -1); $(rclone version | head -1)"
+    echo "- clients: $cta_ver ($cta_rev, release build); $(curl -V | head -1 | cut -d' ' -f1-2); davix $(davix-get --version 2>&1 | sed -n 's/^Version: //p' | head -1); $(rclone version | head -1)"
     echo "- machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB RAM; load average $LOAD_START at start, $(cut -d' ' -f1-3 /proc/loadavg) at end; $CACHE_NOTE"
     echo "- $RUNS run(s) per row; wall time median (and range) in seconds; CPU s: median user+sys time of the client; peak RSS: maximum over runs"
     echo "- big file: $BIG_LABEL; case 5: $SMALL_N × 64 KiB in $SMALL_DIRS dirs, $MEDIUM_N × ${MED_LABEL:-$MEDIUM_SIZE} in $MEDIUM_DIRS dirs"

@@ -16,18 +16,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let storage = ctadata::open_profile(Some(&profile))?;
     std::fs::create_dir_all(&local)?;
+    let opts = transfer::TransferOptions::default();
     for entry in storage.list(&dir).await? {
         if entry.is_file() {
             let target = local.join(&entry.name);
-            let done =
-                transfer::download_file(storage.as_ref(), &entry.path, Some(&entry), &target)
-                    .await?;
-            println!(
-                "{} -> {} ({} bytes)",
-                entry.path,
-                target.display(),
-                done.bytes
-            );
+            match transfer::download_file(
+                storage.as_ref(),
+                &entry.path,
+                Some(&entry),
+                &target,
+                &opts,
+            )
+            .await?
+            {
+                transfer::FileOutcome::Done(d) => {
+                    println!(
+                        "{} -> {} ({} bytes, {})",
+                        entry.path,
+                        target.display(),
+                        d.size,
+                        d.verified.unwrap_or_else(|| "size checked".into())
+                    )
+                }
+                other => println!("{}: {other:?}", entry.path),
+            }
         } else {
             println!("{}/ (directory, skipped)", entry.path);
         }

@@ -178,12 +178,32 @@ pub enum Command {
 /// Options of get and put.
 #[derive(Debug, Args, Clone)]
 pub struct TransferArgs {
-    /// Files transferred in parallel (default: the backend's, usually 4).
+    /// Files transferred in parallel (default: the profile's `jobs`, else the backend's).
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: Option<u16>,
     /// Stop at the first failed file instead of going on with the others.
     #[arg(long)]
     pub fail_fast: bool,
+    /// Skip files already at the destination with the same size (and adler32, when the
+    /// storage knows it).
+    #[arg(long)]
+    pub skip_existing: bool,
+    /// Skip files whose copy at the destination is as new or newer.
+    #[arg(short, long)]
+    pub update: bool,
+    /// Print what would be transferred, and transfer nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Only files matching this glob ('*.h5' matches names at any depth, 'run1/**/*.fits'
+    /// paths below the source); repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Leave out files and directories matching this glob; repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Whole-file retries after network errors (each resumes where the last stopped).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub retries: u32,
 }
 
 /// `token` subcommands.

@@ -3,14 +3,15 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ctadata::config::{self, EnvSnapshot, LoadOptions, ResolvedProfile};
-use ctadata::transfer::{self, FileDone, Summary, TreeOptions};
+use ctadata::transfer::{self, FileOutcome, Filter, Summary, TransferOptions};
 use ctadata::{Entry, Error, OpenOptions, PutOptions, RemotePath, Result, StorageBackend};
 use futures::StreamExt;
 
 use crate::cli::{Cli, Command, ConfigAction, Global, TokenAction, TransferArgs};
+use crate::progress::Display;
 
 /// Runs one command.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -314,56 +315,64 @@ fn local_target(local: Option<&Path>, name: &str) -> PathBuf {
     }
 }
 
-fn tree_options(
+fn transfer_options(
+    g: &Global,
     r: &ResolvedProfile,
     backend: &dyn StorageBackend,
     t: &TransferArgs,
     overwrite: bool,
-) -> TreeOptions {
+) -> Result<(TransferOptions, Arc<Display>)> {
     let jobs = t
         .jobs
         .map(usize::from)
         .or(r.profile.jobs.map(|j| j as usize))
         .unwrap_or(backend.capabilities().default_jobs)
         .max(1);
-    TreeOptions {
+    let display = Display::new(g.quiet || g.json, g.verbose > 0);
+    let opts = TransferOptions {
         jobs,
         fail_fast: t.fail_fast,
         overwrite,
-    }
+        skip_existing: t.skip_existing,
+        update: t.update,
+        dry_run: t.dry_run,
+        filter: Filter::new(&t.include, &t.exclude)?,
+        retries: t.retries,
+        progress: display.clone(),
+        ..TransferOptions::default()
+    };
+    Ok((opts, display))
 }
 
-fn file_line(g: &Global) -> impl Fn(&FileDone) + Send + Sync {
-    let verbose = g.verbose > 0 && !g.quiet;
-    move |d: &FileDone| {
-        if verbose {
-            let check = d
-                .verified
-                .as_deref()
-                .map(|c| format!(", {c}"))
-                .unwrap_or_default();
-            eprintln!(
-                "{} <-> {} ({} bytes{check})",
-                d.remote,
-                d.local.display(),
-                d.bytes
-            );
-        }
-    }
-}
-
-fn finish(g: &Global, what: &str, summary: Summary) -> Result<()> {
+fn finish(g: &Global, what: &str, display: &Display, summary: Summary) -> Result<()> {
+    display.finish();
     if g.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&summary).unwrap_or_default()
         );
     } else if !g.quiet {
-        for f in &summary.failures {
-            eprintln!("failed: {}: {}", f.path, f.reason);
+        if !summary.failures.is_empty() {
+            eprintln!("{} failed:", summary.failures.len());
         }
+        for f in &summary.failures {
+            eprintln!("  {}: {}", f.path, f.reason);
+        }
+        let resumed = if summary.resumed_bytes > 0 {
+            format!(
+                " (+{} resumed)",
+                transfer::human_bytes(summary.resumed_bytes)
+            )
+        } else {
+            String::new()
+        };
+        let planned = if summary.planned > 0 {
+            format!("{} files would be transferred, ", summary.planned)
+        } else {
+            String::new()
+        };
         eprintln!(
-            "{what}: {} files ({}), {} directories, {} skipped, {} failed in {:.1} s ({})",
+            "{what}: {planned}{} files ({}{resumed}), {} directories, {} skipped, {} failed in {:.1} s ({})",
             summary.transferred,
             transfer::human_bytes(summary.bytes),
             summary.directories,
@@ -376,6 +385,23 @@ fn finish(g: &Global, what: &str, summary: Summary) -> Result<()> {
     summary.into_result().map(|_| ())
 }
 
+/// One file's outcome as a summary, so single files and trees report alike.
+fn single(outcome: FileOutcome, started: Instant) -> Summary {
+    let mut s = Summary::default();
+    match &outcome {
+        FileOutcome::Done(d) => {
+            s.transferred = 1;
+            s.bytes = d.bytes;
+            s.resumed_bytes = d.resumed_from;
+        }
+        FileOutcome::Skipped { .. } => s.skipped = 1,
+        FileOutcome::Planned { .. } => s.planned = 1,
+        FileOutcome::Failed { .. } => {}
+    }
+    s.seconds = started.elapsed().as_secs_f64();
+    s
+}
+
 async fn get(
     g: &Global,
     r: &ResolvedProfile,
@@ -385,6 +411,7 @@ async fn get(
     recursive: bool,
     t: &TransferArgs,
 ) -> Result<()> {
+    let started = Instant::now();
     let entry = backend.stat(remote).await?;
     let name = if remote.is_root() {
         "storage-root"
@@ -392,6 +419,7 @@ async fn get(
         remote.name()
     };
     let target = local_target(local, name);
+    let (opts, display) = transfer_options(g, r, backend.as_ref(), t, true)?;
     if entry.is_dir() {
         if !recursive {
             return Err(Error::usage(
@@ -402,10 +430,8 @@ async fn get(
                 ),
             ));
         }
-        let opts = tree_options(r, backend.as_ref(), t, true);
-        let summary =
-            transfer::download_tree(backend, remote, &target, &opts, &file_line(g)).await?;
-        return finish(g, "downloaded", summary);
+        let summary = transfer::download_tree(backend, remote, &target, &opts).await?;
+        return finish(g, "downloaded", &display, summary);
     }
     if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !parent.is_dir() {
@@ -415,9 +441,12 @@ async fn get(
             });
         }
     }
-    let done = transfer::download_file(backend.as_ref(), remote, Some(&entry), &target).await?;
-    report_single(g, "downloaded", &done);
-    Ok(())
+    opts.progress.discovered(1, entry.size.unwrap_or(0));
+    let outcome =
+        transfer::download_file(backend.as_ref(), remote, Some(&entry), &target, &opts).await;
+    display.finish();
+    let outcome = outcome?;
+    report_single(g, "downloaded", &outcome, started)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -431,11 +460,14 @@ async fn put(
     force: bool,
     t: &TransferArgs,
 ) -> Result<()> {
+    let started = Instant::now();
     let md = std::fs::metadata(local).map_err(|e| Error::local("read", local, e))?;
     let mut remote = rp(remote_raw)?;
+    let existing = backend.stat(&remote).await.ok();
     let into_dir = remote_raw.ends_with('/')
         || remote.is_root()
-        || matches!(backend.stat(&remote).await, Ok(e) if e.is_dir());
+        || existing.as_ref().is_some_and(|e| e.is_dir());
+    let mut existing = if into_dir { None } else { existing };
     if into_dir {
         // Only needed here: `put -r . dest` names the remote in full.
         let local_name = local.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
@@ -445,7 +477,11 @@ async fn put(
             )
         })?;
         remote = remote.join(local_name)?;
+        if !md.is_dir() {
+            existing = backend.stat(&remote).await.ok();
+        }
     }
+    let (opts, display) = transfer_options(g, r, backend.as_ref(), t, force)?;
     if md.is_dir() {
         if !recursive {
             return Err(Error::usage(
@@ -456,39 +492,77 @@ async fn put(
                 ),
             ));
         }
-        let opts = tree_options(r, backend.as_ref(), t, force);
-        let summary = transfer::upload_tree(backend, local, &remote, &opts, &file_line(g)).await?;
-        return finish(g, "uploaded", summary);
+        let summary = transfer::upload_tree(backend, local, &remote, &opts).await?;
+        return finish(g, "uploaded", &display, summary);
     }
-    let opts = PutOptions {
-        overwrite: force,
-        create_parents: true,
-        checksum: None,
+    // The same rules as a tree upload, for one file.
+    let skip = match &existing {
+        Some(e) if e.is_file() && t.skip_existing && e.size == Some(md.len()) => {
+            Some("same size".to_string())
+        }
+        Some(e)
+            if e.is_file()
+                && t.update
+                && e.mtime.zip(md.modified().ok()).is_some_and(|(r, l)| r >= l) =>
+        {
+            Some("the remote copy is as new or newer".to_string())
+        }
+        _ => None,
     };
-    let done = transfer::upload_file(backend.as_ref(), local, &remote, opts).await?;
-    report_single(g, "uploaded", &done);
-    Ok(())
+    let outcome = match skip {
+        Some(reason) => FileOutcome::Skipped { reason },
+        None => {
+            let put = PutOptions {
+                overwrite: force || t.update,
+                create_parents: true,
+                checksum: None,
+                known_absent: false,
+            };
+            opts.progress.discovered(1, md.len());
+            let r = transfer::upload_file(backend.as_ref(), local, &remote, put, &opts).await;
+            display.finish();
+            r?
+        }
+    };
+    report_single(g, "uploaded", &outcome, started)
 }
 
-fn report_single(g: &Global, what: &str, d: &FileDone) {
+fn report_single(g: &Global, what: &str, outcome: &FileOutcome, started: Instant) -> Result<()> {
     if g.json {
-        println!("{}", serde_json::to_string_pretty(d).unwrap_or_default());
-    } else if !g.quiet {
-        let check = d
-            .verified
-            .as_deref()
-            .map(|c| format!(", {c}"))
-            .unwrap_or_default();
-        let (from, to) = if what == "uploaded" {
-            (d.local.display().to_string(), d.remote.clone())
-        } else {
-            (d.remote.clone(), d.local.display().to_string())
-        };
-        eprintln!(
-            "{what} {from} -> {to} ({}{check})",
-            transfer::human_bytes(d.bytes)
+        println!(
+            "{}",
+            serde_json::to_string_pretty(outcome).unwrap_or_default()
         );
+        return single(outcome.clone(), started).into_result().map(|_| ());
     }
+    if !g.quiet {
+        match outcome {
+            FileOutcome::Done(d) => {
+                let check = d
+                    .verified
+                    .as_deref()
+                    .map(|c| format!(", {c}"))
+                    .unwrap_or_default();
+                let resumed = if d.resumed_from > 0 {
+                    format!(", resumed at {}", transfer::human_bytes(d.resumed_from))
+                } else {
+                    String::new()
+                };
+                let (from, to) = if what == "uploaded" {
+                    (d.local.display().to_string(), d.remote.clone())
+                } else {
+                    (d.remote.clone(), d.local.display().to_string())
+                };
+                eprintln!(
+                    "{what} {from} -> {to} ({}{resumed}{check})",
+                    transfer::human_bytes(d.size)
+                );
+            }
+            FileOutcome::Skipped { reason } => eprintln!("skipped: {reason}"),
+            FileOutcome::Planned { .. } | FileOutcome::Failed { .. } => {}
+        }
+    }
+    Ok(())
 }
 
 async fn cat(backend: Arc<dyn StorageBackend>, path: &RemotePath) -> Result<()> {

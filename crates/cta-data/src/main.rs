@@ -3,6 +3,7 @@
 mod auth_cmd;
 mod cli;
 mod commands;
+mod progress;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -81,7 +82,7 @@ fn init_logging(g: &cli::Global) {
         .unwrap_or_else(|| EnvFilter::new(format!("{level},hyper=warn,reqwest=warn,rustls=warn")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| progress::LogWriter)
         .with_target(g.verbose >= 2)
         .without_time()
         .try_init();

@@ -2,69 +2,20 @@
 //! (oidc-provider on Node) and the dCache door double, which accepts exactly the JWTs
 //! signed by that provider's keys.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command as StdCommand, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::cargo_bin;
-use ctadata_testsupport::oidc::AUDIENCE;
-use ctadata_testsupport::{DcacheConfig, DcacheDouble, JwtPolicy, OidcOptions, OidcProvider};
-use tempfile::TempDir;
+use common::{assert_ok, err, out, World, AUTH};
+use ctadata_testsupport::OidcOptions;
 
-const AUTH: i32 = 4;
 const TRANSPORT: i32 = 9;
 
-struct World {
-    tmp: TempDir,
-    idp: OidcProvider,
-    door: DcacheDouble,
-}
-
 impl World {
-    fn new(opts: OidcOptions) -> World {
-        let idp = OidcProvider::start(opts).expect("oidc-provider (tests/run-all.sh installs it)");
-        let policy = JwtPolicy::from_jwks(&idp.jwks(), &idp.issuer(), AUDIENCE).unwrap();
-        let door = DcacheDouble::start(DcacheConfig {
-            jwt: Some(policy),
-            ..Default::default()
-        });
-        door.put_file("/cta/hello.txt", b"hello\n");
-        let w = World {
-            tmp: TempDir::new().unwrap(),
-            idp,
-            door,
-        };
-        std::fs::create_dir_all(w.path("home/.config")).unwrap();
-        w.write_config(&w.idp.issuer(), w.idp.client_id());
-        w
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.tmp.path().join(rel)
-    }
-
-    fn write_config(&self, issuer: &str, client_id: &str) {
-        let cfg = format!(
-            "[profiles.door]\nbackend = \"dcache\"\nurl = \"{}\"\n[profiles.door.oidc]\nissuer = \"{issuer}\"\nclient_id = \"{client_id}\"\nscope = \"openid offline_access\"\nrefresh_margin = 1\n",
-            self.door.url()
-        );
-        std::fs::write(self.path("config.toml"), cfg).unwrap();
-    }
-
-    fn cmd(&self) -> StdCommand {
-        let mut c = StdCommand::new(cargo_bin("cta-data"));
-        c.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.path("home"))
-            .env("XDG_CONFIG_HOME", self.path("home/.config"))
-            .env("XDG_RUNTIME_DIR", self.path("home/run"))
-            .arg("--config")
-            .arg(self.path("config.toml"))
-            .args(["--profile", "door"]);
-        c
-    }
-
     fn run(&self, args: &[&str]) -> Output {
         self.cmd().args(args).stdin(Stdio::null()).output().unwrap()
     }
@@ -116,18 +67,6 @@ impl World {
     fn session_file(&self) -> PathBuf {
         self.path("home/.config/cta-data/profiles/door/session.json")
     }
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn assert_ok(o: &Output) {
-    assert!(o.status.success(), "exit {:?}: {}", o.status.code(), err(o));
 }
 
 fn short_lived() -> OidcOptions {

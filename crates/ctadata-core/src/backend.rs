@@ -108,11 +108,15 @@ enum UploadSource {
     Factory(StreamFactory),
 }
 
+/// Called with the size of each block as it is read for sending.
+pub type ReadHook = Arc<dyn Fn(u64) + Send + Sync>;
+
 /// A replayable upload body of known length.
 #[derive(Clone)]
 pub struct Upload {
     source: UploadSource,
     len: u64,
+    on_read: Option<ReadHook>,
 }
 
 /// Block size for reading local files: large blocks keep system calls few.
@@ -134,6 +138,7 @@ impl Upload {
         Ok(Self {
             len: meta.len(),
             source: UploadSource::File(path),
+            on_read: None,
         })
     }
 
@@ -143,6 +148,7 @@ impl Upload {
         Self {
             len: bytes.len() as u64,
             source: UploadSource::Bytes(bytes),
+            on_read: None,
         }
     }
 
@@ -151,7 +157,14 @@ impl Upload {
         Self {
             len,
             source: UploadSource::Factory(factory),
+            on_read: None,
         }
+    }
+
+    /// Reports each block read for sending to `hook` (progress bars).
+    pub fn with_read_hook(mut self, hook: ReadHook) -> Self {
+        self.on_read = Some(hook);
+        self
     }
 
     /// The body's length in bytes.
@@ -174,6 +187,20 @@ impl Upload {
 
     /// Opens the body from its start.
     pub async fn open(&self) -> Result<ByteStream> {
+        let stream = self.open_raw().await?;
+        Ok(match self.on_read.clone() {
+            None => stream,
+            Some(hook) => stream
+                .inspect(move |r| {
+                    if let Ok(b) = r {
+                        hook(b.len() as u64);
+                    }
+                })
+                .boxed(),
+        })
+    }
+
+    async fn open_raw(&self) -> Result<ByteStream> {
         match &self.source {
             UploadSource::Bytes(b) => {
                 let b = b.clone();
@@ -216,6 +243,9 @@ pub struct PutOptions {
     pub create_parents: bool,
     /// A checksum of the body known in advance, to be checked by the server when it can.
     pub checksum: Option<Checksum>,
+    /// The caller has just listed the parent and the file was not there: the backend
+    /// may skip its own existence check (saves a request per file in tree uploads).
+    pub known_absent: bool,
 }
 
 /// What a write achieved.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ctadata_core::config::{EnvSnapshot, LoadOptions};
-use ctadata_core::transfer::{self, TreeOptions};
+use ctadata_core::transfer::{self, FileOutcome, TransferOptions};
 use ctadata_core::{Error, GetOptions, Locality, PutOptions, RemotePath, StorageBackend, Upload};
 use ctadata_testsupport::{DcacheConfig, DcacheDouble, Side};
 use futures::TryStreamExt;
@@ -115,9 +115,20 @@ async fn uploads_wait_for_the_redirect_and_send_the_body_only_to_the_pool() {
     // Downloads follow the redirect, without the token, and are verified with the digest.
     d.reset_stats();
     let target = dir.path().join("back.bin");
-    let done = transfer::download_file(b.as_ref(), &rp("cta/run/a.bin"), None, &target)
-        .await
-        .unwrap();
+    let FileOutcome::Done(done) = transfer::download_file(
+        b.as_ref(),
+        &rp("cta/run/a.bin"),
+        None,
+        &target,
+        &TransferOptions {
+            retries: 0,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap() else {
+        panic!("not downloaded")
+    };
     assert_eq!(std::fs::read(&target).unwrap(), bytes);
     assert!(
         done.verified
@@ -206,9 +217,18 @@ async fn a_wrong_digest_never_replaces_the_old_file() {
     let target = dir.path().join("f.bin");
     std::fs::write(&target, b"the good old file").unwrap();
     d.corrupt_digest(true);
-    let e = transfer::download_file(b.as_ref(), &rp("cta/f.bin"), None, &target)
-        .await
-        .unwrap_err();
+    let e = transfer::download_file(
+        b.as_ref(),
+        &rp("cta/f.bin"),
+        None,
+        &target,
+        &TransferOptions {
+            retries: 0,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(e, Error::Integrity { .. }), "{e}");
     assert!(e.to_string().contains("/cta/f.bin"), "{e}");
     assert_eq!(std::fs::read(&target).unwrap(), b"the good old file");
@@ -242,9 +262,18 @@ async fn a_body_shorter_than_its_length_is_an_error_and_keeps_the_old_file() {
     let target = dir.path().join("f.bin");
     std::fs::write(&target, b"old").unwrap();
     d.truncate_next_get(40_000);
-    let e = transfer::download_file(b.as_ref(), &rp("cta/f.bin"), None, &target)
-        .await
-        .unwrap_err();
+    let e = transfer::download_file(
+        b.as_ref(),
+        &rp("cta/f.bin"),
+        None,
+        &target,
+        &TransferOptions {
+            retries: 0,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(e, Error::Transport { .. } | Error::Integrity { .. }),
         "{e}"
@@ -343,8 +372,7 @@ async fn hrefs_outside_the_directory_are_ignored_and_nothing_escapes() {
         b.clone(),
         &rp("cta/tree"),
         &target,
-        &TreeOptions::default(),
-        &|_| {},
+        &TransferOptions::default(),
     )
     .await
     .unwrap();

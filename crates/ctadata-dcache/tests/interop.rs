@@ -6,7 +6,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use ctadata_core::config::{EnvSnapshot, LoadOptions};
-use ctadata_core::transfer::{self, TreeOptions};
+use ctadata_core::transfer::{self, TransferOptions};
 use ctadata_core::{PutOptions, RemotePath, StorageBackend, Upload};
 use ctadata_testsupport::Nginx;
 
@@ -133,8 +133,7 @@ async fn cta_data_reads_a_tree_written_by_curl_and_davix() {
         b,
         &RemotePath::parse("tree").unwrap(),
         &out,
-        &TreeOptions::default(),
-        &|_| {},
+        &TransferOptions::default(),
     )
     .await
     .unwrap();

@@ -78,6 +78,8 @@ pub struct WebDav {
     base: Base,
     http: reqwest::Client,
     tls: Arc<rustls::ClientConfig>,
+    /// Learned: this server answers HEAD without a `Digest`.
+    no_digest: std::sync::atomic::AtomicBool,
 }
 
 const MAX_REDIRECTS: usize = 10;
@@ -124,6 +126,7 @@ impl WebDav {
             base,
             http,
             tls,
+            no_digest: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -444,7 +447,11 @@ impl WebDav {
     }
 
     /// One PUT, door then pool: the body goes only where the server says, once.
-    async fn put_once(&self, path: &RemotePath, body: &Upload) -> Result<(u64, Checksum)> {
+    async fn put_once(
+        &self,
+        path: &RemotePath,
+        body: &Upload,
+    ) -> Result<(u64, Checksum, Vec<Checksum>)> {
         let mut url = self.base.url_for(path, false);
         let mut token = self.token().await?;
         let mut refreshed = false;
@@ -476,7 +483,15 @@ impl WebDav {
                     answer,
                     bytes,
                     adler32,
-                }) if (200..300).contains(&answer.status) => return Ok((bytes, adler32)),
+                }) if (200..300).contains(&answer.status) => {
+                    let sums = answer
+                        .headers
+                        .iter()
+                        .filter(|(k, _)| k == "digest")
+                        .flat_map(|(_, v)| parse_digest(v))
+                        .collect();
+                    return Ok((bytes, adler32, sums));
+                }
                 Ok(RawOutcome::Sent { answer, .. }) | Ok(RawOutcome::Answered(answer)) => answer,
                 Err(e) if e.is_transient() && attempt < self.cfg.retry.max_retries => {
                     tokio::time::sleep(self.cfg.retry.delay(attempt, None)).await;
@@ -830,7 +845,11 @@ impl StorageBackend for WebDav {
                 self.mkdir(&parent, true).await?;
             }
         }
-        let existing = self.exists(path).await?;
+        let existing = if opts.known_absent {
+            None
+        } else {
+            self.exists(path).await?
+        };
         let upload_path = match &existing {
             Some(e) if e.is_dir() => {
                 return Err(Error::conflict(
@@ -855,7 +874,7 @@ impl StorageBackend for WebDav {
             None => path.clone(),
         };
         let result = async {
-            let (bytes, sent_sum) = match self.put_once(&upload_path, &body).await {
+            let (bytes, sent_sum, answer_sums) = match self.put_once(&upload_path, &body).await {
                 Ok(x) => x,
                 // Servers disagree on how to say "no parent" (409, nginx 500): ask.
                 Err(e @ (Error::Protocol { .. } | Error::NotFound { .. })) => {
@@ -871,10 +890,26 @@ impl StorageBackend for WebDav {
                 }
                 Err(e) => return Err(e),
             };
-            let (len, sums) = self.head_digest(&upload_path).await?;
-            if let Some(l) = len.filter(|&l| l != bytes && l != 0) {
-                return Err(Error::Integrity { path: path.to_string(), message: format!("sent {bytes} bytes but the server stored {l}; the remote copy was removed") });
-            }
+            // The server's checksum of what it stored: from the PUT's answer when it sent
+            // one, else from a HEAD (skipped once a server has shown it never gives one).
+            let sums = if Checksum::find(&answer_sums, &ChecksumAlgorithm::Adler32).is_some() {
+                answer_sums
+            } else if self.no_digest.load(std::sync::atomic::Ordering::Relaxed) {
+                Vec::new()
+            } else {
+                let (len, sums) = self.head_digest(&upload_path).await?;
+                if let Some(l) = len.filter(|&l| l != bytes && l != 0) {
+                    return Err(Error::Integrity {
+                        path: path.to_string(),
+                        message: format!("sent {bytes} bytes but the server stored {l}; the remote copy was removed"),
+                    });
+                }
+                if sums.is_empty() {
+                    tracing::debug!("the server gives no Digest: later uploads rely on its status and length");
+                    self.no_digest.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                sums
+            };
             let mut verified = Vec::new();
             if let Some(server) = Checksum::find(&sums, &ChecksumAlgorithm::Adler32) {
                 if server.value != sent_sum.value {

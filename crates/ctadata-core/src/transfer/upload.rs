@@ -1,0 +1,333 @@
+//! Uploads: one file, and whole trees with the remote side listed once up front.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use futures::StreamExt;
+
+use super::{walk, FileDone, FileOutcome, Summary, TransferOptions};
+use crate::backend::{PutOptions, StorageBackend, Upload};
+use crate::checksum::{Checksum, ChecksumAlgorithm};
+use crate::entry::Entry;
+use crate::error::{Error, Result};
+use crate::path::RemotePath;
+
+/// Uploads one local file (retried after transient errors).
+pub async fn upload_file(
+    backend: &dyn StorageBackend,
+    local: &Path,
+    remote: &RemotePath,
+    put: PutOptions,
+    opts: &TransferOptions,
+) -> Result<FileOutcome> {
+    let name = local.display().to_string();
+    if opts.dry_run {
+        let bytes = tokio::fs::metadata(local).await.ok().map(|m| m.len());
+        let o = FileOutcome::Planned { bytes };
+        opts.progress.finished(&name, &o);
+        return Ok(o);
+    }
+    let mut attempt = 0u32;
+    loop {
+        let progress = opts.progress.clone();
+        let hook_name = name.clone();
+        let body = Upload::from_file(local)
+            .await?
+            .with_read_hook(Arc::new(move |n| progress.advanced(&hook_name, n)));
+        opts.progress.started(&name, Some(body.len()), 0);
+        match backend.put(remote, body, put.clone()).await {
+            Ok(out) => {
+                let o = FileOutcome::Done(FileDone {
+                    remote: out.path.to_string(),
+                    local: local.to_path_buf(),
+                    bytes: out.size,
+                    size: out.size,
+                    resumed_from: 0,
+                    verified: out.checksums.first().map(|c| c.to_string()),
+                });
+                opts.progress.finished(&name, &o);
+                return Ok(o);
+            }
+            Err(e) if e.is_transient() && attempt < opts.retries => {
+                attempt += 1;
+                let pause = opts.retry_delay.saturating_mul(1 << (attempt - 1).min(6));
+                tracing::warn!(path = %name, attempt, "{e}; trying again in {:.0} s", pause.as_secs_f64());
+                tokio::time::sleep(pause).await;
+            }
+            Err(e) => {
+                opts.progress.finished(
+                    &name,
+                    &FileOutcome::Failed {
+                        reason: e.to_string(),
+                    },
+                );
+                return Err(e);
+            }
+        }
+    }
+}
+
+struct LocalFile {
+    rel: String,
+    size: u64,
+    mtime: Option<SystemTime>,
+}
+
+struct Scan {
+    dirs: Vec<String>,
+    files: Vec<LocalFile>,
+    skipped: Vec<(PathBuf, String)>,
+}
+
+/// Lists a local tree: directories (parents first), files, and what was skipped
+/// (symlinks, special files, names that are not UTF-8, filtered out).
+fn scan_local(base: &Path, opts: &TransferOptions) -> Result<Scan> {
+    let mut scan = Scan {
+        dirs: Vec::new(),
+        files: Vec::new(),
+        skipped: Vec::new(),
+    };
+    let mut queue = VecDeque::from([(base.to_path_buf(), String::new())]);
+    while let Some((dir, rel)) = queue.pop_front() {
+        let rd = std::fs::read_dir(&dir).map_err(|e| Error::local("read directory", &dir, e))?;
+        let mut children: Vec<_> = rd.filter_map(|e| e.ok()).collect();
+        children.sort_by_key(|e| e.file_name());
+        for child in children {
+            let path = child.path();
+            let Some(name) = child.file_name().to_str().map(str::to_string) else {
+                scan.skipped
+                    .push((path, "the name is not valid UTF-8".into()));
+                continue;
+            };
+            let child_rel = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            match child.file_type() {
+                Ok(t) if t.is_dir() => {
+                    if opts.filter.dir(&child_rel) {
+                        scan.dirs.push(child_rel.clone());
+                        queue.push_back((path, child_rel));
+                    }
+                }
+                Ok(t) if t.is_file() => {
+                    if !opts.filter.file(&child_rel) {
+                        continue;
+                    }
+                    let md = child.metadata().ok();
+                    scan.files.push(LocalFile {
+                        rel: child_rel,
+                        size: md.as_ref().map(|m| m.len()).unwrap_or(0),
+                        mtime: md.and_then(|m| m.modified().ok()),
+                    });
+                }
+                Ok(t) if t.is_symlink() => scan
+                    .skipped
+                    .push((path, "symbolic links are not followed".into())),
+                _ => scan
+                    .skipped
+                    .push((path, "not a regular file or directory".into())),
+            }
+        }
+    }
+    Ok(scan)
+}
+
+/// What is already at the destination, by path relative to `root`.
+async fn remote_index(
+    backend: &Arc<dyn StorageBackend>,
+    root: &RemotePath,
+    jobs: usize,
+) -> Result<Option<HashMap<String, Entry>>> {
+    match backend.stat(root).await {
+        Err(Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+        Ok(e) if !e.is_dir() => {
+            return Err(Error::conflict(
+                root,
+                "a file is there, not a directory",
+                "choose a directory as the destination",
+            ));
+        }
+        Ok(_) => {}
+    }
+    let mut map = HashMap::new();
+    let mut s = walk(backend.clone(), root.clone(), jobs.clamp(2, 8));
+    while let Some(e) = s.next().await {
+        let e = e?;
+        if let Some(rel) = e.path.strip_prefix(root) {
+            map.insert(rel.to_string(), e);
+        }
+    }
+    Ok(Some(map))
+}
+
+enum Plan {
+    Put(PutOptions),
+    Skip(String),
+    Refuse(Error),
+}
+
+async fn plan(
+    local: &Path,
+    f: &LocalFile,
+    remote_path: &RemotePath,
+    existing: Option<&Entry>,
+    opts: &TransferOptions,
+) -> Result<Plan> {
+    let Some(r) = existing else {
+        return Ok(Plan::Put(PutOptions {
+            overwrite: false,
+            create_parents: false,
+            checksum: None,
+            known_absent: true,
+        }));
+    };
+    if r.is_dir() {
+        return Ok(Plan::Refuse(Error::conflict(
+            remote_path,
+            "a directory is there",
+            "rename the local file or remove the remote directory",
+        )));
+    }
+    let replace = PutOptions {
+        overwrite: true,
+        create_parents: false,
+        checksum: None,
+        known_absent: false,
+    };
+    if opts.skip_existing && r.size == Some(f.size) {
+        if let Some(want) = Checksum::find(&r.checksums, &ChecksumAlgorithm::Adler32) {
+            let have = super::local_adler32(&local.join(&f.rel)).await?;
+            if have.value == want.value {
+                return Ok(Plan::Skip("same size and adler32".into()));
+            }
+        } else {
+            return Ok(Plan::Skip("same size".into()));
+        }
+    }
+    if opts.update {
+        if let (Some(rm), Some(lm)) = (r.mtime, f.mtime) {
+            if rm >= lm {
+                return Ok(Plan::Skip("the remote copy is as new or newer".into()));
+            }
+        }
+        return Ok(Plan::Put(replace));
+    }
+    if opts.overwrite {
+        return Ok(Plan::Put(replace));
+    }
+    Ok(Plan::Refuse(Error::conflict(
+        remote_path,
+        "a file is already there",
+        "pass --force to replace it, or --skip-existing / --update to keep it",
+    )))
+}
+
+/// Uploads the local tree `local` into `root` (created with its parents if needed).
+pub async fn upload_tree(
+    backend: Arc<dyn StorageBackend>,
+    local: &Path,
+    root: &RemotePath,
+    opts: &TransferOptions,
+) -> Result<Summary> {
+    let started = Instant::now();
+    let mut summary = Summary::default();
+    let scan = {
+        let (l, o) = (local.to_path_buf(), opts.clone());
+        tokio::task::spawn_blocking(move || scan_local(&l, &o))
+            .await
+            .map_err(|e| Error::local("scan", local, std::io::Error::other(e)))??
+    };
+    for (path, why) in &scan.skipped {
+        tracing::warn!(path = %path.display(), "skipped: {why}");
+        opts.progress.finished(
+            &path.display().to_string(),
+            &FileOutcome::Skipped {
+                reason: why.clone(),
+            },
+        );
+    }
+    summary.skipped = scan.skipped.len();
+    opts.progress.discovered(
+        scan.files.len() as u64,
+        scan.files.iter().map(|f| f.size).sum(),
+    );
+
+    // One recursive listing of the destination instead of a request per file.
+    let index = remote_index(&backend, root, opts.jobs).await?;
+    if index.is_none() && !opts.dry_run {
+        backend.mkdir(root, true).await?;
+    }
+    let index = index.unwrap_or_default();
+    for rel in &scan.dirs {
+        if index.get(rel).is_some_and(|e| e.is_dir()) {
+            continue;
+        }
+        if opts.dry_run {
+            summary.directories += 1;
+            continue;
+        }
+        let remote = root.join(rel)?;
+        match backend.mkdir(&remote, false).await {
+            Ok(()) => summary.directories += 1,
+            // Created meanwhile (a parallel run): fine.
+            Err(Error::Conflict { .. })
+                if backend.stat(&remote).await.is_ok_and(|e| e.is_dir()) => {}
+            Err(e) => summary.fail(local.join(rel).display().to_string(), &e),
+        }
+    }
+
+    let index = Arc::new(index);
+    let mut results = futures::stream::iter(scan.files.into_iter().map(|f| {
+        let b = backend.clone();
+        let o = opts.clone();
+        let index = index.clone();
+        let local = local.to_path_buf();
+        let root = root.clone();
+        async move {
+            let path = local.join(&f.rel);
+            let name = path.display().to_string();
+            let remote = root.join(&f.rel).map_err(|e| (name.clone(), e))?;
+            match plan(&local, &f, &remote, index.get(&f.rel), &o)
+                .await
+                .map_err(|e| (name.clone(), e))?
+            {
+                Plan::Skip(reason) => {
+                    let out = FileOutcome::Skipped { reason };
+                    o.progress.finished(&name, &out);
+                    Ok(out)
+                }
+                Plan::Refuse(e) => {
+                    o.progress.finished(
+                        &name,
+                        &FileOutcome::Failed {
+                            reason: e.to_string(),
+                        },
+                    );
+                    Err((name, e))
+                }
+                Plan::Put(put) => upload_file(b.as_ref(), &path, &remote, put, &o)
+                    .await
+                    .map_err(|e| (name, e)),
+            }
+        }
+    }))
+    .buffer_unordered(opts.jobs.max(1));
+    while let Some(r) = results.next().await {
+        match r {
+            Ok(outcome) => summary.count(&outcome),
+            Err((p, e)) => {
+                summary.fail(p, &e);
+                if opts.fail_fast {
+                    break;
+                }
+            }
+        }
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
