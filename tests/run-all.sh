@@ -9,7 +9,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # Real servers and peer tools the tests start or call.
-APT_PACKAGES=(curl davix openssl nginx libnginx-mod-http-dav-ext)
+APT_PACKAGES=(curl davix openssl nginx libnginx-mod-http-dav-ext oidc-agent-cli)
 # Node.js runs the tests' OpenID provider (tests/oidc: npm `oidc-provider`). The machine's own
 # node (e.g. NodeSource's) is used when there is one; else Debian's.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

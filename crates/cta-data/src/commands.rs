@@ -301,12 +301,15 @@ fn print_stat(e: &Entry) {
 }
 
 /// The target of a copy: an existing directory or a path ending in '/' receives `name` inside.
-fn local_target(local: Option<&Path>, name: &str) -> PathBuf {
+/// Where a download lands. A LOCAL ending in '/' receives the remote name inside it; so
+/// does an existing directory when a *file* is fetched. A directory is mirrored onto LOCAL
+/// itself, so that running the same `get -r` again resumes or skips instead of nesting.
+fn local_target(local: Option<&Path>, name: &str, remote_is_dir: bool) -> PathBuf {
     match local {
         None => PathBuf::from(name),
         Some(l) => {
             let ends_with_slash = l.as_os_str().to_string_lossy().ends_with('/');
-            if ends_with_slash || l.is_dir() {
+            if ends_with_slash || (!remote_is_dir && l.is_dir()) {
                 l.join(name)
             } else {
                 l.to_path_buf()
@@ -418,7 +421,7 @@ async fn get(
     } else {
         remote.name()
     };
-    let target = local_target(local, name);
+    let target = local_target(local, name, entry.is_dir());
     let (opts, display) = transfer_options(g, r, backend.as_ref(), t, true)?;
     if entry.is_dir() {
         if !recursive {
@@ -464,9 +467,12 @@ async fn put(
     let md = std::fs::metadata(local).map_err(|e| Error::local("read", local, e))?;
     let mut remote = rp(remote_raw)?;
     let existing = backend.stat(&remote).await.ok();
+    // A REMOTE ending in '/' takes the local name (the old client's rule); so does an
+    // existing remote directory when a *file* is sent. A directory is mirrored onto REMOTE
+    // itself, so that the same `put -r` run again skips or replaces instead of nesting.
     let into_dir = remote_raw.ends_with('/')
         || remote.is_root()
-        || existing.as_ref().is_some_and(|e| e.is_dir());
+        || (!md.is_dir() && existing.as_ref().is_some_and(|e| e.is_dir()));
     let mut existing = if into_dir { None } else { existing };
     if into_dir {
         // Only needed here: `put -r . dest` names the remote in full.

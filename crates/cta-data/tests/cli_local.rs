@@ -250,8 +250,19 @@ fn put_recursive_copies_empty_dirs_unicode_and_spaces() {
     let want = make_tree(&sb.work().join("tree"));
     sb.ok(&["put", "-r", "tree", "up/loaded"]);
     assert_eq!(snapshot(&sb.root().join("up/loaded")), want);
-    // Again: up/loaded exists now, so the tree lands in up/loaded/tree.
-    sb.ok(&["put", "-r", "tree", "up/loaded"]);
+    // Again: the same place (no nesting); existing files are refused without --force...
+    let out = sb
+        .cmd()
+        .args(["put", "-r", "tree", "up/loaded"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(13));
+    has(&String::from_utf8_lossy(&out.stderr), "--force");
+    // ...and skipped with --skip-existing.
+    sb.ok(&["put", "-r", "--skip-existing", "tree", "up/loaded"]);
+    assert_eq!(snapshot(&sb.root().join("up/loaded")), want);
+    // A remote ending in '/' receives the local name inside it.
+    sb.ok(&["put", "-r", "tree", "up/loaded/"]);
     assert_eq!(snapshot(&sb.root().join("up/loaded/tree")), want);
 }
 
@@ -319,9 +330,12 @@ fn get_recursive_reproduces_the_tree_byte_for_byte() {
     let want = make_tree(&sb.root().join("data/tree"));
     sb.ok(&["get", "-r", "data/tree", "copy"]);
     assert_eq!(snapshot(&sb.work().join("copy")), want);
-    // Into an existing directory the remote name is kept.
+    // The same command again mirrors onto the same place (no nesting), so reruns resume.
     sb.ok(&["get", "-r", "data/tree", "copy"]);
-    assert_eq!(snapshot(&sb.work().join("copy/tree")), want);
+    assert_eq!(snapshot(&sb.work().join("copy")), want);
+    // A target ending in '/' receives the remote name inside it.
+    sb.ok(&["get", "-r", "data/tree", "into/"]);
+    assert_eq!(snapshot(&sb.work().join("into/tree")), want);
     assert!(leftovers(&sb.work()).is_empty());
 }
 

@@ -25,7 +25,7 @@ const ENCRYPTION_PW: &str = "agent-test-encryption-pw";
 /// Runs `oidc-agent` in the foreground under a shell that kills it when its standard input
 /// closes: the handle's drop closes it, and so does the death of the test process, so no
 /// agent outlives the test. The shell prints the agent's pid first.
-const WATCHDOG: &str = r#"oidc-agent --console --no-autoload --log-stderr --socket-path="$1" >>"$2" 2>&1 </dev/null &
+const WATCHDOG: &str = r#"oidc-agent --console --log-stderr --socket-path="$1" >>"$2" 2>&1 </dev/null &
 echo "$!"
 read -r _
 kill "$!" 2>/dev/null
@@ -375,6 +375,8 @@ fn an_account_unknown_to_oidc_agent_is_an_auth_error_naming_it() {
     ] {
         assert!(e.contains(s), "{s} missing from: {e}");
     }
+    // oidc-token's own complaint is passed on as a warning.
+    assert!(e.contains("oidc-token failed"), "{e}");
     assert_eq!(
         w.door.stats().door_requests,
         0,

@@ -190,9 +190,16 @@ impl Summary {
 
     pub(crate) fn fail(&mut self, path: String, e: &Error) {
         tracing::debug!(path = %path, "failed: {e}");
+        // What to do belongs with each failure, except the generic rerun advice.
+        let reason = match e.hint() {
+            Some(h) if !e.is_transient() && !matches!(e, Error::Partial { .. }) => {
+                format!("{e} ({h})")
+            }
+            _ => e.to_string(),
+        };
         self.failures.push(Failure {
             path,
-            reason: e.to_string(),
+            reason,
             exit_code: e.exit_code(),
         });
     }
