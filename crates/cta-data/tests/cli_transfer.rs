@@ -291,11 +291,7 @@ fn one_unreadable_file_fails_alone() {
         std::fs::write(src.join(format!("f{i}.txt")), format!("file {i}\n")).unwrap();
     }
     let bad = src.join("f2.txt");
-    std::os::unix::fs::PermissionsExt::set_mode(
-        &mut std::fs::metadata(&bad).unwrap().permissions(),
-        0,
-    );
-    std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0)).unwrap();
+    std::fs::set_permissions(&bad, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
     // Root reads anything: run as nobody then, in directories nobody may use.
     let mut cmd = env.cmd();
     if is_root() {
