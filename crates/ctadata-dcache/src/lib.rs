@@ -149,7 +149,7 @@ pub fn token_chain(
         .as_ref()
         .and_then(|o| o.agent_account.clone())
         .map(|a| Arc::new(OidcAgentSource::new(a)) as Arc<dyn TokenSource>);
-    let hint = if session.is_some() {
+    let mut hint = if session.is_some() {
         format!(
             "log in with 'cta-data --profile {} login', or {MISSING_TOKEN_HINT}",
             profile.name
@@ -157,6 +157,9 @@ pub fn token_chain(
     } else {
         MISSING_TOKEN_HINT.to_string()
     };
+    if let Some(a) = profile.profile.oidc.as_ref().and_then(|o| o.agent_account.as_ref()) {
+        hint.push_str(&format!("; or check that 'oidc-token {a}' works (is oidc-agent running with that account loaded?)"));
+    }
     Ok(TokenChain::new(
         token_sources(
             profile.profile.token_file.clone(),
