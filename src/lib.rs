@@ -29,23 +29,32 @@ pub fn open(profile: &ResolvedProfile, opts: &OpenOptions) -> Result<Arc<dyn Sto
     let env = config::EnvSnapshot::from_process();
     match profile.backend() {
         BackendKind::Dcache => {
-            let o = ctadata_dcache::DcacheOptions { insecure: opts.insecure };
+            let o = ctadata_dcache::DcacheOptions {
+                insecure: opts.insecure,
+            };
             Ok(Arc::new(ctadata_dcache::open(profile, &env, &o)?))
         }
         BackendKind::Local => {
             let root = profile.profile.root.clone().ok_or_else(|| {
-                Error::config(format!("profile '{}' has no root", profile.name), "set root")
+                Error::config(
+                    format!("profile '{}' has no root", profile.name),
+                    "set root",
+                )
             })?;
             Ok(Arc::new(LocalBackend::new(root)?))
         }
-        other => Err(Error::Unsupported {
-            operation: "open".into(),
-            backend: other.as_str().into(),
-            hint: format!(
-                "this build of cta-data does not include the {} backend yet; use a profile with backend = \"local\"",
-                other.as_str()
-            ),
-        }),
+        BackendKind::X509 => {
+            let o = ctadata_x509::X509Options {
+                insecure: opts.insecure,
+            };
+            Ok(Arc::new(ctadata_x509::open(profile, &env, &o)?))
+        }
+        BackendKind::Downloadservice => {
+            let o = ctadata_downloadservice::DownloadServiceOptions {
+                insecure: opts.insecure,
+            };
+            ctadata_downloadservice::open(profile, &env, &o)
+        }
     }
 }
 

@@ -166,6 +166,29 @@ pub enum Command {
     },
     /// Remove the profile's stored client secret and session.
     ResetConfig,
+    /// Grid certificates: inspect a proxy, delegate it to the platform.
+    Cert {
+        /// What to do.
+        #[command(subcommand)]
+        action: CertAction,
+    },
+    /// Old name of `cert upload FILE --key KEY`.
+    #[command(hide = true)]
+    UploadPersonalCertificate {
+        /// The proxy certificate file (PEM: certificate, key, chain).
+        file: PathBuf,
+        /// The certificate key (cta, lst, arc).
+        key: String,
+        /// Store it for this user (admins only).
+        #[arg(short, long)]
+        user: Option<String>,
+    },
+    /// Old name of `cert upload-shared FILE`.
+    #[command(hide = true)]
+    UploadSharedCertificate {
+        /// The robot certificate file (PEM).
+        file: PathBuf,
+    },
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -204,6 +227,34 @@ pub struct TransferArgs {
     /// Whole-file retries after network errors (each resumes where the last stopped).
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub retries: u32,
+}
+
+/// `cert` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CertAction {
+    /// Subject, issuer, proxy type, validity, chain length and VOMS VO of a certificate
+    /// (default: the profile's proxy, X509_USER_PROXY, or /tmp/x509up_u<uid>).
+    Info {
+        /// The PEM file.
+        file: Option<PathBuf>,
+    },
+    /// Delegate your grid proxy to the platform's certificateservice.
+    #[command(visible_alias = "upload-personal")]
+    Upload {
+        /// The proxy certificate file (PEM: certificate, key, chain), at most 7 days valid.
+        file: PathBuf,
+        /// Which certificate key it is stored for (cta, lst, arc; see CTACS_ALLOWED_CERT_KEYS).
+        #[arg(long)]
+        key: String,
+        /// Store it for this user (admins only).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Upload the shared robot certificate (admins).
+    UploadShared {
+        /// The certificate file (PEM).
+        file: PathBuf,
+    },
 }
 
 /// `token` subcommands.

@@ -10,7 +10,7 @@ use ctadata::transfer::{self, FileOutcome, Filter, Summary, TransferOptions};
 use ctadata::{Entry, Error, OpenOptions, PutOptions, RemotePath, Result, StorageBackend};
 use futures::StreamExt;
 
-use crate::cli::{Cli, Command, ConfigAction, Global, TokenAction, TransferArgs};
+use crate::cli::{CertAction, Cli, Command, ConfigAction, Global, TokenAction, TransferArgs};
 use crate::progress::Display;
 
 /// Runs one command.
@@ -60,6 +60,21 @@ pub async fn run(cli: Cli) -> Result<()> {
             action: TokenAction::Status,
         } => crate::auth_cmd::status(g, &resolve(g)?).await,
         Command::ResetConfig => crate::auth_cmd::reset(g, &resolve(g)?),
+        Command::Cert {
+            action: CertAction::Info { file },
+        } => crate::cert_info::info(g, &resolve(g)?, file.as_deref()),
+        Command::Cert {
+            action: CertAction::Upload { file, key, user },
+        } => crate::cert_upload::upload(g, &resolve(g)?, file, key, user.as_deref()).await,
+        Command::UploadPersonalCertificate { file, key, user } => {
+            crate::cert_upload::upload(g, &resolve(g)?, file, key, user.as_deref()).await
+        }
+        Command::Cert {
+            action: CertAction::UploadShared { file },
+        }
+        | Command::UploadSharedCertificate { file } => {
+            crate::cert_upload::upload_shared(g, &resolve(g)?, file).await
+        }
         cmd => {
             let resolved = resolve(g)?;
             let backend = ctadata::open(
@@ -206,7 +221,10 @@ async fn run_storage(
         | Command::Logout
         | Command::PrintToken
         | Command::Token { .. }
-        | Command::ResetConfig => {
+        | Command::ResetConfig
+        | Command::Cert { .. }
+        | Command::UploadPersonalCertificate { .. }
+        | Command::UploadSharedCertificate { .. } => {
             unreachable!("handled before")
         }
     }

@@ -1,6 +1,8 @@
 //! `cta-data`: a thin command line over the `ctadata` library.
 
 mod auth_cmd;
+mod cert_info;
+mod cert_upload;
 mod cli;
 mod commands;
 mod progress;

@@ -157,7 +157,12 @@ pub fn token_chain(
     } else {
         MISSING_TOKEN_HINT.to_string()
     };
-    if let Some(a) = profile.profile.oidc.as_ref().and_then(|o| o.agent_account.as_ref()) {
+    if let Some(a) = profile
+        .profile
+        .oidc
+        .as_ref()
+        .and_then(|o| o.agent_account.as_ref())
+    {
         hint.push_str(&format!("; or check that 'oidc-token {a}' works (is oidc-agent running with that account loaded?)"));
     }
     Ok(TokenChain::new(
