@@ -671,11 +671,24 @@ impl StorageBackend for WebDav {
             }
         })
         .await?;
-        found.ok_or_else(|| Error::Protocol {
+        let mut found = found.ok_or_else(|| Error::Protocol {
             path: path.to_string(),
             status: Some(207),
             message: "the server's answer does not describe the path asked for".into(),
-        })
+        })?;
+        // Some servers (nginx dav-ext) list no getetag; their HEAD has the ETag that
+        // resumes and conditional reads need.
+        if found.is_file() && found.etag.is_none() {
+            let resp = self.send(self.req("HEAD", path, false)).await?;
+            if resp.status().is_success() {
+                found.etag = resp
+                    .headers()
+                    .get(reqwest::header::ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+            }
+        }
+        Ok(found)
     }
 
     async fn list(&self, dir: &RemotePath) -> Result<Vec<Entry>> {
