@@ -354,3 +354,37 @@ fn is_root() -> bool {
         })
         .unwrap_or(false)
 }
+
+#[test]
+fn a_download_to_a_device_writes_into_it_and_never_replaces_it() {
+    use std::os::unix::fs::FileTypeExt;
+    let d = door();
+    d.put_file("/cta/f.bin", &data(3_000_000, 5));
+    let env = Env::new(&d.url());
+    // A private null device (root), else a FIFO with a reader: never the machine's /dev/null.
+    let dev = env.path("work/sink");
+    let reader = if is_root() {
+        assert!(Command::new("mknod")
+            .arg(&dev)
+            .args(["c", "1", "3"])
+            .status()
+            .unwrap()
+            .success());
+        None
+    } else {
+        assert!(Command::new("mkfifo").arg(&dev).status().unwrap().success());
+        let p = dev.clone();
+        Some(std::thread::spawn(move || std::fs::read(p).unwrap().len()))
+    };
+    let o = env.run(&["get", "cta/f.bin", dev.to_str().unwrap()]);
+    ok(&o);
+    let ft = std::fs::symlink_metadata(&dev).unwrap().file_type();
+    assert!(
+        ft.is_char_device() || ft.is_fifo(),
+        "the device was replaced by a {ft:?}"
+    );
+    if let Some(r) = reader {
+        assert_eq!(r.join().unwrap(), 3_000_000);
+    }
+    assert!(!env.path("work/sink.part").exists());
+}

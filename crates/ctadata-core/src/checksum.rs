@@ -93,8 +93,6 @@ impl Default for Adler32 {
 
 impl Adler32 {
     const MOD: u32 = 65_521;
-    /// Largest n such that 255 n (n+1) / 2 + (n+1)(MOD-1) fits in a u32.
-    const NMAX: usize = 5552;
 
     /// A fresh checksum.
     pub fn new() -> Self {
@@ -102,18 +100,27 @@ impl Adler32 {
     }
 
     /// Feeds bytes.
+    ///
+    /// Per block of n bytes: a' = a + sum(x), b' = b + n*a + sum((n-i)*x_i); the sums have
+    /// no loop-carried dependency, so the compiler vectorises them (several GB/s, where
+    /// the byte-at-a-time form managed about one).
     pub fn update(&mut self, data: &[u8]) {
-        let (mut a, mut b) = (self.a, self.b);
-        for chunk in data.chunks(Self::NMAX) {
-            for &byte in chunk {
-                a += u32::from(byte);
-                b += a;
+        let (mut a, mut b) = (u64::from(self.a), u64::from(self.b));
+        for chunk in data.chunks(4096) {
+            let n = chunk.len() as u64;
+            // 32-bit sums cannot overflow for 4096 bytes: 255 * 4096 * 4097 / 2 < 2^32.
+            let mut s1: u32 = 0;
+            let mut s2: u32 = 0;
+            let len = chunk.len() as u32;
+            for (i, &x) in chunk.iter().enumerate() {
+                s1 += u32::from(x);
+                s2 += (len - i as u32) * u32::from(x);
             }
-            a %= Self::MOD;
-            b %= Self::MOD;
+            b = (b + n * a + u64::from(s2)) % u64::from(Self::MOD);
+            a = (a + u64::from(s1)) % u64::from(Self::MOD);
         }
-        self.a = a;
-        self.b = b;
+        self.a = a as u32;
+        self.b = b as u32;
     }
 
     /// The value so far.

@@ -154,6 +154,15 @@ pub async fn download_file(
     }
 }
 
+/// Files smaller than this are not resumed (no `.part.meta` for them).
+const RESUMABLE: u64 = 1 << 20;
+
+async fn discard_unless(special: bool, part: &Path, meta: &Path) {
+    if !special {
+        discard(part, meta).await;
+    }
+}
+
 async fn discard(part: &Path, meta: &Path) {
     let _ = tokio::fs::remove_file(part).await;
     let _ = tokio::fs::remove_file(meta).await;
@@ -168,13 +177,25 @@ async fn fetch(
     opts: &TransferOptions,
     may_restart: bool,
 ) -> Result<FileDone> {
-    let part = part_path(target);
+    // A device or FIFO (`get X /dev/null`) is written as it is: never renamed over.
+    let special = tokio::fs::metadata(target)
+        .await
+        .map(|m| !m.file_type().is_file() && !m.file_type().is_dir())
+        .unwrap_or(false);
+    let part = if special {
+        target.to_path_buf()
+    } else {
+        part_path(target)
+    };
     let meta_path = part_meta_path(target);
+    // Resuming a small file is not worth a second file per download.
+    let resumable = !special && entry.size.is_none_or(|s| s >= RESUMABLE);
     let name = path.to_string();
 
     // Resume only the same remote file, and only when the backend can read ranges.
     let mut offset = 0u64;
-    if let (Ok(pmd), Some(meta)) = (
+    if let (true, Ok(pmd), Some(meta)) = (
+        resumable,
         tokio::fs::metadata(&part).await,
         read_meta(&meta_path).await,
     ) {
@@ -185,13 +206,15 @@ async fn fetch(
             tracing::info!(path = %path, "the remote file changed since the partial download: starting again");
         }
     }
-    if offset == 0 {
-        discard(&part, &meta_path).await;
+    if offset == 0 && !special {
+        discard_unless(special, &part, &meta_path).await;
     }
-    let meta = serde_json::to_vec(&PartMeta::of(entry)).unwrap_or_default();
-    tokio::fs::write(&meta_path, meta)
-        .await
-        .map_err(|e| Error::local("write", &meta_path, e))?;
+    if resumable {
+        let meta = serde_json::to_vec(&PartMeta::of(entry)).unwrap_or_default();
+        tokio::fs::write(&meta_path, meta)
+            .await
+            .map_err(|e| Error::local("write", &meta_path, e))?;
+    }
 
     // The checksum covers the whole file: seed it with what is already there.
     let mut adler = Adler32::new();
@@ -231,13 +254,13 @@ async fn fetch(
                 if offset > 0 && may_restart =>
             {
                 tracing::info!(path = %path, "cannot resume ({e}): starting again");
-                discard(&part, &meta_path).await;
+                discard_unless(special, &part, &meta_path).await;
                 return Box::pin(fetch(backend, path, entry, target, opts, false)).await;
             }
             Err(e) => return Err(e),
         };
         if offset > 0 && dl.range.as_ref().is_some_and(|r| r.start != offset) {
-            discard(&part, &meta_path).await;
+            discard_unless(special, &part, &meta_path).await;
             return Err(Error::Protocol {
                 path: name,
                 status: Some(206),
@@ -250,14 +273,18 @@ async fn fetch(
         }
         size = dl.size.or(size);
         mtime = dl.mtime.or(mtime);
-        let file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(offset > 0)
-            .write(true)
-            .truncate(offset == 0)
-            .open(&part)
-            .await
-            .map_err(|e| Error::local("create", &part, e))?;
+        let file = if special {
+            tokio::fs::OpenOptions::new().write(true).open(&part).await
+        } else {
+            tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(offset > 0)
+                .write(true)
+                .truncate(offset == 0)
+                .open(&part)
+                .await
+        }
+        .map_err(|e| Error::local("create", &part, e))?;
         let mut out = tokio::io::BufWriter::with_capacity(IO_BLOCK, file);
         let mut stream = dl.stream;
         let mut failure = None;
@@ -284,12 +311,18 @@ async fn fetch(
             return Err(e);
         }
         flushed.map_err(|e| Error::local("write", &part, e))?;
+        // Set the remote mtime through the same handle (no second open).
+        if let (Some(t), false) = (mtime, special) {
+            let f = out.into_inner().into_std().await;
+            let _ = f.set_modified(t);
+            mtime = None;
+        }
     }
 
     let total = offset + received;
     if let Some(s) = size {
         if s != total {
-            discard(&part, &meta_path).await;
+            discard_unless(special, &part, &meta_path).await;
             return Err(Error::Integrity {
                 path: name,
                 message: format!("expected {s} bytes, received {total}; nothing was saved"),
@@ -300,7 +333,7 @@ async fn fetch(
     if let Some(want) = Checksum::find(&server_sums, &ChecksumAlgorithm::Adler32) {
         let got = adler.checksum();
         if got.value != want.value {
-            discard(&part, &meta_path).await;
+            discard_unless(special, &part, &meta_path).await;
             return Err(Error::Integrity {
                 path: name,
                 message: format!(
@@ -311,15 +344,19 @@ async fn fetch(
         }
         verified = Some(got.to_string());
     }
-    if let Some(t) = mtime {
-        if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&part) {
-            let _ = f.set_modified(t);
+    if !special {
+        if let Some(t) = mtime {
+            if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&part) {
+                let _ = f.set_modified(t);
+            }
+        }
+        tokio::fs::rename(&part, target)
+            .await
+            .map_err(|e| Error::local("rename into place", target, e))?;
+        if resumable {
+            let _ = tokio::fs::remove_file(&meta_path).await;
         }
     }
-    tokio::fs::rename(&part, target)
-        .await
-        .map_err(|e| Error::local("rename into place", target, e))?;
-    let _ = tokio::fs::remove_file(&meta_path).await;
     Ok(FileDone {
         remote: name,
         local: target.to_path_buf(),
