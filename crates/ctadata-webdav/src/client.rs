@@ -205,6 +205,16 @@ impl WebDav {
         }
         let msg = parts.join(": ");
         let host = url.host_str().unwrap_or("?");
+        // The server refused *our* certificate (X.509 backend): a TLS alert, not a network fault.
+        for alert in ["UnknownCA", "BadCertificate", "CertificateRequired", "CertificateExpired", "CertificateRevoked", "AccessDenied"] {
+            if msg.contains(&format!("received fatal alert: {alert}")) {
+                return Error::Auth {
+                    problem: AuthProblem::Refused,
+                    message: format!("{host} refused the client certificate during the TLS handshake (alert {alert})"),
+                    hint: "check that the server trusts your certificate's CA and that the proxy carries its chain ('cta-data cert info')".into(),
+                };
+            }
+        }
         if msg.contains("certificate")
             || msg.contains("UnknownIssuer")
             || msg.contains("NotValidForName")
@@ -257,7 +267,8 @@ impl WebDav {
                     )
                 }
                 Ok(resp) => return Ok(resp),
-                Err(e) if attempt < self.cfg.retry.max_retries && e.is_transient() => {
+                // A TLS certificate failure does not heal by retrying.
+                Err(e) if attempt < self.cfg.retry.max_retries && e.is_transient() && !e.to_string().contains("TLS: the certificate") => {
                     (self.cfg.retry.delay(attempt, None), e.to_string())
                 }
                 Err(e) => return Err(e),
