@@ -38,7 +38,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             _ => rest.push(a),
         }
     }
-    let [location, sql] = <[String; 2]>::try_from(rest).map_err(|_| "usage: datafusion_query [--config FILE] [--profile NAME] [--url URL] LOCATION SQL")?;
+    let [location, sql] = <[String; 2]>::try_from(rest).map_err(|_| {
+        "usage: datafusion_query [--config FILE] [--profile NAME] [--url URL] LOCATION SQL"
+    })?;
     let profile = config::load(&opts, &EnvSnapshot::from_process())?;
     let backend = ctadata::open(&profile, &ctadata::OpenOptions::default())?;
     let store = Arc::new(CtaObjectStore::new(backend, profile.name.clone()));
@@ -47,7 +49,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let base = profile_url(&profile.name);
     ctx.register_object_store(&base, store);
     let table_url = format!("{base}{}", location.trim_start_matches('/'));
-    ctx.register_parquet("t", &table_url, ParquetReadOptions::default()).await?;
+    ctx.register_parquet("t", &table_url, ParquetReadOptions::default())
+        .await?;
     let batches = ctx.sql(&sql).await?.collect().await?;
     println!("{}", pretty_format_batches(&batches)?);
     Ok(())

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 pub mod auth;
+pub mod porting;
 
 pub use ctadata_core::config::{self, BackendKind, LoadOptions, ResolvedProfile};
 pub use ctadata_core::{
@@ -16,6 +17,7 @@ pub use ctadata_core::{
     PutOptions, PutOutcome, RemotePath, Result, StorageBackend, Upload,
 };
 pub use ctadata_local::LocalBackend;
+pub use ctadata_object_store::CtaObjectStore;
 
 /// Settings of the running program that are not part of a profile.
 #[derive(Debug, Clone, Default)]

@@ -31,27 +31,47 @@ async fn the_example_queries_parquet_on_the_storage() {
     std::fs::create_dir(&root).unwrap();
     let nginx = Nginx::start(&root).expect("nginx");
     let cfg = dir.path().join("config.toml");
-    std::fs::write(&cfg, format!("[profiles.t]\nbackend = \"dcache\"\nurl = \"{}\"\n", nginx.url())).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "[profiles.t]\nbackend = \"dcache\"\nurl = \"{}\"\n",
+            nginx.url()
+        ),
+    )
+    .unwrap();
     std::env::set_var("BEARER_TOKEN", "t");
 
     // Two Parquet files in a directory, written through the adapter.
-    let opts = ctadata::LoadOptions { config_file: Some(cfg.clone()), profile: Some("t".into()), ..Default::default() };
-    let profile = ctadata::config::load(&opts, &ctadata::config::EnvSnapshot::from_process()).unwrap();
-    let store = Arc::new(CtaObjectStore::new(ctadata::open(&profile, &Default::default()).unwrap(), "t"));
+    let opts = ctadata::LoadOptions {
+        config_file: Some(cfg.clone()),
+        profile: Some("t".into()),
+        ..Default::default()
+    };
+    let profile =
+        ctadata::config::load(&opts, &ctadata::config::EnvSnapshot::from_process()).unwrap();
+    let store = Arc::new(CtaObjectStore::new(
+        ctadata::open(&profile, &Default::default()).unwrap(),
+        "t",
+    ));
     let schema = Arc::new(Schema::new(vec![
         Field::new("telescope", DataType::Utf8, false),
         Field::new("event_id", DataType::Int64, false),
         Field::new("energy", DataType::Float64, false),
     ]));
     for (file, n) in [("a.parquet", 30i64), ("b.parquet", 12)] {
-        let tel: Vec<&str> = (0..n).map(|i| if i % 3 == 0 { "LST-1" } else { "LST-2" }).collect();
+        let tel: Vec<&str> = (0..n)
+            .map(|i| if i % 3 == 0 { "LST-1" } else { "LST-2" })
+            .collect();
         let cols: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from(tel)),
             Arc::new(Int64Array::from((0..n).collect::<Vec<_>>())),
-            Arc::new(Float64Array::from((0..n).map(|i| i as f64 * 0.5).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(
+                (0..n).map(|i| i as f64 * 0.5).collect::<Vec<_>>(),
+            )),
         ];
         let batch = RecordBatch::try_new(schema.clone(), cols).unwrap();
-        let writer = ParquetObjectWriter::new(store.clone(), Path::from(format!("lst/DL2/run1/{file}")));
+        let writer =
+            ParquetObjectWriter::new(store.clone(), Path::from(format!("lst/DL2/run1/{file}")));
         let mut w = AsyncArrowWriter::try_new(writer, schema.clone(), None).unwrap();
         w.write(&batch).await.unwrap();
         w.close().await.unwrap();
@@ -62,17 +82,38 @@ async fn the_example_queries_parquet_on_the_storage() {
         .env("HOME", dir.path())
         .arg("--config")
         .arg(&cfg)
-        .args(["--profile", "t", "lst/DL2/run1/", "SELECT telescope, count(*) AS n FROM t GROUP BY telescope ORDER BY telescope"])
+        .args([
+            "--profile",
+            "t",
+            "lst/DL2/run1/",
+            "SELECT telescope, count(*) AS n FROM t GROUP BY telescope ORDER BY telescope",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}\n{}", stdout, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
     println!("{stdout}");
     // 30 rows: 10 LST-1, 20 LST-2; 12 rows: 4 LST-1, 8 LST-2.
     let rows: Vec<Vec<String>> = stdout
         .lines()
         .filter(|l| l.starts_with("| LST"))
-        .map(|l| l.split('|').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect())
+        .map(|l| {
+            l.split('|')
+                .map(|c| c.trim().to_string())
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
         .collect();
-    assert_eq!(rows, vec![vec!["LST-1".to_string(), "14".into()], vec!["LST-2".to_string(), "28".into()]]);
+    assert_eq!(
+        rows,
+        vec![
+            vec!["LST-1".to_string(), "14".into()],
+            vec!["LST-2".to_string(), "28".into()]
+        ]
+    );
 }

@@ -10,6 +10,9 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # Real servers and peer tools the tests start or call.
 APT_PACKAGES=(curl davix openssl nginx libnginx-mod-http-dav-ext oidc-agent-cli)
+# Grid tools of the x509 tests: grid-proxy-init makes real RFC 3820 proxies, voms-proxy-fake
+# VOMS proxies.
+APT_PACKAGES+=(globus-proxy-utils voms-clients)
 # Node.js runs the tests' OpenID provider (tests/oidc: npm `oidc-provider`). The machine's own
 # node (e.g. NodeSource's) is used when there is one; else Debian's.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
@@ -48,4 +51,15 @@ if ! command -v rclone >/dev/null 2>&1; then
     export PATH
 fi
 
+# The x509 tests' HTTPS WebDAV server (tests/x509dav/server.py): wsgidav served by cheroot.
+if ! python3 -c 'import wsgidav, cheroot' >/dev/null 2>&1; then
+    echo "tests/run-all.sh: pip install -r tests/x509dav/requirements.txt"
+    python3 -m pip install --quiet --disable-pip-version-check -r tests/x509dav/requirements.txt
+fi
+
 cargo test --workspace --locked "$@"
+
+# The DataFusion example (behind the `datafusion` feature, out of the default build), run
+# against a real WebDAV server by tests/datafusion_example.rs, which checks its output.
+cargo build --locked -p ctadata --features datafusion --example datafusion_query
+cargo test --locked -p ctadata --features datafusion --test datafusion_example

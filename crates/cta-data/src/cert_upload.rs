@@ -1,33 +1,98 @@
 //! `cert upload` / `cert upload-shared`: delegating a grid proxy to the platform's
 //! certificateservice.
+//!
+//! The file is checked locally first (PEM, certificate, key, chain, validity, at most 7
+//! days, allowed key), so that a refusal says exactly what is wrong before anything is sent.
 
 use std::path::Path;
+use std::time::SystemTime;
 
-use ctadata::config::ResolvedProfile;
-use ctadata::{Error, Result};
+use ctadata::config::{self, EnvSnapshot, LoadOptions, ResolvedProfile};
+use ctadata::porting::certificateservice::{
+    allowed_keys, check_certificate_file, check_key, http_time, CertificateService, Stored,
+};
+use ctadata::Result;
 
 use crate::cli::Global;
 
-fn not_yet() -> Error {
-    Error::Unsupported {
-        operation: "cert upload".into(),
-        backend: "downloadservice".into(),
-        hint: "this build of cta-data does not talk to the certificateservice yet".into(),
+/// The profile whose certificateservice to use: the chosen one when it names one, else
+/// `platform` (so `cert upload` works without `--profile platform`).
+fn service_profile(g: &Global, r: &ResolvedProfile) -> Result<ResolvedProfile> {
+    if r.profile.certificateservice_url.is_some() {
+        return Ok(r.clone());
     }
+    let opts = LoadOptions {
+        config_file: g.config.clone(),
+        profile: Some("platform".into()),
+        url: None,
+        ca_file: g.ca_file.clone(),
+        token_file: g.token_file.clone(),
+        system_file: None,
+    };
+    config::load(&opts, &EnvSnapshot::from_process())
+}
+
+fn report(g: &Global, what: &str, file: &Path, cs: &CertificateService, stored: &Stored) {
+    if g.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&stored.answer).unwrap_or_default()
+        );
+        return;
+    }
+    let message = if stored.message.is_empty() {
+        "stored".to_string()
+    } else {
+        stored.message.clone()
+    };
+    let validity = stored
+        .validity
+        .as_deref()
+        .map(|v| format!(", valid until {v}"))
+        .unwrap_or_default();
+    println!(
+        "{what} {} -> {}: {message}{validity}",
+        file.display(),
+        cs.url()
+    );
 }
 
 /// `cert upload FILE --key KEY [--user NAME]`.
 pub async fn upload(
-    _g: &Global,
-    _r: &ResolvedProfile,
-    _file: &Path,
-    _key: &str,
-    _user: Option<&str>,
+    g: &Global,
+    r: &ResolvedProfile,
+    file: &Path,
+    key: &str,
+    user: Option<&str>,
 ) -> Result<()> {
-    Err(not_yet())
+    let env = EnvSnapshot::from_process();
+    check_key(key, &allowed_keys(&env))?;
+    let checked = check_certificate_file(file, SystemTime::now())?;
+    tracing::info!(
+        subject = %checked.subject,
+        until = %http_time(checked.not_after),
+        proxy = checked.is_proxy,
+        certificates = checked.certificates,
+        "certificate checked"
+    );
+    let profile = service_profile(g, r)?;
+    let cs = CertificateService::open(&profile, &env, g.insecure)?;
+    let stored = cs.upload_personal(&checked, key, user).await?;
+    let what = match user {
+        Some(u) => format!("uploaded (key {key}, for {u})"),
+        None => format!("uploaded (key {key})"),
+    };
+    report(g, &what, file, &cs, &stored);
+    Ok(())
 }
 
 /// `cert upload-shared FILE`.
-pub async fn upload_shared(_g: &Global, _r: &ResolvedProfile, _file: &Path) -> Result<()> {
-    Err(not_yet())
+pub async fn upload_shared(g: &Global, r: &ResolvedProfile, file: &Path) -> Result<()> {
+    let env = EnvSnapshot::from_process();
+    let checked = check_certificate_file(file, SystemTime::now())?;
+    let profile = service_profile(g, r)?;
+    let cs = CertificateService::open(&profile, &env, g.insecure)?;
+    let stored = cs.upload_shared(&checked).await?;
+    report(g, "uploaded (shared)", file, &cs, &stored);
+    Ok(())
 }

@@ -26,18 +26,39 @@ const GROUP: usize = 40_000;
 
 fn store(url: &str, dir: &std::path::Path) -> Arc<CtaObjectStore> {
     let cfg = dir.join("config.toml");
-    std::fs::write(&cfg, format!("[profiles.t]\nbackend = \"dcache\"\nurl = \"{url}\"\n")).unwrap();
-    let env = EnvSnapshot::from_pairs([("HOME", dir.display().to_string()), ("BEARER_TOKEN", "t".into())]);
-    let opts = LoadOptions { config_file: Some(cfg), profile: Some("t".into()), system_file: Some(dir.join("none")), ..Default::default() };
+    std::fs::write(
+        &cfg,
+        format!("[profiles.t]\nbackend = \"dcache\"\nurl = \"{url}\"\n"),
+    )
+    .unwrap();
+    let env = EnvSnapshot::from_pairs([
+        ("HOME", dir.display().to_string()),
+        ("BEARER_TOKEN", "t".into()),
+    ]);
+    let opts = LoadOptions {
+        config_file: Some(cfg),
+        profile: Some("t".into()),
+        system_file: Some(dir.join("none")),
+        ..Default::default()
+    };
     let profile = ctadata_core::config::load(&opts, &env).unwrap();
-    Arc::new(CtaObjectStore::new(Arc::new(ctadata_dcache::open(&profile, &env, &Default::default()).unwrap()), "t"))
+    Arc::new(CtaObjectStore::new(
+        Arc::new(ctadata_dcache::open(&profile, &env, &Default::default()).unwrap()),
+        "t",
+    ))
 }
 
 fn batch(start: i64, n: i64) -> RecordBatch {
     let ids: Vec<i64> = (start..start + n).collect();
-    let energy: Vec<f64> = ids.iter().map(|i| (*i as f64 * 0.37).sin().abs() * 100.0).collect();
+    let energy: Vec<f64> = ids
+        .iter()
+        .map(|i| (*i as f64 * 0.37).sin().abs() * 100.0)
+        .collect();
     let alt: Vec<f64> = ids.iter().map(|i| (*i % 90) as f64).collect();
-    let tel: Vec<String> = ids.iter().map(|i| format!("LST-{}-event-{i:09}", i % 4)).collect();
+    let tel: Vec<String> = ids
+        .iter()
+        .map(|i| format!("LST-{}-event-{i:09}", i % 4))
+        .collect();
     let schema = Arc::new(Schema::new(vec![
         Field::new("event_id", DataType::Int64, false),
         Field::new("energy", DataType::Float64, false),
@@ -57,7 +78,11 @@ fn bytes_sent_for_gets(nginx: &Nginx, from_line: usize) -> u64 {
     nginx.access_log_lines()[from_line..]
         .iter()
         .filter(|l| l.starts_with("GET"))
-        .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("sent=")).and_then(|n| n.parse::<u64>().ok()))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("sent="))
+                .and_then(|n| n.parse::<u64>().ok())
+        })
         .sum()
 }
 
@@ -71,7 +96,9 @@ async fn projection_and_row_filter_fetch_a_fraction_of_the_file() {
     let path = Path::from("lst/DL2/run 1/events.parquet");
 
     // Write through the adapter (multipart upload, spooled, one verified PUT).
-    let props = WriterProperties::builder().set_max_row_group_row_count(Some(GROUP)).build();
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(GROUP))
+        .build();
     let writer = ParquetObjectWriter::new(store.clone(), path.clone());
     let mut w = AsyncArrowWriter::try_new(writer, batch(0, 1).schema(), Some(props)).unwrap();
     for start in (0..ROWS).step_by(50_000) {
@@ -79,7 +106,12 @@ async fn projection_and_row_filter_fetch_a_fraction_of_the_file() {
     }
     w.close().await.unwrap();
     let size = store.head(&path).await.unwrap().size;
-    assert!(std::fs::metadata(root.join("lst/DL2/run 1/events.parquet")).unwrap().len() == size);
+    assert!(
+        std::fs::metadata(root.join("lst/DL2/run 1/events.parquet"))
+            .unwrap()
+            .len()
+            == size
+    );
 
     // Read one column of the rows with event_id < 40_000 (the first row group).
     let log_start = nginx.access_log_lines().len();
@@ -90,15 +122,22 @@ async fn projection_and_row_filter_fetch_a_fraction_of_the_file() {
     // Row-group pruning from the statistics, then an exact row filter.
     let groups: Vec<usize> = (0..meta.num_row_groups())
         .filter(|&g| match meta.row_group(g).column(0).statistics() {
-            Some(parquet::file::statistics::Statistics::Int64(s)) => s.min_opt().is_some_and(|m| *m < 40_000),
+            Some(parquet::file::statistics::Statistics::Int64(s)) => {
+                s.min_opt().is_some_and(|m| *m < 40_000)
+            }
             _ => true,
         })
         .collect();
     assert_eq!(groups, vec![0]);
-    let filter = ArrowPredicateFn::new(ProjectionMask::leaves(&schema_descr, [0]), |b: RecordBatch| {
-        let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-        Ok(arrow_array::BooleanArray::from_iter(ids.iter().map(|v| v.map(|v| v < 40_000 && v % 2 == 0))))
-    });
+    let filter = ArrowPredicateFn::new(
+        ProjectionMask::leaves(&schema_descr, [0]),
+        |b: RecordBatch| {
+            let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+            Ok(arrow_array::BooleanArray::from_iter(
+                ids.iter().map(|v| v.map(|v| v < 40_000 && v % 2 == 0)),
+            ))
+        },
+    );
     let stream = builder
         .with_row_groups(groups)
         .with_projection(ProjectionMask::leaves(&schema_descr, [1]))
@@ -109,7 +148,11 @@ async fn projection_and_row_filter_fetch_a_fraction_of_the_file() {
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     assert_eq!(rows, 20_000);
     assert_eq!(batches[0].num_columns(), 1);
-    let e = batches[0].column(0).as_any().downcast_ref::<Float64Array>().unwrap();
+    let e = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap();
     assert!((e.value(1) - (2.0f64 * 0.37).sin().abs() * 100.0).abs() < 1e-9);
 
     let fetched = bytes_sent_for_gets(&nginx, log_start);

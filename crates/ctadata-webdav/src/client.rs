@@ -206,7 +206,14 @@ impl WebDav {
         let msg = parts.join(": ");
         let host = url.host_str().unwrap_or("?");
         // The server refused *our* certificate (X.509 backend): a TLS alert, not a network fault.
-        for alert in ["UnknownCA", "BadCertificate", "CertificateRequired", "CertificateExpired", "CertificateRevoked", "AccessDenied"] {
+        for alert in [
+            "UnknownCA",
+            "BadCertificate",
+            "CertificateRequired",
+            "CertificateExpired",
+            "CertificateRevoked",
+            "AccessDenied",
+        ] {
             if msg.contains(&format!("received fatal alert: {alert}")) {
                 return Error::Auth {
                     problem: AuthProblem::Refused,
@@ -268,7 +275,11 @@ impl WebDav {
                 }
                 Ok(resp) => return Ok(resp),
                 // A TLS certificate failure does not heal by retrying.
-                Err(e) if attempt < self.cfg.retry.max_retries && e.is_transient() && !e.to_string().contains("TLS: the certificate") => {
+                Err(e)
+                    if attempt < self.cfg.retry.max_retries
+                        && e.is_transient()
+                        && !e.to_string().contains("TLS: the certificate") =>
+                {
                     (self.cfg.retry.delay(attempt, None), e.to_string())
                 }
                 Err(e) => return Err(e),

@@ -19,9 +19,11 @@
 pub mod checksum;
 pub mod davserver;
 pub mod dcache;
+pub mod downloadservice;
 pub mod nginx;
 pub mod oidc;
 pub mod tls;
+pub mod x509dav;
 
 mod serve;
 
@@ -29,6 +31,8 @@ pub use davserver::EmbeddedDav;
 pub use dcache::{
     jwt::JwtPolicy, DcacheConfig, DcacheDouble, Locality, RequestRecord, Side, Stats,
 };
+pub use downloadservice::{Fault, HubUser, PlatformConfig, PlatformDouble, Scopes};
 pub use nginx::{Nginx, NginxOptions};
 pub use oidc::{OidcOptions, OidcProvider, OidcStats};
 pub use tls::{ClientCert, TestCa};
+pub use x509dav::{GridPki, X509Dav};
