@@ -402,8 +402,12 @@ fn the_server_refuses_foreign_certificates_and_a_short_proxy_warns() {
             w.pki.ca_path().display()
         ),
     );
-    let e = fails(&run(w.cmd(), &["list", "cta"]), TRANSPORT);
-    assert!(e.contains("transport error talking to"), "{e}");
+    // The server's refusal is an authentication failure, not a network fault (and not retried).
+    let e = fails(&run(w.cmd(), &["list", "cta"]), AUTH);
+    assert!(
+        e.contains("refused the client certificate") && e.contains("cert info"),
+        "{e}"
+    );
     let log = dav.wait_for_line(|l| l.starts_with("TLS \"-\" refused"));
     assert!(
         log.iter().any(|l| l.starts_with("TLS \"-\" refused")),
