@@ -211,7 +211,12 @@ async fn the_server_refuses_a_proxy_without_its_user_certificate() {
     cfg.retry.max_retries = 0;
     let b = WebDav::new(cfg).unwrap();
     let e = b.list(&rp("cta")).await.unwrap_err();
-    assert!(matches!(e, Error::Transport { .. }), "{e}");
+    // The server's TLS alert is reported as a refused credential, not a network fault.
+    assert!(matches!(e, Error::Auth { .. }), "{e}");
+    assert!(
+        e.to_string().contains("refused the client certificate"),
+        "{e}"
+    );
     let log = w
         .dav
         .wait_for_line(|l| l.contains("unable to get local issuer certificate"));
@@ -239,7 +244,12 @@ async fn the_server_refuses_a_certificate_of_another_ca() {
         )
         .unwrap();
     let e = b.list(&rp("cta")).await.unwrap_err();
-    assert!(matches!(e, Error::Transport { .. }), "{e}");
+    // The server's TLS alert is reported as a refused credential, not a network fault.
+    assert!(matches!(e, Error::Auth { .. }), "{e}");
+    assert!(
+        e.to_string().contains("refused the client certificate"),
+        "{e}"
+    );
     let log = w.dav.wait_for_line(|l| l.starts_with("TLS \"-\" refused"));
     assert!(
         log.iter().any(|l| l.starts_with("TLS \"-\" refused")),
