@@ -23,33 +23,15 @@ use ctadata_core::{
     ByteStream, Capabilities, Download, Entry, EntryKind, Error, GetOptions, PutOptions,
     PutOutcome, RemotePath, Result, StorageBackend, Upload,
 };
+use ctadata_webdav::urls::SEGMENT;
 use ctadata_webdav::urls::{redact, Base};
 use futures::StreamExt;
-use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use percent_encoding::utf8_percent_encode;
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, RANGE};
 use reqwest::{Method, Response, Url};
 
 use crate::client::{content_type, location, looks_like_html, read_limited, short_text, Session};
 use crate::listing::{parse_list, ListItem};
-
-/// Characters escaped in one path segment.
-const SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}')
-    .add(b'/')
-    .add(b'\\')
-    .add(b'^')
-    .add(b'|')
-    .add(b'[')
-    .add(b']');
 
 /// The largest piece asked of the `webdav` passthrough at once (it buffers whole answers).
 pub const RANGE_PIECE: u64 = 8 << 20;

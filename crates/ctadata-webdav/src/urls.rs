@@ -4,8 +4,8 @@ use ctadata_core::{Error, RemotePath, Result};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 use reqwest::Url;
 
-/// Characters escaped in one path segment.
-const SEGMENT: &AsciiSet = &CONTROLS
+/// Characters escaped in one path segment (shared by every backend that builds URLs).
+pub const SEGMENT: &AsciiSet = &CONTROLS
     .add(b' ')
     .add(b'"')
     .add(b'#')
