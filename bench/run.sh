@@ -88,7 +88,8 @@ BIG_BYTES=$(python3 "$LIB" size "$BIG_SIZE")
 MEDIUM_BYTES=$(python3 "$LIB" size "$MEDIUM_SIZE")
 ((BIG_BYTES > 0 && MEDIUM_BYTES > 0)) || die "sizes must be positive"
 
-DAV_EXT=/usr/lib/nginx/modules/ngx_http_dav_ext_module.so
+# shellcheck source=bench/nginx.sh
+source "$HERE/nginx.sh"
 
 apt_install() {
     log "installing Debian packages: $*"
@@ -144,11 +145,7 @@ SHM=""
 NGINX_PID=""
 cleanup() {
     local rc=$?
-    if [[ -n $NGINX_PID ]] && kill -0 "$NGINX_PID" 2>/dev/null; then
-        kill -QUIT "$NGINX_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -TERM "$NGINX_PID" 2>/dev/null || true
-    fi
+    stop_nginx
     [[ -n $SHM ]] && rm -rf "$SHM"
     if ((KEEP)); then log "work directory kept: $W"; else rm -rf "$W"; fi
     if [[ ! -c /dev/null ]]; then
@@ -170,7 +167,7 @@ SRC=$W/src          # local source data (uploads, reference for checks)
 SRV=$W/srv          # nginx root
 DST=$W/dst          # local download targets
 LOGS=$W/logs
-mkdir -p "$SRC" "$SRV" "$DST" "$LOGS" "$W/nginx/tmp" "$W/body"
+mkdir -p "$SRC" "$SRV" "$DST" "$LOGS"
 
 SMALL_N=1000 SMALL_BYTES=65536 SMALL_DIRS=10
 MEDIUM_N=100 MEDIUM_DIRS=10
@@ -203,51 +200,7 @@ if want_case 5; then
 fi
 
 # ------------------------------------------------------------------ nginx ----
-PORT=$(python3 "$LIB" freeport)
-URL=http://127.0.0.1:$PORT
-NG=$W/nginx
-if [[ $EUID -eq 0 ]]; then USER_LINE="user root root;"; else USER_LINE=""; fi
-cat >"$NG/nginx.conf" <<EOF
-load_module $DAV_EXT;
-$USER_LINE
-worker_processes auto;
-pid $NG/nginx.pid;
-error_log $NG/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 100000;
-    default_type application/octet-stream;
-    client_body_temp_path $W/body;
-    proxy_temp_path $NG/tmp/proxy;
-    fastcgi_temp_path $NG/tmp/fastcgi;
-    uwsgi_temp_path $NG/tmp/uwsgi;
-    scgi_temp_path $NG/tmp/scgi;
-    server {
-        listen 127.0.0.1:$PORT;
-        root $SRV;
-        location / {
-            if (\$request_method = MKCOL) { rewrite ^(.*[^/])\$ \$1/ break; }
-            dav_methods PUT DELETE MKCOL COPY MOVE;
-            dav_ext_methods PROPFIND OPTIONS;
-            create_full_put_path on;
-            client_max_body_size 0;
-            dav_access user:rw group:rw all:r;
-        }
-    }
-}
-EOF
-log "starting nginx on $URL"
-nginx -e "$NG/error.log" -c "$NG/nginx.conf" -p "$NG/" >&2 || { cat "$NG/error.log" >&2 || true; die "nginx did not start"; }
-for _ in $(seq 50); do [[ -s $NG/nginx.pid ]] && break; sleep 0.1; done
-NGINX_PID=$(cat "$NG/nginx.pid" 2>/dev/null) || die "nginx wrote no pid file"
-for _ in $(seq 50); do
-    curl -s -o /dev/null -X OPTIONS "$URL/" && break
-    sleep 0.1
-done
-curl -sSf -o /dev/null -X PROPFIND -H 'Depth: 0' "$URL/" || die "nginx does not answer PROPFIND on $URL"
+start_nginx "$SRV" "$W/nginx" "$W/body"
 
 # ------------------------------------------------------------ tool setup ----
 cat >"$W/cta.toml" <<EOF
@@ -262,7 +215,7 @@ CTA=("$CTA_BIN" --config "$W/cta.toml" --profile b -q)
 export RCLONE_CONFIG=$W/rclone.conf
 export RCLONE_CONFIG_DAV_TYPE=webdav RCLONE_CONFIG_DAV_URL=$URL RCLONE_CONFIG_DAV_VENDOR=other
 RC=(rclone --webdav-pacer-min-sleep 0)
-DAVURL=dav://127.0.0.1:$PORT
+DAVURL=dav://${URL#http://}
 
 if ((DROP)); then
     if sync && echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; then

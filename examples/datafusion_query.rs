@@ -5,14 +5,16 @@
 //!     --profile cta lst/DL2/run1/ "SELECT count(*) FROM t"
 //! ```
 //! Flags as for `cta-data`: `--config FILE`, `--profile NAME`, `--url URL`; then the location
-//! (a Parquet file, or a directory of them: end it with '/') and the query over table `t`.
+//! (a Parquet file, or a directory of them: end it with '/'), either a path on the chosen
+//! profile or a `cta://<profile>/<path>` URL naming any profile, and the query over table `t`.
 
-use std::sync::Arc;
-
-use ctadata::config::{self, EnvSnapshot, LoadOptions};
-use ctadata_object_store::{profile_url, CtaObjectStore};
+use ctadata::config::{EnvSnapshot, LoadOptions};
+use ctadata::datafusion::CtaObjectStoreRegistry;
 use datafusion::arrow::util::pretty::pretty_format_batches;
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::prelude::ParquetReadOptions;
+
+const USAGE: &str =
+    "usage: datafusion_query [--config FILE] [--profile NAME] [--url URL] LOCATION SQL";
 
 #[tokio::main]
 async fn main() {
@@ -32,23 +34,25 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             "--profile" => opts.profile = args.next(),
             "--url" => opts.url = args.next(),
             "-h" | "--help" => {
-                println!("usage: datafusion_query [--config FILE] [--profile NAME] [--url URL] LOCATION SQL");
+                println!("{USAGE}");
                 return Ok(());
             }
             _ => rest.push(a),
         }
     }
-    let [location, sql] = <[String; 2]>::try_from(rest).map_err(|_| {
-        "usage: datafusion_query [--config FILE] [--profile NAME] [--url URL] LOCATION SQL"
-    })?;
-    let profile = config::load(&opts, &EnvSnapshot::from_process())?;
-    let backend = ctadata::open(&profile, &ctadata::OpenOptions::default())?;
-    let store = Arc::new(CtaObjectStore::new(backend, profile.name.clone()));
-
-    let ctx = SessionContext::new();
-    let base = profile_url(&profile.name);
-    ctx.register_object_store(&base, store);
-    let table_url = format!("{base}{}", location.trim_start_matches('/'));
+    let [location, sql] = <[String; 2]>::try_from(rest).map_err(|_| USAGE)?;
+    let env = EnvSnapshot::from_process();
+    // A bare path is on the chosen profile (resolved as the CLI does: --profile, CTADATA_PROFILE,
+    // default_profile); a cta:// URL names its own profile.
+    let table_url = if location.starts_with("cta://") {
+        location
+    } else {
+        let profile = ctadata::config::load(&opts, &env)?;
+        let base = ctadata::profile_url(&profile.name)?;
+        format!("{base}{}", location.trim_start_matches('/'))
+    };
+    let ctx = CtaObjectStoreRegistry::new(opts, ctadata::OpenOptions::default(), env)
+        .session_context()?;
     ctx.register_parquet("t", &table_url, ParquetReadOptions::default())
         .await?;
     let batches = ctx.sql(&sql).await?.collect().await?;

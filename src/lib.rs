@@ -9,6 +9,8 @@
 use std::sync::Arc;
 
 pub mod auth;
+#[cfg(feature = "datafusion")]
+pub mod datafusion;
 pub mod porting;
 
 pub use ctadata_core::config::{self, BackendKind, LoadOptions, ResolvedProfile};
@@ -17,7 +19,7 @@ pub use ctadata_core::{
     PutOptions, PutOutcome, RemotePath, Result, StorageBackend, Upload,
 };
 pub use ctadata_local::LocalBackend;
-pub use ctadata_object_store::CtaObjectStore;
+pub use ctadata_object_store::{profile_url, split_url, CtaObjectStore, SCHEME};
 
 /// Settings of the running program that are not part of a profile.
 #[derive(Debug, Clone, Default)]
@@ -68,6 +70,31 @@ pub fn open_profile(name: Option<&str>) -> Result<Arc<dyn StorageBackend>> {
     };
     let resolved = config::load(&opts, &config::EnvSnapshot::from_process())?;
     open(&resolved, &OpenOptions::default())
+}
+
+/// Opens a resolved profile as an `object_store::ObjectStore`, with the `cta://<profile>/`
+/// URL to register it under (e.g. DataFusion's `register_object_store`).
+pub fn object_store(
+    profile: &ResolvedProfile,
+    opts: &OpenOptions,
+) -> Result<(url::Url, Arc<CtaObjectStore>)> {
+    let url = ctadata_object_store::profile_url(&profile.name)?;
+    let backend = open(profile, opts)?;
+    Ok((
+        url,
+        Arc::new(CtaObjectStore::new(backend, profile.name.clone())),
+    ))
+}
+
+/// Resolves a profile by name (`None`: the default one) from the process environment and
+/// opens it as an `object_store::ObjectStore`, with the URL to register it under.
+pub fn object_store_for_profile(name: Option<&str>) -> Result<(url::Url, Arc<CtaObjectStore>)> {
+    let opts = LoadOptions {
+        profile: name.map(str::to_string),
+        ..Default::default()
+    };
+    let resolved = config::load(&opts, &config::EnvSnapshot::from_process())?;
+    object_store(&resolved, &OpenOptions::default())
 }
 
 /// Formats a time for people: `2024-11-14 10:00:00` in UTC.

@@ -77,43 +77,71 @@ async fn the_example_queries_parquet_on_the_storage() {
         w.close().await.unwrap();
     }
 
-    let out = Command::new(example_binary())
-        .env("BEARER_TOKEN", "t")
-        .env("HOME", dir.path())
-        .arg("--config")
-        .arg(&cfg)
-        .args([
-            "--profile",
-            "t",
-            "lst/DL2/run1/",
-            "SELECT telescope, count(*) AS n FROM t GROUP BY telescope ORDER BY telescope",
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        stdout,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let run = |args: &[&str]| {
+        let out = Command::new(example_binary())
+            .env("BEARER_TOKEN", "t")
+            .env("HOME", dir.path())
+            .env_remove("CTADATA_PROFILE")
+            .arg("--config")
+            .arg(&cfg)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let table = |stdout: &str| -> Vec<Vec<String>> {
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("| LST"))
+            .map(|l| {
+                l.split('|')
+                    .map(|c| c.trim().to_string())
+                    .filter(|c| !c.is_empty())
+                    .collect()
+            })
+            .collect()
+    };
+
+    // A directory on the chosen profile.
+    let (ok, stdout, stderr) = run(&[
+        "--profile",
+        "t",
+        "lst/DL2/run1/",
+        "SELECT telescope, count(*) AS n FROM t GROUP BY telescope ORDER BY telescope",
+    ]);
+    assert!(ok, "{stdout}\n{stderr}");
     println!("{stdout}");
     // 30 rows: 10 LST-1, 20 LST-2; 12 rows: 4 LST-1, 8 LST-2.
-    let rows: Vec<Vec<String>> = stdout
-        .lines()
-        .filter(|l| l.starts_with("| LST"))
-        .map(|l| {
-            l.split('|')
-                .map(|c| c.trim().to_string())
-                .filter(|c| !c.is_empty())
-                .collect()
-        })
-        .collect();
     assert_eq!(
-        rows,
+        table(&stdout),
         vec![
             vec!["LST-1".to_string(), "14".into()],
             vec!["LST-2".to_string(), "28".into()]
         ]
     );
+
+    // One file named by a cta:// URL: the registry opens profile 't' from the URL alone.
+    let (ok, stdout, stderr) = run(&[
+        "cta://t/lst/DL2/run1/b.parquet",
+        "SELECT telescope, sum(energy) AS e FROM t GROUP BY telescope ORDER BY telescope",
+    ]);
+    assert!(ok, "{stdout}\n{stderr}");
+    // b.parquet: i in 0..12, energy i/2; LST-1 at i = 0,3,6,9 -> 9; the others -> 24.
+    assert_eq!(
+        table(&stdout),
+        vec![
+            vec!["LST-1".to_string(), "9.0".into()],
+            vec!["LST-2".to_string(), "24.0".into()]
+        ]
+    );
+
+    // A profile that does not exist: a clear error naming it, no panic.
+    let (ok, stdout, stderr) = run(&["cta://nosuch/x.parquet", "SELECT 1 FROM t"]);
+    assert!(!ok, "{stdout}");
+    assert!(stderr.contains("nosuch"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

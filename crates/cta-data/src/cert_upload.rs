@@ -24,6 +24,9 @@ fn service_profile(g: &Global, r: &ResolvedProfile) -> Result<ResolvedProfile> {
     let opts = LoadOptions {
         config_file: g.config.clone(),
         profile: Some("platform".into()),
+        profile_origin: Some(
+            "cert upload, as the current profile has no certificateservice_url".into(),
+        ),
         url: None,
         ca_file: g.ca_file.clone(),
         token_file: g.token_file.clone(),

@@ -108,6 +108,7 @@ pub(crate) fn resolve(g: &Global) -> Result<ResolvedProfile> {
         } else {
             g.profile.clone()
         },
+        profile_origin: g.dev.then(|| "flag -d/--dev".to_string()),
         url: g.url.clone(),
         ca_file: g.ca_file.clone(),
         token_file: g.token_file.clone(),

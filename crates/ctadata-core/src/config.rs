@@ -293,6 +293,8 @@ pub struct LoadOptions {
     pub config_file: Option<PathBuf>,
     /// `--profile NAME` (or `-d`).
     pub profile: Option<String>,
+    /// Where `profile` came from, for messages; `None` means the `--profile` flag.
+    pub profile_origin: Option<String>,
     /// `--url URL`: overrides the chosen profile's url.
     pub url: Option<String>,
     /// `--ca-file FILE`: overrides the chosen profile's ca_file.
@@ -525,7 +527,8 @@ pub fn load(opts: &LoadOptions, env: &EnvSnapshot) -> Result<ResolvedProfile> {
     // Which profile: flag > CTADATA_PROFILE > default_profile.
     let partial: Config = extract(&fig)?;
     let (name, name_origin) = if let Some(p) = &opts.profile {
-        (p.clone(), "flag --profile".to_string())
+        let origin = opts.profile_origin.as_deref().unwrap_or("flag --profile");
+        (p.clone(), origin.to_string())
     } else if let Some(p) = env.get("CTADATA_PROFILE") {
         (p.to_string(), "variable CTADATA_PROFILE".to_string())
     } else {
@@ -545,7 +548,10 @@ pub fn load(opts: &LoadOptions, env: &EnvSnapshot) -> Result<ResolvedProfile> {
             format!(
                 "use one of: {}; or add [profiles.{name}] to {}",
                 names.join(", "),
-                env.config_dir().join("config.toml").display()
+                opts.config_file
+                    .clone()
+                    .unwrap_or_else(|| env.config_dir().join("config.toml"))
+                    .display()
             ),
         ));
     }

@@ -34,6 +34,9 @@ use object_store::{
     PutResult, RenameOptions, RenameTargetMode, Result, UploadPart,
 };
 
+/// The object_store crate this adapter implements, for callers that do not depend on it.
+pub use object_store;
+
 const STORE: &str = "cta-data";
 
 /// An [`ObjectStore`] over a cta-data [`StorageBackend`].
@@ -59,10 +62,43 @@ impl fmt::Display for CtaObjectStore {
     }
 }
 
+/// The URL scheme of cta-data stores: `cta://<profile>/<path>`.
+pub const SCHEME: &str = "cta";
+
 /// The URL under which a profile's store is registered in DataFusion: `cta://<profile>/`.
-pub fn profile_url(profile: &str) -> url::Url {
-    url::Url::parse(&format!("cta://{profile}/"))
-        .unwrap_or_else(|_| url::Url::parse("cta://default/").expect("a valid URL"))
+///
+/// Fails (a usage error) for a profile name that cannot be a URL host.
+pub fn profile_url(profile: &str) -> std::result::Result<url::Url, CtaError> {
+    let bad = || {
+        CtaError::usage(
+            format!("profile name '{profile}' cannot be used in a {SCHEME}:// URL"),
+            "use a profile name of letters, digits, '-', '_' and '.'",
+        )
+    };
+    if profile.is_empty()
+        || !profile
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(bad());
+    }
+    let url = url::Url::parse(&format!("{SCHEME}://{profile}/")).map_err(|_| bad())?;
+    if url.host_str() != Some(profile) {
+        return Err(bad());
+    }
+    Ok(url)
+}
+
+/// Splits a `cta://<profile>/<path>` URL into the profile's name and the path in its store.
+///
+/// `None` for another scheme or a URL without a profile.
+pub fn split_url(url: &url::Url) -> Option<(String, Path)> {
+    if url.scheme() != SCHEME {
+        return None;
+    }
+    let profile = url.host_str().filter(|h| !h.is_empty())?.to_string();
+    let path = Path::from_url_path(url.path()).ok()?;
+    Some((profile, path))
 }
 
 impl CtaObjectStore {
@@ -584,4 +620,29 @@ fn tokio_stream_reader(f: tokio::fs::File) -> BoxStream<'static, std::io::Result
         }
     })
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_urls_round_trip() {
+        let u = profile_url("cta-dev").unwrap();
+        assert_eq!(u.as_str(), "cta://cta-dev/");
+        let (p, path) = split_url(&u.join("lst/DL2/run%201/a.parquet").unwrap()).unwrap();
+        assert_eq!(p, "cta-dev");
+        assert_eq!(path.as_ref(), "lst/DL2/run 1/a.parquet");
+        assert_eq!(split_url(&u).unwrap().1.as_ref(), "");
+    }
+
+    #[test]
+    fn names_that_cannot_be_hosts_are_refused_not_replaced() {
+        for bad in ["", "a b", "a/b", "a:1", "a@b", "ü"] {
+            let e = profile_url(bad).unwrap_err();
+            assert!(e.to_string().contains("cannot be used"), "{bad}: {e}");
+        }
+        let other = url::Url::parse("s3://bucket/x").unwrap();
+        assert!(split_url(&other).is_none());
+    }
 }

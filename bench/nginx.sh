@@ -1,0 +1,72 @@
+# Sourced by the bench scripts: a private nginx (dav-ext) serving a directory over WebDAV
+# on 127.0.0.1, and its shutdown.
+#
+#   start_nginx SRV NGDIR BODYDIR [ACCESS_LOG]
+#     serves SRV; config, pid and error log in NGDIR; upload bodies in BODYDIR; with
+#     ACCESS_LOG, one line per request: "METHOD STATUS BODY_BYTES_SENT URI".
+#     Sets URL (http://127.0.0.1:PORT) and NGINX_PID. Needs $LIB (benchlib.py) and die().
+#   stop_nginx
+#     stops it (graceful, then TERM).
+
+DAV_EXT=/usr/lib/nginx/modules/ngx_http_dav_ext_module.so
+
+start_nginx() {
+    local srv=$1 ng=$2 body=$3 alog=${4:-} port user_line="" log_line="access_log off;"
+    port=$(python3 "$LIB" freeport)
+    URL=http://127.0.0.1:$port
+    mkdir -p "$ng/tmp" "$body"
+    [[ $EUID -eq 0 ]] && user_line="user root root;"
+    if [[ -n $alog ]]; then
+        log_line="log_format sent '\$request_method \$status \$body_bytes_sent \$uri';
+    access_log $alog sent;"
+    fi
+    cat >"$ng/nginx.conf" <<EOF
+load_module $DAV_EXT;
+$user_line
+worker_processes auto;
+pid $ng/nginx.pid;
+error_log $ng/error.log warn;
+events { worker_connections 4096; }
+http {
+    $log_line
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 100000;
+    default_type application/octet-stream;
+    client_body_temp_path $body;
+    proxy_temp_path $ng/tmp/proxy;
+    fastcgi_temp_path $ng/tmp/fastcgi;
+    uwsgi_temp_path $ng/tmp/uwsgi;
+    scgi_temp_path $ng/tmp/scgi;
+    server {
+        listen 127.0.0.1:$port;
+        root $srv;
+        location / {
+            if (\$request_method = MKCOL) { rewrite ^(.*[^/])\$ \$1/ break; }
+            dav_methods PUT DELETE MKCOL COPY MOVE;
+            dav_ext_methods PROPFIND OPTIONS;
+            create_full_put_path on;
+            client_max_body_size 0;
+            dav_access user:rw group:rw all:r;
+        }
+    }
+}
+EOF
+    log "starting nginx on $URL"
+    nginx -e "$ng/error.log" -c "$ng/nginx.conf" -p "$ng/" >&2 || { cat "$ng/error.log" >&2 || true; die "nginx did not start"; }
+    for _ in $(seq 50); do [[ -s $ng/nginx.pid ]] && break; sleep 0.1; done
+    NGINX_PID=$(cat "$ng/nginx.pid" 2>/dev/null) || die "nginx wrote no pid file"
+    for _ in $(seq 50); do
+        curl -s -o /dev/null -X OPTIONS "$URL/" && break
+        sleep 0.1
+    done
+    curl -sSf -o /dev/null -X PROPFIND -H 'Depth: 0' "$URL/" || die "nginx does not answer PROPFIND on $URL"
+}
+
+stop_nginx() {
+    if [[ -n ${NGINX_PID:-} ]] && kill -0 "$NGINX_PID" 2>/dev/null; then
+        kill -QUIT "$NGINX_PID" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -TERM "$NGINX_PID" 2>/dev/null || true
+    fi
+}
