@@ -28,14 +28,11 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$HERE")
-LIB="$HERE/benchlib.py"
+# shellcheck source=bench/common.sh
+source "$HERE/common.sh"
 
 SIZE=1G COLUMN=c3 RUNS=3 TOOLS=cta-data,curl,davix,rclone DF=0 PARENT=/tmp KEEP=0 DROP=1
 INSTALL=1 BUILD=1
-
-die() { printf 'parquet.sh: error: %s\n' "$*" >&2; exit 2; }
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
 while (($#)); do
     case $1 in
@@ -60,9 +57,6 @@ for t in ${TOOLS//,/ }; do
     case $t in cta-data|curl|davix|rclone) ;; *) die "unknown tool '$t' in --tools" ;; esac
 done
 want_tool() { [[ ,$TOOLS, == *,$1,* ]]; }
-
-# shellcheck source=bench/nginx.sh
-source "$HERE/nginx.sh"
 
 missing=()
 command -v nginx >/dev/null || missing+=(nginx)

@@ -36,7 +36,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$HERE")
-LIB="$HERE/benchlib.py"
+# shellcheck source=bench/common.sh
+source "$HERE/common.sh"
 
 RUNS=5
 ONLY=1,2,3,4,5
@@ -49,10 +50,6 @@ DROP=1
 TMO=600
 INSTALL=1
 BUILD=1
-
-die() { printf 'run.sh: error: %s\n' "$*" >&2; exit 2; }
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
 while (($#)); do
     case $1 in
@@ -87,9 +84,6 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 9))' || die "python3 >= 
 BIG_BYTES=$(python3 "$LIB" size "$BIG_SIZE")
 MEDIUM_BYTES=$(python3 "$LIB" size "$MEDIUM_SIZE")
 ((BIG_BYTES > 0 && MEDIUM_BYTES > 0)) || die "sizes must be positive"
-
-# shellcheck source=bench/nginx.sh
-source "$HERE/nginx.sh"
 
 apt_install() {
     log "installing Debian packages: $*"

@@ -25,7 +25,7 @@ use arrow_schema::{DataType, Field, Schema};
 use ctadata::config::{EnvSnapshot, LoadOptions};
 use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt};
-use parquet::arrow::async_reader::ParquetObjectReader;
+use parquet::arrow::async_reader::{AsyncFileReader, ParquetObjectReader};
 use parquet::arrow::{ArrowWriter, ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
@@ -150,15 +150,7 @@ async fn read_remote(args: &[String]) -> Res<()> {
     let meta = store.head(&path).await?;
     let store: Arc<dyn ObjectStore> = store;
     let reader = ParquetObjectReader::new(store, path).with_file_size(meta.size);
-    let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
-    let mask = projection(builder.parquet_schema(), &column)?;
-    let stream = builder
-        .with_projection(mask)
-        .with_batch_size(64 * 1024)
-        .build()?;
-    let (rows, sum) = fold(stream.map_err(Into::into)).await?;
-    report(rows, sum, started);
-    Ok(())
+    sum_column(reader, &column, started).await
 }
 
 async fn read_local(path: &std::path::Path, column: &str) -> Res<()> {
@@ -166,7 +158,16 @@ async fn read_local(path: &std::path::Path, column: &str) -> Res<()> {
     let file = tokio::fs::File::open(path)
         .await
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    let builder = ParquetRecordBatchStreamBuilder::new(file).await?;
+    sum_column(file, column, started).await
+}
+
+/// Reads only `column` through `reader` and prints its row count, sum and the time taken.
+async fn sum_column<R: AsyncFileReader + Unpin + Send + 'static>(
+    reader: R,
+    column: &str,
+    started: Instant,
+) -> Res<()> {
+    let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
     let mask = projection(builder.parquet_schema(), column)?;
     let stream = builder
         .with_projection(mask)

@@ -1,12 +1,18 @@
-# Sourced by the bench scripts: a private nginx (dav-ext) serving a directory over WebDAV
-# on 127.0.0.1, and its shutdown.
+# Sourced by the bench scripts (needs HERE, the bench directory):
 #
+#   die MSG / log MSG / usage   errors, progress (stderr) and the script's header as help
 #   start_nginx SRV NGDIR BODYDIR [ACCESS_LOG]
-#     serves SRV; config, pid and error log in NGDIR; upload bodies in BODYDIR; with
-#     ACCESS_LOG, one line per request: "METHOD STATUS BODY_BYTES_SENT URI".
-#     Sets URL (http://127.0.0.1:PORT) and NGINX_PID. Needs $LIB (benchlib.py) and die().
+#     a private nginx (dav-ext) serving SRV over WebDAV on 127.0.0.1; config, pid and error
+#     log in NGDIR; upload bodies in BODYDIR; with ACCESS_LOG, one line per request:
+#     "METHOD STATUS BODY_BYTES_SENT URI". Sets URL (http://127.0.0.1:PORT) and NGINX_PID.
 #   stop_nginx
 #     stops it (graceful, then TERM).
+
+LIB="$HERE/benchlib.py"
+
+die() { printf '%s: error: %s\n' "${0##*/}" "$*" >&2; exit 2; }
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 DAV_EXT=/usr/lib/nginx/modules/ngx_http_dav_ext_module.so
 
