@@ -14,7 +14,7 @@ use ctadata_core::config::{EnvSnapshot, ResolvedProfile};
 use ctadata_core::credentials::{StaticSource, TokenChain, TokenProvider, TokenSource};
 use ctadata_core::{Error, Result};
 use ctadata_oidc::{OidcAgentSource, OidcSession, ProfileStore, SessionSettings};
-use ctadata_webdav::{Auth, TlsOptions, WebDav, WebDavConfig};
+use ctadata_webdav::{profile_tls, Auth, WebDav, WebDavConfig};
 
 /// The real user id, for the WLCG discovery file names.
 pub fn current_uid() -> u32 {
@@ -86,16 +86,7 @@ pub fn provider_http(
     insecure: bool,
 ) -> Result<reqwest::Client> {
     let p = &profile.profile;
-    let tls = ctadata_webdav::tls::client_config(&TlsOptions {
-        ca_file: p.ca_file.clone(),
-        ca_dir: p
-            .ca_dir
-            .clone()
-            .or_else(|| env.get("X509_CERT_DIR").map(PathBuf::from)),
-        insecure,
-        system_roots: true,
-        client_identity: None,
-    })?;
+    let tls = ctadata_webdav::tls::client_config(&profile_tls(p, env, insecure))?;
     reqwest::Client::builder()
         .use_preconfigured_tls((*tls).clone())
         .redirect(reqwest::redirect::Policy::none())
@@ -190,16 +181,7 @@ pub fn webdav_config(
         Error::config(format!("profile '{}' has no url", profile.name), "set url")
     })?;
     let mut cfg = WebDavConfig::new(url, backend_name, auth);
-    cfg.tls = TlsOptions {
-        ca_file: p.ca_file.clone(),
-        ca_dir: p
-            .ca_dir
-            .clone()
-            .or_else(|| env.get("X509_CERT_DIR").map(PathBuf::from)),
-        insecure,
-        system_roots: true,
-        client_identity: None,
-    };
+    cfg.tls = profile_tls(p, env, insecure);
     if let Some(s) = p.connect_timeout {
         cfg.connect_timeout = Duration::from_secs(s);
     }

@@ -5,10 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ctadata_core::config::{EnvSnapshot, LoadOptions};
 use ctadata_core::transfer::{self, FileOutcome, TransferOptions};
 use ctadata_core::{Error, GetOptions, Locality, PutOptions, RemotePath, StorageBackend, Upload};
-use ctadata_testsupport::{DcacheConfig, DcacheDouble, Side};
+use ctadata_testsupport::{dcache_profile, DcacheConfig, DcacheDouble, Side};
 use futures::TryStreamExt;
 
 const TOKEN: &str = "door-token-1234";
@@ -29,31 +28,12 @@ fn double(tls: bool, redirect_delay: Duration) -> DcacheDouble {
 
 /// The dcache backend on the double, configured as a user would (config file + variable).
 fn open_with(d: &DcacheDouble, dir: &Path, token: &str, extra: &str) -> Arc<dyn StorageBackend> {
-    let cfg = dir.join("config.toml");
     let ca = d
         .ca()
         .map(|c| format!("ca_file = \"{}\"\n", c.ca_cert_path().display()))
         .unwrap_or_default();
-    std::fs::write(
-        &cfg,
-        format!(
-            "[profiles.t]\nbackend = \"dcache\"\nurl = \"{}\"\n{ca}{extra}",
-            d.url()
-        ),
-    )
-    .unwrap();
-    let env = EnvSnapshot::from_pairs([
-        ("HOME", dir.display().to_string()),
-        ("CTADATA_TOKEN", token.into()),
-    ]);
-    let opts = LoadOptions {
-        config_file: Some(cfg),
-        profile: Some("t".into()),
-        system_file: Some(dir.join("none")),
-        ..Default::default()
-    };
-    let profile = ctadata_core::config::load(&opts, &env).unwrap();
-    Arc::new(ctadata_dcache::open(&profile, &env, &Default::default()).unwrap())
+    let p = dcache_profile(dir, &d.url(), &(ca + extra), "CTADATA_TOKEN", token);
+    Arc::new(ctadata_dcache::open(&p.profile, &p.env, &Default::default()).unwrap())
 }
 
 fn open(d: &DcacheDouble, dir: &Path) -> Arc<dyn StorageBackend> {
@@ -212,30 +192,33 @@ async fn every_verb_on_the_door() {
 async fn a_wrong_digest_never_replaces_the_old_file() {
     let dir = tempfile::tempdir().unwrap();
     let d = double(false, Duration::from_millis(10));
-    d.put_file("/cta/f.bin", &data(50_000));
     let b = open(&d, dir.path());
-    let target = dir.path().join("f.bin");
-    std::fs::write(&target, b"the good old file").unwrap();
     d.corrupt_digest(true);
-    let e = transfer::download_file(
-        b.as_ref(),
-        &rp("cta/f.bin"),
-        None,
-        &target,
-        &TransferOptions {
-            retries: 0,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap_err();
-    assert!(matches!(e, Error::Integrity { .. }), "{e}");
-    assert!(e.to_string().contains("/cta/f.bin"), "{e}");
-    assert_eq!(std::fs::read(&target).unwrap(), b"the good old file");
-    assert!(
-        !dir.path().join("f.bin.part").exists(),
-        "corrupt data is discarded"
-    );
+    // A small file (received in memory) and a large one (streamed through a .part).
+    for size in [50_000, 3 << 20] {
+        d.put_file("/cta/f.bin", &data(size));
+        let target = dir.path().join("f.bin");
+        std::fs::write(&target, b"the good old file").unwrap();
+        let e = transfer::download_file(
+            b.as_ref(),
+            &rp("cta/f.bin"),
+            None,
+            &target,
+            &TransferOptions {
+                retries: 0,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, Error::Integrity { .. }), "{size}: {e}");
+        assert!(e.to_string().contains("/cta/f.bin"), "{e}");
+        assert_eq!(std::fs::read(&target).unwrap(), b"the good old file");
+        assert!(
+            !dir.path().join("f.bin.part").exists(),
+            "corrupt data is discarded ({size} bytes)"
+        );
+    }
 
     // An upload whose stored digest differs is deleted on the server and fails.
     let e = b

@@ -5,30 +5,13 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use ctadata_core::config::{EnvSnapshot, LoadOptions};
 use ctadata_core::transfer::{self, TransferOptions};
 use ctadata_core::{PutOptions, RemotePath, StorageBackend, Upload};
-use ctadata_testsupport::Nginx;
+use ctadata_testsupport::{dcache_profile, Nginx};
 
 fn open(url: &str, dir: &Path) -> Arc<dyn StorageBackend> {
-    let cfg = dir.join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!("[profiles.t]\nbackend = \"dcache\"\nurl = \"{url}\"\n"),
-    )
-    .unwrap();
-    let env = EnvSnapshot::from_pairs([
-        ("HOME", dir.display().to_string()),
-        ("BEARER_TOKEN", "interop-token".into()),
-    ]);
-    let opts = LoadOptions {
-        config_file: Some(cfg),
-        profile: Some("t".into()),
-        system_file: Some(dir.join("none")),
-        ..Default::default()
-    };
-    let profile = ctadata_core::config::load(&opts, &env).unwrap();
-    Arc::new(ctadata_dcache::open(&profile, &env, &Default::default()).unwrap())
+    let p = dcache_profile(dir, url, "", "BEARER_TOKEN", "interop-token");
+    Arc::new(ctadata_dcache::open(&p.profile, &p.env, &Default::default()).unwrap())
 }
 
 fn sha256(p: &Path) -> String {

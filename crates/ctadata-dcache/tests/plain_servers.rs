@@ -3,9 +3,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use ctadata_core::config::{EnvSnapshot, LoadOptions};
 use ctadata_core::{ByteRange, Error, GetOptions, PutOptions, RemotePath, StorageBackend, Upload};
-use ctadata_testsupport::{EmbeddedDav, Nginx};
+use ctadata_testsupport::{dcache_profile, EmbeddedDav, Nginx};
 use futures::TryStreamExt;
 
 fn rp(s: &str) -> RemotePath {
@@ -14,24 +13,8 @@ fn rp(s: &str) -> RemotePath {
 
 /// Opens the dcache backend the way the CLI does: a config file, a token in the environment.
 fn open(url: &str, dir: &Path) -> Arc<dyn StorageBackend> {
-    let cfg = dir.join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!("[profiles.t]\nbackend = \"dcache\"\nurl = \"{url}\"\n"),
-    )
-    .unwrap();
-    let env = EnvSnapshot::from_pairs([
-        ("HOME", dir.display().to_string()),
-        ("BEARER_TOKEN", "test-token".into()),
-    ]);
-    let opts = LoadOptions {
-        config_file: Some(cfg),
-        profile: Some("t".into()),
-        system_file: Some(dir.join("none")),
-        ..Default::default()
-    };
-    let profile = ctadata_core::config::load(&opts, &env).unwrap();
-    Arc::new(ctadata_dcache::open(&profile, &env, &Default::default()).unwrap())
+    let p = dcache_profile(dir, url, "", "BEARER_TOKEN", "test-token");
+    Arc::new(ctadata_dcache::open(&p.profile, &p.env, &Default::default()).unwrap())
 }
 
 async fn read(b: &dyn StorageBackend, p: &str, range: Option<ByteRange>) -> Vec<u8> {

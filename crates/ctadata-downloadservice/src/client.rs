@@ -1,7 +1,6 @@
 //! What both platform services share: the hub token, the HTTP client, retries, and the
 //! reading of answers that mean "your token was not accepted".
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use ctadata_core::config::{EnvSnapshot, ResolvedProfile};
@@ -9,7 +8,7 @@ use ctadata_core::credentials::{BearerToken, StaticSource, TokenChain, TokenSour
 use ctadata_core::{AuthProblem, Error, Result};
 use ctadata_webdav::retry::{parse_retry_after, retryable_status};
 use ctadata_webdav::urls::{is_loopback, redact};
-use ctadata_webdav::{RetryPolicy, TlsOptions};
+use ctadata_webdav::{profile_tls, RetryPolicy, WebDav};
 use reqwest::header::{HeaderValue, CONTENT_TYPE};
 use reqwest::{RequestBuilder, Response, Url};
 
@@ -138,16 +137,7 @@ impl Session {
     ) -> Result<Self> {
         let base = parse_url(url, key, &profile.name)?;
         let p = &profile.profile;
-        let tls = TlsOptions {
-            ca_file: p.ca_file.clone(),
-            ca_dir: p
-                .ca_dir
-                .clone()
-                .or_else(|| env.get("X509_CERT_DIR").map(PathBuf::from)),
-            insecure,
-            system_roots: true,
-            client_identity: None,
-        };
+        let tls = profile_tls(p, env, insecure);
         let trust = tls.describe_trust();
         let config = ctadata_webdav::tls::client_config(&tls)?;
         let http = reqwest::Client::builder()
@@ -257,47 +247,7 @@ impl Session {
 
     /// The error for a failed connection to `url`, without the URL's query.
     pub fn transport(&self, url: &Url, e: &reqwest::Error) -> Error {
-        let mut parts: Vec<String> = Vec::new();
-        let mut src = std::error::Error::source(e);
-        while let Some(s) = src {
-            let t = s.to_string();
-            if !(t.starts_with("client error")
-                || t.contains(url.as_str())
-                || parts.iter().any(|p| p.contains(&t)))
-            {
-                parts.push(t);
-            }
-            src = s.source();
-        }
-        if e.is_timeout() {
-            parts.insert(0, "timed out".into());
-        }
-        if parts.is_empty() {
-            parts.push(if e.is_connect() {
-                "connection failed".into()
-            } else if e.is_body() || e.is_decode() {
-                "the answer's body broke off".into()
-            } else {
-                "the request failed".into()
-            });
-        }
-        let msg = parts.join(": ");
-        let message = if msg.contains("certificate")
-            || msg.contains("UnknownIssuer")
-            || msg.contains("NotValidForName")
-        {
-            format!(
-                "TLS: the certificate of {} was not accepted ({msg}); trusted: {}",
-                url.host_str().unwrap_or("?"),
-                self.trust
-            )
-        } else {
-            msg
-        };
-        Error::Transport {
-            target: redact(url),
-            message,
-        }
+        WebDav::transport_error(url, e, &self.trust)
     }
 
     /// Sends the request `build` makes with the token, retrying network failures and
@@ -471,27 +421,7 @@ pub async fn read_limited(resp: Response, limit: usize) -> Vec<u8> {
 }
 
 /// Removes tags and squeezes white space, keeping at most 200 characters.
-pub fn short_text(s: &str) -> String {
-    let mut out = String::new();
-    let mut in_tag = false;
-    for c in s.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => {
-                in_tag = false;
-                out.push(' ');
-            }
-            _ if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    let t = out.split_whitespace().collect::<Vec<_>>().join(" ");
-    if t.chars().count() > 200 {
-        format!("{}...", t.chars().take(200).collect::<String>())
-    } else {
-        t
-    }
-}
+pub use ctadata_webdav::client::short_text;
 
 #[cfg(test)]
 mod tests {

@@ -9,9 +9,8 @@
 
 use std::sync::Arc;
 
-use ctadata_core::config::{EnvSnapshot, LoadOptions};
 use ctadata_object_store::CtaObjectStore;
-use ctadata_testsupport::Nginx;
+use ctadata_testsupport::{dcache_profile, Nginx};
 use object_store::integration;
 
 struct Fresh {
@@ -25,27 +24,8 @@ fn fresh() -> Fresh {
     let root = dir.path().join("root");
     std::fs::create_dir(&root).unwrap();
     let nginx = Nginx::start(&root).expect("nginx (tests/run-all.sh installs it)");
-    let cfg = dir.path().join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[profiles.t]\nbackend = \"dcache\"\nurl = \"{}\"\n",
-            nginx.url()
-        ),
-    )
-    .unwrap();
-    let env = EnvSnapshot::from_pairs([
-        ("HOME", dir.path().display().to_string()),
-        ("BEARER_TOKEN", "t".into()),
-    ]);
-    let opts = LoadOptions {
-        config_file: Some(cfg),
-        profile: Some("t".into()),
-        system_file: Some(dir.path().join("none")),
-        ..Default::default()
-    };
-    let profile = ctadata_core::config::load(&opts, &env).unwrap();
-    let backend = Arc::new(ctadata_dcache::open(&profile, &env, &Default::default()).unwrap());
+    let p = dcache_profile(dir.path(), &nginx.url(), "", "BEARER_TOKEN", "t");
+    let backend = Arc::new(ctadata_dcache::open(&p.profile, &p.env, &Default::default()).unwrap());
     Fresh {
         store: CtaObjectStore::new(backend, "t"),
         _nginx: nginx,

@@ -9,9 +9,8 @@ use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
-use ctadata_core::config::{EnvSnapshot, LoadOptions};
 use ctadata_object_store::CtaObjectStore;
-use ctadata_testsupport::Nginx;
+use ctadata_testsupport::{dcache_profile, Nginx};
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
@@ -25,25 +24,9 @@ const ROWS: i64 = 400_000;
 const GROUP: usize = 40_000;
 
 fn store(url: &str, dir: &std::path::Path) -> Arc<CtaObjectStore> {
-    let cfg = dir.join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!("[profiles.t]\nbackend = \"dcache\"\nurl = \"{url}\"\n"),
-    )
-    .unwrap();
-    let env = EnvSnapshot::from_pairs([
-        ("HOME", dir.display().to_string()),
-        ("BEARER_TOKEN", "t".into()),
-    ]);
-    let opts = LoadOptions {
-        config_file: Some(cfg),
-        profile: Some("t".into()),
-        system_file: Some(dir.join("none")),
-        ..Default::default()
-    };
-    let profile = ctadata_core::config::load(&opts, &env).unwrap();
+    let p = dcache_profile(dir, url, "", "BEARER_TOKEN", "t");
     Arc::new(CtaObjectStore::new(
-        Arc::new(ctadata_dcache::open(&profile, &env, &Default::default()).unwrap()),
+        Arc::new(ctadata_dcache::open(&p.profile, &p.env, &Default::default()).unwrap()),
         "t",
     ))
 }

@@ -183,6 +183,11 @@ impl WebDav {
     }
 
     fn transport(&self, url: &Url, e: &reqwest::Error) -> Error {
+        Self::transport_error(url, e, &self.cfg.tls.describe_trust())
+    }
+
+    /// The error for a request to `url` that failed below HTTP, `trust` naming the trusted CAs.
+    pub fn transport_error(url: &Url, e: &reqwest::Error, trust: &str) -> Error {
         // reqwest's own words ("error sending request for url (...)") repeat the URL, which
         // may hold dCache's single-use secret: keep the causes underneath instead.
         let mut parts: Vec<String> = Vec::new();
@@ -229,8 +234,7 @@ impl WebDav {
             return Error::Transport {
                 target: redact(url),
                 message: format!(
-                    "TLS: the certificate of {host} was not accepted ({msg}); trusted: {}",
-                    self.cfg.tls.describe_trust()
+                    "TLS: the certificate of {host} was not accepted ({msg}); trusted: {trust}"
                 ),
             };
         }
@@ -584,7 +588,7 @@ async fn excerpt(resp: reqwest::Response) -> String {
 }
 
 /// Removes tags and squeezes white space, keeping at most 200 characters.
-fn short_text(s: &str) -> String {
+pub fn short_text(s: &str) -> String {
     let mut out = String::new();
     let mut in_tag = false;
     for c in s.chars() {

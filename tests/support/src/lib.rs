@@ -9,6 +9,8 @@
 //! * [`davserver::EmbeddedDav`]: the `dav-server` crate serving a directory in-process.
 //! * [`oidc::OidcProvider`]: a real OpenID provider (npm `oidc-provider`, run by node) with the
 //!   device authorization grant, JWT access tokens and rotating refresh tokens, like Keycloak.
+//! * [`profile::dcache_profile`]: a `dcache` profile pointing at one of these servers, loaded
+//!   from a config file with a token in the environment.
 //!
 //! Every server runs on its own small tokio runtime (or, for nginx and node, its own process),
 //! so it works from plain `#[test]` functions as well as from any `#[tokio::test]` flavour, and
@@ -22,6 +24,7 @@ pub mod dcache;
 pub mod downloadservice;
 pub mod nginx;
 pub mod oidc;
+pub mod profile;
 pub mod tls;
 pub mod x509dav;
 
@@ -34,5 +37,6 @@ pub use dcache::{
 pub use downloadservice::{Fault, HubUser, PlatformConfig, PlatformDouble, Scopes};
 pub use nginx::{Nginx, NginxOptions};
 pub use oidc::{OidcOptions, OidcProvider, OidcStats};
+pub use profile::{dcache_profile, LoadedProfile};
 pub use tls::{ClientCert, TestCa};
 pub use x509dav::{GridPki, X509Dav};

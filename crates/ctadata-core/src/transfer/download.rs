@@ -64,14 +64,12 @@ async fn read_meta(p: &Path) -> Option<PartMeta> {
 async fn skip_reason(
     entry: &Entry,
     target: &Path,
+    md: Option<&std::fs::Metadata>,
     opts: &TransferOptions,
 ) -> Result<Option<String>> {
-    let Ok(md) = tokio::fs::metadata(target).await else {
+    let Some(md) = md.filter(|m| m.is_file()) else {
         return Ok(None);
     };
-    if !md.is_file() {
-        return Ok(None);
-    }
     if opts.skip_existing && entry.size == Some(md.len()) {
         if let Some(want) = Checksum::find(&entry.checksums, &ChecksumAlgorithm::Adler32) {
             let have = super::local_adler32(target).await?;
@@ -109,7 +107,10 @@ pub async fn download_file(
             format!("use 'get -r {}' for a directory", path.as_str()),
         ));
     }
-    if target.is_dir() {
+    // One look at the target serves every check below.
+    // (A stat of a local path, like those of `safe_local_join`: not worth a thread hand-off.)
+    let target_md = std::fs::metadata(target).ok();
+    if target_md.as_ref().is_some_and(|m| m.is_dir()) {
         return Err(Error::conflict(
             target.display(),
             "a local directory is in the way of the downloaded file",
@@ -117,7 +118,7 @@ pub async fn download_file(
         ));
     }
     let name = path.to_string();
-    if let Some(reason) = skip_reason(&entry, target, opts).await? {
+    if let Some(reason) = skip_reason(&entry, target, target_md.as_ref(), opts).await? {
         let o = FileOutcome::Skipped { reason };
         opts.progress.finished(&name, &o);
         return Ok(o);
@@ -127,9 +128,17 @@ pub async fn download_file(
         opts.progress.finished(&name, &o);
         return Ok(o);
     }
+    // A device or FIFO (`get X /dev/null`) is written as it is: never renamed over.
+    let special = target_md.is_some_and(|m| !m.file_type().is_file() && !m.file_type().is_dir());
+    let small = !special && entry.size.is_some_and(|s| s <= SMALL);
     let mut attempt = 0u32;
     loop {
-        match fetch(backend, path, &entry, target, opts, true).await {
+        let attempted = if small {
+            fetch_small(backend, path, &entry, target, opts).await
+        } else {
+            fetch(backend, path, &entry, target, special, opts, true).await
+        };
+        match attempted {
             Err(e) if e.is_transient() && attempt < opts.retries => {
                 attempt += 1;
                 let pause = opts.retry_delay.saturating_mul(1 << (attempt - 1).min(6));
@@ -157,6 +166,153 @@ pub async fn download_file(
 /// Files smaller than this are not resumed (no `.part.meta` for them).
 const RESUMABLE: u64 = 1 << 20;
 
+/// Files below this size (those that are not resumed) are received in memory, checked,
+/// then written and renamed into place in one blocking call: a few syscalls instead of a
+/// dozen thread hand-offs. Memory: at most this much per file in flight.
+const SMALL: u64 = RESUMABLE - 1;
+
+/// Checks the received size and, when the server gave one, the adler32; returns the
+/// verified checksum.
+fn verify(
+    name: &str,
+    size: Option<u64>,
+    total: u64,
+    server_sums: &[Checksum],
+    adler: &Adler32,
+) -> Result<Option<String>> {
+    if let Some(s) = size {
+        if s != total {
+            return Err(Error::Integrity {
+                path: name.to_string(),
+                message: format!("expected {s} bytes, received {total}; nothing was saved"),
+            });
+        }
+    }
+    let Some(want) = Checksum::find(server_sums, &ChecksumAlgorithm::Adler32) else {
+        return Ok(None);
+    };
+    let got = adler.checksum();
+    if got.value != want.value {
+        return Err(Error::Integrity {
+            path: name.to_string(),
+            message: format!(
+                "adler32 is {} but the server says {}; nothing was saved",
+                got.value, want.value
+            ),
+        });
+    }
+    Ok(Some(got.to_string()))
+}
+
+fn has_adler(sums: &[Checksum]) -> bool {
+    Checksum::find(sums, &ChecksumAlgorithm::Adler32).is_some()
+}
+
+/// The adler32 of what a resumed `.part` already holds (the checksum covers the whole file).
+async fn seed_adler(part: &Path) -> Result<Adler32> {
+    let mut adler = Adler32::new();
+    let mut f = tokio::fs::File::open(part)
+        .await
+        .map_err(|e| Error::local("read", part, e))?;
+    let mut buf = vec![0u8; IO_BLOCK];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .await
+            .map_err(|e| Error::local("read", part, e))?;
+        if n == 0 {
+            return Ok(adler);
+        }
+        adler.update(&buf[..n]);
+    }
+}
+
+/// The server's checksums of a response, over those of the listing.
+fn merge_sums(listed: &[Checksum], answered: &[Checksum]) -> Vec<Checksum> {
+    let mut sums = listed.to_vec();
+    for c in answered {
+        sums.retain(|s| s.algorithm != c.algorithm);
+        sums.push(c.clone());
+    }
+    sums
+}
+
+/// One attempt at a small file: the body is held in memory (at most [`SMALL`] bytes, plus
+/// one chunk), verified, then written to `<target>.part` and renamed into place.
+async fn fetch_small(
+    backend: &dyn StorageBackend,
+    path: &RemotePath,
+    entry: &Entry,
+    target: &Path,
+    opts: &TransferOptions,
+) -> Result<FileDone> {
+    let name = path.to_string();
+    opts.progress.started(&name, entry.size, 0);
+    let get = GetOptions {
+        range: None,
+        if_match: None,
+        want_checksums: true,
+    };
+    let dl = backend.get(path, get).await?;
+    let server_sums = merge_sums(&entry.checksums, &dl.checksums);
+    let size = dl.size.or(entry.size);
+    let mtime = dl.mtime.or(entry.mtime);
+    let mut body = Vec::with_capacity(size.unwrap_or(0).min(SMALL) as usize);
+    let mut adler = Adler32::new();
+    let want_adler = has_adler(&server_sums);
+    let mut stream = dl.stream;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if body.len() as u64 > SMALL {
+            // More than the listing announced: stop before memory grows.
+            break;
+        }
+        if want_adler {
+            adler.update(&chunk);
+        }
+        body.extend_from_slice(&chunk);
+        opts.progress.advanced(&name, chunk.len() as u64);
+    }
+    let total = body.len() as u64;
+    let verified = verify(&name, size, total, &server_sums, &adler)?;
+    let part = part_path(target);
+    let meta = part_meta_path(target);
+    let dest = target.to_path_buf();
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&part).map_err(|e| Error::local("create", &part, e))?;
+        let written = f
+            .write_all(&body)
+            .map_err(|e| Error::local("write", &part, e));
+        if let Err(e) = written {
+            drop(f);
+            let _ = std::fs::remove_file(&part);
+            return Err(e);
+        }
+        if let Some(t) = mtime {
+            let _ = f.set_modified(t);
+        }
+        drop(f);
+        if let Err(e) = std::fs::rename(&part, &dest) {
+            let _ = std::fs::remove_file(&part);
+            return Err(Error::local("rename into place", &dest, e));
+        }
+        // A description left by an interrupted run of a once larger remote file.
+        let _ = std::fs::remove_file(&meta);
+        Ok(())
+    })
+    .await
+    .map_err(|e| Error::local("write", target, std::io::Error::other(e)))??;
+    Ok(FileDone {
+        remote: name,
+        local: target.to_path_buf(),
+        bytes: total,
+        size: total,
+        resumed_from: 0,
+        verified,
+    })
+}
+
 async fn discard_unless(special: bool, part: &Path, meta: &Path) {
     if !special {
         discard(part, meta).await;
@@ -174,14 +330,10 @@ async fn fetch(
     path: &RemotePath,
     entry: &Entry,
     target: &Path,
+    special: bool,
     opts: &TransferOptions,
     may_restart: bool,
 ) -> Result<FileDone> {
-    // A device or FIFO (`get X /dev/null`) is written as it is: never renamed over.
-    let special = tokio::fs::metadata(target)
-        .await
-        .map(|m| !m.file_type().is_file() && !m.file_type().is_dir())
-        .unwrap_or(false);
     let part = if special {
         target.to_path_buf()
     } else {
@@ -194,20 +346,24 @@ async fn fetch(
 
     // Resume only the same remote file, and only when the backend can read ranges.
     let mut offset = 0u64;
-    if let (true, Ok(pmd), Some(meta)) = (
-        resumable,
-        tokio::fs::metadata(&part).await,
-        read_meta(&meta_path).await,
-    ) {
-        let fits = entry.size.is_none_or(|s| pmd.len() <= s);
-        if meta.same_file(entry) && fits && backend.capabilities().ranged_reads {
-            offset = pmd.len();
-        } else {
-            tracing::info!(path = %path, "the remote file changed since the partial download: starting again");
+    let earlier = match resumable {
+        true => tokio::fs::metadata(&part).await.ok(),
+        false => None,
+    };
+    if let Some(pmd) = &earlier {
+        match read_meta(&meta_path).await {
+            Some(meta)
+                if meta.same_file(entry)
+                    && entry.size.is_none_or(|s| pmd.len() <= s)
+                    && backend.capabilities().ranged_reads =>
+            {
+                offset = pmd.len();
+            }
+            _ => {
+                tracing::info!(path = %path, "the remote file changed since the partial download: starting again");
+                discard(&part, &meta_path).await;
+            }
         }
-    }
-    if offset == 0 && !special {
-        discard_unless(special, &part, &meta_path).await;
     }
     if resumable {
         let meta = serde_json::to_vec(&PartMeta::of(entry)).unwrap_or_default();
@@ -216,23 +372,9 @@ async fn fetch(
             .map_err(|e| Error::local("write", &meta_path, e))?;
     }
 
-    // The checksum covers the whole file: seed it with what is already there.
+    // The adler32 is computed only when the server gives one to compare with.
     let mut adler = Adler32::new();
     if offset > 0 {
-        let mut f = tokio::fs::File::open(&part)
-            .await
-            .map_err(|e| Error::local("read", &part, e))?;
-        let mut buf = vec![0u8; IO_BLOCK];
-        loop {
-            let n = f
-                .read(&mut buf)
-                .await
-                .map_err(|e| Error::local("read", &part, e))?;
-            if n == 0 {
-                break;
-            }
-            adler.update(&buf[..n]);
-        }
         tracing::info!(path = %path, offset, "resuming a partial download");
     }
     opts.progress.started(&name, entry.size, offset);
@@ -255,7 +397,7 @@ async fn fetch(
             {
                 tracing::info!(path = %path, "cannot resume ({e}): starting again");
                 discard_unless(special, &part, &meta_path).await;
-                return Box::pin(fetch(backend, path, entry, target, opts, false)).await;
+                return Box::pin(fetch(backend, path, entry, target, special, opts, false)).await;
             }
             Err(e) => return Err(e),
         };
@@ -267,9 +409,10 @@ async fn fetch(
                 message: format!("asked for bytes from {offset}, got {:?}", dl.range),
             });
         }
-        for c in &dl.checksums {
-            server_sums.retain(|s| s.algorithm != c.algorithm);
-            server_sums.push(c.clone());
+        server_sums = merge_sums(&server_sums, &dl.checksums);
+        let want_adler = has_adler(&server_sums);
+        if want_adler && offset > 0 {
+            adler = seed_adler(&part).await?;
         }
         size = dl.size.or(size);
         mtime = dl.mtime.or(mtime);
@@ -291,7 +434,9 @@ async fn fetch(
         while let Some(chunk) = stream.next().await {
             match chunk {
                 Ok(chunk) => {
-                    adler.update(&chunk);
+                    if want_adler {
+                        adler.update(&chunk);
+                    }
                     received += chunk.len() as u64;
                     if let Err(e) = out.write_all(&chunk).await {
                         failure = Some(Error::local("write", &part, e));
@@ -319,31 +464,17 @@ async fn fetch(
         }
     }
 
+    if complete_already && has_adler(&server_sums) {
+        adler = seed_adler(&part).await?;
+    }
     let total = offset + received;
-    if let Some(s) = size {
-        if s != total {
+    let verified = match verify(&name, size, total, &server_sums, &adler) {
+        Ok(v) => v,
+        Err(e) => {
             discard_unless(special, &part, &meta_path).await;
-            return Err(Error::Integrity {
-                path: name,
-                message: format!("expected {s} bytes, received {total}; nothing was saved"),
-            });
+            return Err(e);
         }
-    }
-    let mut verified = None;
-    if let Some(want) = Checksum::find(&server_sums, &ChecksumAlgorithm::Adler32) {
-        let got = adler.checksum();
-        if got.value != want.value {
-            discard_unless(special, &part, &meta_path).await;
-            return Err(Error::Integrity {
-                path: name,
-                message: format!(
-                    "adler32 is {} but the server says {}; nothing was saved",
-                    got.value, want.value
-                ),
-            });
-        }
-        verified = Some(got.to_string());
-    }
+    };
     if !special {
         if let Some(t) = mtime {
             if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&part) {
@@ -381,6 +512,7 @@ pub async fn download_tree(
             .map_err(|e| Error::local("create directory", local, e))?;
     }
     let mut summary = Summary::default();
+    let mut made = std::collections::HashSet::from([local.to_path_buf()]);
     let filter = opts.filter.clone();
     let root_for_walk = root.clone();
     let mut entries = walk::walk_with(
@@ -421,7 +553,10 @@ pub async fn download_tree(
                         match safe_local_join(local, &rel) {
                             Ok(t) if opts.dry_run => drop(t),
                             Ok(t) => match tokio::fs::create_dir_all(&t).await {
-                                Ok(()) => summary.directories += 1,
+                                Ok(()) => {
+                                    summary.directories += 1;
+                                    made.insert(t);
+                                }
                                 Err(e) => summary.fail(
                                     entry.path.to_string(),
                                     &Error::local("create directory", &t, e),
@@ -444,14 +579,17 @@ pub async fn download_tree(
                     opts.progress.discovered(1, entry.size.unwrap_or(0));
                     let b = backend.clone();
                     let o = opts.clone();
+                    // Directories arrive before their files: most parents exist already.
+                    let parent = target.parent().filter(|p| !made.contains(*p));
+                    let parent = parent.map(Path::to_path_buf);
                     inflight.push(
                         async move {
                             if !o.dry_run {
-                                if let Some(parent) = target.parent() {
-                                    tokio::fs::create_dir_all(parent).await.map_err(|e| {
+                                if let Some(parent) = parent {
+                                    tokio::fs::create_dir_all(&parent).await.map_err(|e| {
                                         (
                                             entry.path.to_string(),
-                                            Error::local("create directory", parent, e),
+                                            Error::local("create directory", &parent, e),
                                         )
                                     })?;
                                 }
