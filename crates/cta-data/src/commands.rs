@@ -92,12 +92,9 @@ pub async fn run(cli: Cli) -> Result<()> {
 /// Writes generated text to stdout; a closed pipe (e.g. `| head`) is not an error.
 fn write_stdout(buf: &[u8]) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    match out.write_all(buf).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Error::local("write", "standard output", e))
-        }
-        _ => Ok(()),
-    }
+    out.write_all(buf)
+        .and_then(|()| out.flush())
+        .or_else(stdout_result)
 }
 
 pub(crate) fn resolve(g: &Global) -> Result<ResolvedProfile> {
@@ -238,7 +235,6 @@ async fn list(
     long: bool,
     recursive: bool,
 ) -> Result<()> {
-    let mut out = std::io::stdout().lock();
     let (entries, is_file) = match backend.list(path).await {
         Ok(v) => (v, false),
         // Like ls: listing a file shows the file (with -r too: there is nothing to descend).
@@ -260,9 +256,10 @@ async fn list(
     }
     if g.json {
         let s = serde_json::to_string_pretty(&all).unwrap_or_default();
-        let _ = writeln!(out, "{s}");
-        return Ok(());
+        return write_stdout(format!("{s}\n").as_bytes());
     }
+    // Block-buffered: one write per 64 KiB instead of one per line.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     for e in &all {
         let shown = if recursive {
             e.path
@@ -289,11 +286,20 @@ async fn list(
         } else {
             shown
         };
-        if writeln!(out, "{line}").is_err() {
-            break; // closed pipe (e.g. `| head`): stop quietly
+        if let Err(e) = writeln!(out, "{line}") {
+            return stdout_result(e);
         }
     }
-    Ok(())
+    out.flush().or_else(stdout_result)
+}
+
+/// A failed write to stdout: a closed pipe (e.g. `| head`) ends the output quietly.
+fn stdout_result(e: std::io::Error) -> Result<()> {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Ok(())
+    } else {
+        Err(Error::local("write", "standard output", e))
+    }
 }
 
 fn print_stat(e: &Entry) {
@@ -590,10 +596,13 @@ fn report_single(g: &Global, what: &str, outcome: &FileOutcome, started: Instant
     Ok(())
 }
 
+const IO_BLOCK_CAT: usize = 1 << 20;
+
 async fn cat(backend: Arc<dyn StorageBackend>, path: &RemotePath) -> Result<()> {
     use tokio::io::AsyncWriteExt;
     let dl = backend.get(path, Default::default()).await?;
-    let mut out = tokio::io::stdout();
+    // Writes of 1 MiB: each write to tokio's stdout is a hand-off to a blocking thread.
+    let mut out = tokio::io::BufWriter::with_capacity(IO_BLOCK_CAT, tokio::io::stdout());
     let mut stream = dl.stream;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
@@ -604,6 +613,10 @@ async fn cat(backend: Arc<dyn StorageBackend>, path: &RemotePath) -> Result<()> 
             return Err(Error::local("write", "standard output", e));
         }
     }
-    let _ = out.flush().await;
-    Ok(())
+    match out.flush().await {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::local("write", "standard output", e))
+        }
+        _ => Ok(()),
+    }
 }
