@@ -15,7 +15,8 @@
 #   --runs N         timed runs per row (default 3); the median is reported
 #   --tools LIST     download tools of the baseline (default cta-data,curl,davix,rclone)
 #   --datafusion     also time `SELECT sum(col)` with the DataFusion example (builds it in
-#                    release mode with the feature `datafusion`: ~15 min on 2 cores)
+#                    release mode with the feature `datafusion`: ~30 min on 2 cores, as
+#                    the shared dependencies are rebuilt with DataFusion's features)
 #   --dir DIR        parent of the temporary work directory (default /tmp)
 #   --keep           keep the work directory at exit
 #   --keep-cache     do not drop the page cache before each run

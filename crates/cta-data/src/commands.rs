@@ -596,27 +596,29 @@ fn report_single(g: &Global, what: &str, outcome: &FileOutcome, started: Instant
     Ok(())
 }
 
-const IO_BLOCK_CAT: usize = 1 << 20;
-
 async fn cat(backend: Arc<dyn StorageBackend>, path: &RemotePath) -> Result<()> {
-    use tokio::io::AsyncWriteExt;
     let dl = backend.get(path, Default::default()).await?;
-    // Writes of 1 MiB: each write to tokio's stdout is a hand-off to a blocking thread.
-    let mut out = tokio::io::BufWriter::with_capacity(IO_BLOCK_CAT, tokio::io::stdout());
+    // Chunks go to a writer thread as they are (no copies, no blocking-pool hand-offs).
+    let mut out = transfer::ThreadWriter::new(std::io::stdout())
+        .map_err(|e| Error::local("write", "standard output", e))?;
     let mut stream = dl.stream;
+    let mut failure = None;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk?;
-        if let Err(e) = out.write_all(&chunk).await {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                return Ok(());
+        match chunk {
+            Ok(chunk) => {
+                if out.write(chunk).await.is_err() {
+                    break; // the writer's error comes from finish()
+                }
             }
-            return Err(Error::local("write", "standard output", e));
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
         }
     }
-    match out.flush().await {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Error::local("write", "standard output", e))
-        }
-        _ => Ok(()),
+    let written = out.finish().await;
+    if let Some(e) = failure {
+        return Err(e);
     }
+    written.map(drop).or_else(stdout_result)
 }

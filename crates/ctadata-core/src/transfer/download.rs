@@ -7,10 +7,10 @@ use std::time::{Instant, SystemTime};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 use super::{
-    part_meta_path, part_path, safe_local_join, walk, FileDone, FileOutcome, Summary,
+    part_meta_path, part_path, safe_local_join, walk, FileDone, FileOutcome, Summary, ThreadWriter,
     TransferOptions,
 };
 use crate::backend::{ByteRange, GetOptions, StorageBackend, IO_BLOCK};
@@ -428,7 +428,8 @@ async fn fetch(
                 .await
         }
         .map_err(|e| Error::local("create", &part, e))?;
-        let mut out = tokio::io::BufWriter::with_capacity(IO_BLOCK, file);
+        let mut out = ThreadWriter::new(file.into_std().await)
+            .map_err(|e| Error::local("write", &part, e))?;
         let mut stream = dl.stream;
         let mut failure = None;
         while let Some(chunk) = stream.next().await {
@@ -437,12 +438,12 @@ async fn fetch(
                     if want_adler {
                         adler.update(&chunk);
                     }
-                    received += chunk.len() as u64;
-                    if let Err(e) = out.write_all(&chunk).await {
-                        failure = Some(Error::local("write", &part, e));
-                        break;
+                    let n = chunk.len() as u64;
+                    received += n;
+                    if out.write(chunk).await.is_err() {
+                        break; // the writer's error comes from finish()
                     }
-                    opts.progress.advanced(&name, chunk.len() as u64);
+                    opts.progress.advanced(&name, n);
                 }
                 Err(e) => {
                     failure = Some(e);
@@ -451,15 +452,14 @@ async fn fetch(
             }
         }
         // Keep what arrived: the next attempt (or run) resumes from there.
-        let flushed = out.flush().await;
+        let written = out.finish().await;
         if let Some(e) = failure {
             return Err(e);
         }
-        flushed.map_err(|e| Error::local("write", &part, e))?;
+        let file = written.map_err(|e| Error::local("write", &part, e))?;
         // Set the remote mtime through the same handle (no second open).
         if let (Some(t), false) = (mtime, special) {
-            let f = out.into_inner().into_std().await;
-            let _ = f.set_modified(t);
+            let _ = file.set_modified(t);
             mtime = None;
         }
     }
