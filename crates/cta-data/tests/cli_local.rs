@@ -19,6 +19,7 @@ const USAGE: i32 = 2;
 const CONFIG: i32 = 3;
 const NOT_FOUND: i32 = 6;
 const CONFLICT: i32 = 7;
+const LOCAL_IO: i32 = 12;
 
 /// Variables of the user's environment that must not reach the binary.
 const LEAKY_VARS: [&str; 5] = [
@@ -500,6 +501,42 @@ fn cat_writes_the_exact_bytes() {
     assert_eq!(succeed(sb.cmd().args(["cat", "bin/all.dat"])).stdout, bin);
     assert_eq!(sb.ok(&["cat", "/d/b.txt"]), "12345");
     sb.fails(&["cat", "bin/x"], NOT_FOUND, &["/bin/x"], "cta-data list");
+
+    // Larger than the writer's blocks: a full disk is a local I/O error, a reader that
+    // stops early (`| head`) is not an error.
+    let big: Vec<u8> = all_bytes().repeat(20 << 10);
+    sb.remote_file("bin/big.dat", &big);
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let cat = || {
+        let mut c = sb.std_bare();
+        c.arg("--config")
+            .arg(sb.config())
+            .args(["cat", "bin/big.dat"]);
+        c
+    };
+    let out = cat().stdout(full).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(LOCAL_IO), "{stderr}");
+    has(&stderr, "standard output");
+    let mut child = cat()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = [0u8; 10];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut head).unwrap();
+    assert_eq!(&head, &big[..10]);
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 // ------------------------------------------------------------------------------- config
