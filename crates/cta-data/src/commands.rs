@@ -602,20 +602,7 @@ async fn cat(backend: Arc<dyn StorageBackend>, path: &RemotePath) -> Result<()> 
     let mut out = transfer::ThreadWriter::new(std::io::stdout())
         .map_err(|e| Error::local("write", "standard output", e))?;
     let mut stream = dl.stream;
-    let mut failure = None;
-    while let Some(chunk) = stream.next().await {
-        match chunk {
-            Ok(chunk) => {
-                if out.write(chunk).await.is_err() {
-                    break; // the writer's error comes from finish()
-                }
-            }
-            Err(e) => {
-                failure = Some(e);
-                break;
-            }
-        }
-    }
+    let failure = transfer::pump(&mut stream, &mut out, |_| {}).await;
     let written = out.finish().await;
     if let Some(e) = failure {
         return Err(e);

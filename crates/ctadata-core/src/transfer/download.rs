@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
 use super::{
-    part_meta_path, part_path, safe_local_join, walk, FileDone, FileOutcome, Summary, ThreadWriter,
-    TransferOptions,
+    part_meta_path, part_path, pump, safe_local_join, walk, FileDone, FileOutcome, Summary,
+    ThreadWriter, TransferOptions,
 };
 use crate::backend::{ByteRange, GetOptions, StorageBackend, IO_BLOCK};
 use crate::checksum::{Adler32, Checksum, ChecksumAlgorithm};
@@ -431,26 +431,14 @@ async fn fetch(
         let mut out = ThreadWriter::new(file.into_std().await)
             .map_err(|e| Error::local("write", &part, e))?;
         let mut stream = dl.stream;
-        let mut failure = None;
-        while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(chunk) => {
-                    if want_adler {
-                        adler.update(&chunk);
-                    }
-                    let n = chunk.len() as u64;
-                    received += n;
-                    if out.write(chunk).await.is_err() {
-                        break; // the writer's error comes from finish()
-                    }
-                    opts.progress.advanced(&name, n);
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
+        let failure = pump(&mut stream, &mut out, |chunk| {
+            if want_adler {
+                adler.update(chunk);
             }
-        }
+            received += chunk.len() as u64;
+            opts.progress.advanced(&name, chunk.len() as u64);
+        })
+        .await;
         // Keep what arrived: the next attempt (or run) resumes from there.
         let written = out.finish().await;
         if let Some(e) = failure {

@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 
 pub use download::{download_file, download_tree, DownloadOptions};
 pub use filter::Filter;
-pub use sink::ThreadWriter;
+pub use sink::{pump, ThreadWriter};
 pub use upload::{upload_file, upload_tree};
 pub use walk::walk;
 pub use walk::walk_with;

@@ -73,6 +73,29 @@ impl<W: Write + Send + 'static> Drop for ThreadWriter<W> {
     }
 }
 
+/// Feeds `stream` into `out`, showing every chunk to `each` first. Stops at the end, at an
+/// error of the stream (returned), or when the writer stopped (its error comes from
+/// [`ThreadWriter::finish`]).
+pub async fn pump<W: Write + Send + 'static>(
+    stream: &mut crate::backend::ByteStream,
+    out: &mut ThreadWriter<W>,
+    mut each: impl FnMut(&Bytes),
+) -> Option<crate::Error> {
+    use futures::StreamExt;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(chunk) => {
+                each(&chunk);
+                if out.write(chunk).await.is_err() {
+                    return None;
+                }
+            }
+            Err(e) => return Some(e),
+        }
+    }
+    None
+}
+
 fn closed() -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the writer stopped")
 }
