@@ -237,6 +237,33 @@ async fn a_wrong_digest_never_replaces_the_old_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_grew_since_its_listing_is_downloaded_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = double(false, Duration::from_millis(10));
+    d.put_file("/cta/f.bin", &data(1000));
+    let b = open(&d, dir.path());
+    let listed = b.stat(&rp("cta/f.bin")).await.unwrap();
+    assert_eq!(listed.size, Some(1000));
+    // Rewritten larger than the in-memory limit between the listing and the download.
+    let grown = data(3 << 20);
+    d.put_file("/cta/f.bin", &grown);
+    let target = dir.path().join("f.bin");
+    transfer::download_file(
+        b.as_ref(),
+        &rp("cta/f.bin"),
+        Some(&listed),
+        &target,
+        &TransferOptions {
+            retries: 0,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(std::fs::read(&target).unwrap() == grown, "the whole new file");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_shorter_than_its_length_is_an_error_and_keeps_the_old_file() {
     let dir = tempfile::tempdir().unwrap();
     let d = double(false, Duration::from_millis(10));

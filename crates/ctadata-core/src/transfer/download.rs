@@ -247,13 +247,19 @@ async fn fetch_small(
     opts: &TransferOptions,
 ) -> Result<FileDone> {
     let name = path.to_string();
-    opts.progress.started(&name, entry.size, 0);
     let get = GetOptions {
         range: None,
         if_match: None,
         want_checksums: true,
     };
     let dl = backend.get(path, get).await?;
+    if dl.size.is_some_and(|s| s > SMALL) {
+        // The file grew since it was listed: stream it to disk instead.
+        drop(dl);
+        tracing::debug!(path = %path, "larger than listed: streaming it");
+        return fetch(backend, path, entry, target, false, opts, true).await;
+    }
+    opts.progress.started(&name, entry.size, 0);
     let server_sums = merge_sums(&entry.checksums, &dl.checksums);
     let size = dl.size.or(entry.size);
     let mtime = dl.mtime.or(entry.mtime);
