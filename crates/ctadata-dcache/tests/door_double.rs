@@ -260,7 +260,10 @@ async fn a_file_that_grew_since_its_listing_is_downloaded_whole() {
     )
     .await
     .unwrap();
-    assert!(std::fs::read(&target).unwrap() == grown, "the whole new file");
+    assert!(
+        std::fs::read(&target).unwrap() == grown,
+        "the whole new file"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
