@@ -140,19 +140,11 @@ impl Session {
         let tls = profile_tls(p, env, insecure);
         let trust = tls.describe_trust();
         let config = ctadata_webdav::tls::client_config(&tls)?;
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls((*config).clone())
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(p.connect_timeout.unwrap_or(15)))
-            .read_timeout(Duration::from_secs(p.read_timeout.unwrap_or(300)))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .http1_only()
-            .tcp_nodelay(true)
-            .user_agent(concat!("cta-data/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| {
-                Error::config(format!("HTTP client setup failed: {e}"), "report this bug")
-            })?;
+        let http = ctadata_webdav::client::http_client(
+            &config,
+            Duration::from_secs(p.connect_timeout.unwrap_or(15)),
+            Duration::from_secs(p.read_timeout.unwrap_or(300)),
+        )?;
         let sources = token_sources(profile, env);
         let hub = Hub::of_service(&base);
         let chain = TokenChain::new(

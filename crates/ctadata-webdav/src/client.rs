@@ -94,6 +94,26 @@ struct Req<'a> {
     follow: bool,
 }
 
+/// The HTTP client every cta-data backend uses: the given rustls config, redirects followed
+/// by hand (never by reqwest), HTTP/1.1, the given timeouts.
+pub fn http_client(
+    tls: &rustls::ClientConfig,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(connect_timeout)
+        .read_timeout(read_timeout)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .http1_only()
+        .tcp_nodelay(true)
+        .user_agent(concat!("cta-data/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::config(format!("HTTP client setup failed: {e}"), "report this bug"))
+}
+
 impl WebDav {
     /// Builds the client (TLS configuration is read and checked here).
     pub fn new(cfg: WebDavConfig) -> Result<Self> {
@@ -108,19 +128,7 @@ impl WebDav {
             ));
         }
         let tls = client_config(&cfg.tls)?;
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls((*tls).clone())
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(cfg.connect_timeout)
-            .read_timeout(cfg.read_timeout)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .http1_only()
-            .tcp_nodelay(true)
-            .user_agent(concat!("cta-data/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| {
-                Error::config(format!("HTTP client setup failed: {e}"), "report this bug")
-            })?;
+        let http = http_client(&tls, cfg.connect_timeout, cfg.read_timeout)?;
         Ok(Self {
             cfg,
             base,
