@@ -19,10 +19,17 @@ use crate::path::RemotePath;
 /// A stream of bytes coming from (or going to) the storage.
 pub type ByteStream = BoxStream<'static, Result<Bytes>>;
 
+/// A stream of listing entries, yielded as the server's answer is read.
+pub type EntryStream = BoxStream<'static, Result<Entry>>;
+
 /// Which bytes of a file to read.
+///
+/// A `Bounded` range is built with [`ByteRange::bounded`], which refuses empty and inverted
+/// ranges, so every range renders as a valid HTTP `Range` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ByteRange {
-    /// `start..end` (end exclusive).
+    /// `start..end` (end exclusive, never empty).
+    #[non_exhaustive]
     Bounded {
         /// First byte.
         start: u64,
@@ -36,6 +43,25 @@ pub enum ByteRange {
 }
 
 impl ByteRange {
+    /// `start..end` (end exclusive); an empty (`start == end`) or inverted range is refused.
+    pub fn bounded(start: u64, end: u64) -> Result<Self> {
+        if start >= end {
+            return Err(Error::usage(
+                format!("the byte range {start}..{end} is empty or inverted"),
+                "give a range whose end lies after its start",
+            ));
+        }
+        Ok(ByteRange::Bounded { start, end })
+    }
+
+    /// The first byte this range asks for, when it does not depend on the file's size.
+    pub fn start(&self) -> Option<u64> {
+        match *self {
+            ByteRange::Bounded { start, .. } | ByteRange::From(start) => Some(start),
+            ByteRange::Suffix(_) => None,
+        }
+    }
+
     /// The value of an HTTP `Range` header for this range.
     pub fn to_http_header(&self) -> String {
         match *self {
@@ -57,8 +83,9 @@ impl ByteRange {
     }
 }
 
-/// Options of a read.
+/// Options of a read; build with `GetOptions::default()` and the `with_*` methods.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct GetOptions {
     /// Only these bytes; `None` for the whole file.
     pub range: Option<ByteRange>,
@@ -66,6 +93,26 @@ pub struct GetOptions {
     pub if_match: Option<String>,
     /// Ask the server for its checksums (RFC 3230 `Want-Digest`).
     pub want_checksums: bool,
+}
+
+impl GetOptions {
+    /// Only these bytes.
+    pub fn with_range(mut self, range: ByteRange) -> Self {
+        self.range = Some(range);
+        self
+    }
+
+    /// Only if the file still has this ETag.
+    pub fn with_if_match(mut self, etag: impl Into<String>) -> Self {
+        self.if_match = Some(etag.into());
+        self
+    }
+
+    /// Ask for the server's checksums.
+    pub fn with_checksums(mut self, want: bool) -> Self {
+        self.want_checksums = want;
+        self
+    }
 }
 
 /// An open read: the bytes plus what the server said about the file.
@@ -234,8 +281,9 @@ impl Debug for Upload {
     }
 }
 
-/// Options of a write.
+/// Options of a write; build with `PutOptions::default()` and the `with_*` methods.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct PutOptions {
     /// Replace an existing file (dCache files are write-once: the backend deletes, then puts).
     pub overwrite: bool,
@@ -246,6 +294,32 @@ pub struct PutOptions {
     /// The caller has just listed the parent and the file was not there: the backend
     /// may skip its own existence check (saves a request per file in tree uploads).
     pub known_absent: bool,
+}
+
+impl PutOptions {
+    /// Replace an existing file.
+    pub fn with_overwrite(mut self, yes: bool) -> Self {
+        self.overwrite = yes;
+        self
+    }
+
+    /// Create missing parent directories first.
+    pub fn with_create_parents(mut self, yes: bool) -> Self {
+        self.create_parents = yes;
+        self
+    }
+
+    /// A checksum of the body known in advance.
+    pub fn with_checksum(mut self, sum: Checksum) -> Self {
+        self.checksum = Some(sum);
+        self
+    }
+
+    /// The caller knows the file is absent (it has just listed the parent).
+    pub fn with_known_absent(mut self, yes: bool) -> Self {
+        self.known_absent = yes;
+        self
+    }
 }
 
 /// What a write achieved.
@@ -295,8 +369,16 @@ pub trait StorageBackend: Send + Sync + Debug {
     /// Metadata of one file or directory.
     async fn stat(&self, path: &RemotePath) -> Result<Entry>;
 
-    /// The children of a directory (not the directory itself, not recursive).
-    async fn list(&self, dir: &RemotePath) -> Result<Vec<Entry>>;
+    /// The children of a directory (not the directory itself, not recursive), yielded as the
+    /// server's answer is read. Errors known before the first entry (not found, not a
+    /// directory, refused) come as the outer `Err`; later ones end the stream.
+    async fn list(&self, dir: &RemotePath) -> Result<EntryStream>;
+
+    /// The children of a directory, collected (small directories, tests).
+    async fn list_all(&self, dir: &RemotePath) -> Result<Vec<Entry>> {
+        use futures::TryStreamExt;
+        self.list(dir).await?.try_collect().await
+    }
 
     /// Reads a file, whole or a byte range, as a stream.
     async fn get(&self, path: &RemotePath, opts: GetOptions) -> Result<Download>;
@@ -321,13 +403,20 @@ mod tests {
     #[test]
     fn ranges() {
         assert_eq!(
-            ByteRange::Bounded { start: 0, end: 10 }.to_http_header(),
+            ByteRange::bounded(0, 10).unwrap().to_http_header(),
             "bytes=0-9"
         );
+        assert_eq!(
+            ByteRange::bounded(5, 6).unwrap().to_http_header(),
+            "bytes=5-5"
+        );
+        // The old bug: 5..5 rendered as `bytes=5-4`. Empty and inverted ranges are refused.
+        assert!(ByteRange::bounded(5, 5).is_err());
+        assert!(ByteRange::bounded(6, 5).is_err());
         assert_eq!(ByteRange::From(5).to_http_header(), "bytes=5-");
         assert_eq!(ByteRange::Suffix(8).to_http_header(), "bytes=-8");
         assert_eq!(ByteRange::Suffix(8).resolve(5), 0..5);
-        assert_eq!(ByteRange::Bounded { start: 3, end: 100 }.resolve(10), 3..10);
+        assert_eq!(ByteRange::bounded(3, 100).unwrap().resolve(10), 3..10);
     }
 
     #[tokio::test]

@@ -1,12 +1,17 @@
 //! One error type with the cases a user acts on differently, each with its own exit code.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// A boxed cause kept under an error (shown with `-v`).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Result alias used across cta-data.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Why authentication failed: each case has a different fix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AuthProblem {
     /// No credential was found in any source.
     Missing,
@@ -20,7 +25,12 @@ pub enum AuthProblem {
 ///
 /// Every message says what happened and to which path; [`Error::hint`] says what to do next.
 /// No variant ever carries a secret: callers put token *sources* in messages, never tokens.
+///
+/// Errors are classified once, where the answer or the I/O error is read:
+/// [`Error::is_temporary`] says whether trying again may help, and the retry layer
+/// ([`crate::retry::Retrying`]) is the only place that acts on it.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A path given by the user or a server is not acceptable.
     #[error("invalid path '{}': {reason}", path.escape_debug())]
@@ -81,6 +91,9 @@ pub enum Error {
         path: String,
         /// Expected versus actual.
         message: String,
+        /// What to do instead, when trying again cannot help (the same wrong bytes come
+        /// every time); `None` for the usual advice.
+        hint: Option<String>,
     },
     /// The network or TLS failed: the server could not be reached or the connection broke.
     #[error("transport error talking to {target}: {message}")]
@@ -89,6 +102,14 @@ pub enum Error {
         target: String,
         /// What failed.
         message: String,
+        /// Trying again may help (a reset, a timeout, a busy server); false for failures
+        /// that repeat (an untrusted certificate).
+        temporary: bool,
+        /// How long the server asked us to wait (`Retry-After`).
+        retry_after: Option<Duration>,
+        /// The underlying error.
+        #[source]
+        source: Option<BoxError>,
     },
     /// The server answered something this client does not understand or did not expect.
     #[error("unexpected answer from the server for {path}: {}{message}", status.map(|s| format!("HTTP {s}: ")).unwrap_or_default())]
@@ -99,6 +120,18 @@ pub enum Error {
         status: Option<u16>,
         /// A short description with an excerpt of the answer.
         message: String,
+        /// The underlying error (e.g. the XML parser's).
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// A fault inside cta-data itself (a bug), never the user's doing.
+    #[error("internal error: {message}")]
+    Internal {
+        /// What went wrong.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<BoxError>,
     },
     /// The configuration is invalid or incomplete.
     #[error("configuration error: {message}")]
@@ -194,6 +227,7 @@ impl Error {
             Error::LocalIo { .. } => LOCAL_IO,
             Error::Partial { .. } => PARTIAL,
             Error::Interrupted => INTERRUPTED,
+            Error::Internal { .. } => OTHER,
         }
     }
 
@@ -219,12 +253,23 @@ impl Error {
                 "check that your account may access this path; 'cta-data token status' shows who you are"
                     .into(),
             ),
+            Error::Integrity { hint: Some(h), .. } => Some(h.clone()),
             Error::Integrity { .. } => Some(
                 "the damaged data was discarded; run the command again, and report it if it repeats"
                     .into(),
             ),
+            Error::Transport {
+                temporary: false, ..
+            } => Some(
+                "this does not heal by retrying: check the profile's url and trust ('cta-data config show')"
+                    .into(),
+            ),
             Error::Transport { .. } => Some(
                 "check the network and the profile's url ('cta-data config show'); rerun to resume"
+                    .into(),
+            ),
+            Error::Internal { .. } => Some(
+                "this is a bug in cta-data: please report it with the output of the command run with -vv"
                     .into(),
             ),
             Error::Protocol { .. } => Some(
@@ -303,9 +348,100 @@ impl Error {
         }
     }
 
-    /// True for errors worth retrying the whole operation for (network trouble).
-    pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Transport { .. })
+    /// A temporary `Transport` error (trying again may help).
+    pub fn transport(target: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Transport {
+            target: target.into(),
+            message: message.into(),
+            temporary: true,
+            retry_after: None,
+            source: None,
+        }
+    }
+
+    /// A `Transport` error that repeats whatever one does (e.g. an untrusted certificate).
+    pub fn transport_permanent(target: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Transport {
+            target: target.into(),
+            message: message.into(),
+            temporary: false,
+            retry_after: None,
+            source: None,
+        }
+    }
+
+    /// A `Protocol` error.
+    pub fn protocol(path: impl ToString, status: Option<u16>, message: impl Into<String>) -> Self {
+        Error::Protocol {
+            path: path.to_string(),
+            status,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An `Integrity` error with the usual advice.
+    pub fn integrity(path: impl ToString, message: impl Into<String>) -> Self {
+        Error::Integrity {
+            path: path.to_string(),
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// An `Internal` error: a bug of cta-data, exit code 1.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Error::Internal {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Keeps `cause` under this error (for `Transport`, `Protocol` and `Internal`; other
+    /// cases carry their cause in their message and are returned unchanged).
+    pub fn with_source(mut self, cause: impl Into<BoxError>) -> Self {
+        match &mut self {
+            Error::Transport { source, .. }
+            | Error::Protocol { source, .. }
+            | Error::Internal { source, .. } => *source = Some(cause.into()),
+            _ => {}
+        }
+        self
+    }
+
+    /// True when trying the same operation again may succeed: network trouble, timeouts,
+    /// and the statuses 408, 429, 500, 502, 503, 504. Decided by the error's kind, never by
+    /// its text.
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            Error::Transport { temporary, .. } => *temporary,
+            Error::Protocol {
+                status: Some(s), ..
+            } => crate::retry::retryable_status(*s),
+            _ => false,
+        }
+    }
+
+    /// How long the server asked to wait before trying again, when it said so.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Transport { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The chain of causes under this error, outermost first (for `-v`).
+    pub fn causes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cur = std::error::Error::source(self);
+        while let Some(c) = cur {
+            let t = c.to_string();
+            if !out.contains(&t) {
+                out.push(t);
+            }
+            cur = c.source();
+        }
+        out
     }
 }
 
@@ -344,19 +480,9 @@ mod tests {
                 hint: "h".into(),
             },
             Error::conflict("/x", "exists", "h"),
-            Error::Integrity {
-                path: "/x".into(),
-                message: "m".into(),
-            },
-            Error::Transport {
-                target: "h".into(),
-                message: "m".into(),
-            },
-            Error::Protocol {
-                path: "/x".into(),
-                status: Some(500),
-                message: "m".into(),
-            },
+            Error::integrity("/x", "m"),
+            Error::transport("h", "m"),
+            Error::protocol("/x", Some(500), "m"),
             Error::config("m", "h"),
             Error::Unsupported {
                 operation: "rename".into(),
@@ -369,6 +495,7 @@ mod tests {
                 total: 2,
             },
             Error::Interrupted,
+            Error::internal("m"),
         ]
     }
 
@@ -378,8 +505,10 @@ mod tests {
         let mut sorted = codes.clone();
         sorted.sort();
         sorted.dedup();
-        // InvalidPath and Usage share USAGE on purpose: both mean "retype the command".
+        // InvalidPath and Usage share USAGE on purpose: both mean "retype the command";
+        // Internal is OTHER (1), the code for bugs.
         assert_eq!(sorted.len(), codes.len() - 1, "{codes:?}");
+        assert_eq!(Error::internal("x").exit_code(), exit_code::OTHER);
         assert!(codes.iter().all(|&c| c != 0));
         assert_eq!(Error::not_found("/x").exit_code(), exit_code::NOT_FOUND);
         assert_eq!(Error::config("m", "h").exit_code(), exit_code::CONFIG);
@@ -396,13 +525,32 @@ mod tests {
     }
 
     #[test]
+    fn temporary_is_decided_by_kind_and_status() {
+        assert!(Error::transport("h", "reset").is_temporary());
+        assert!(!Error::transport_permanent("h", "untrusted").is_temporary());
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert!(Error::protocol("/x", Some(s), "m").is_temporary(), "{s}");
+        }
+        for s in [400, 403, 404, 409, 501, 507] {
+            assert!(!Error::protocol("/x", Some(s), "m").is_temporary(), "{s}");
+        }
+        assert!(!Error::not_found("/x").is_temporary());
+        assert!(!Error::integrity("/x", "m").is_temporary());
+    }
+
+    #[test]
+    fn causes_are_kept() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "peer reset");
+        let e = Error::transport("h", "the download broke").with_source(io);
+        assert_eq!(e.causes(), vec!["peer reset".to_string()]);
+        let e = Error::integrity("/x", "m");
+        assert!(e.causes().is_empty());
+    }
+
+    #[test]
     fn messages_name_the_path() {
         assert_eq!(Error::not_found("/lst/x").to_string(), "not found: /lst/x");
-        let p = Error::Protocol {
-            path: "/lst".into(),
-            status: Some(502),
-            message: "bad gateway".into(),
-        };
+        let p = Error::protocol("/lst", Some(502), "bad gateway");
         assert_eq!(
             p.to_string(),
             "unexpected answer from the server for /lst: HTTP 502: bad gateway"

@@ -9,13 +9,15 @@ pub mod credentials;
 pub mod entry;
 pub mod error;
 pub mod path;
+pub mod retry;
 pub mod transfer;
 
 pub use backend::{
-    ByteRange, ByteStream, Capabilities, Download, GetOptions, PutOptions, PutOutcome,
+    ByteRange, ByteStream, Capabilities, Download, EntryStream, GetOptions, PutOptions, PutOutcome,
     StorageBackend, Upload,
 };
 pub use checksum::{Adler32, Checksum, ChecksumAlgorithm};
 pub use entry::{Entry, EntryKind, Locality};
-pub use error::{AuthProblem, Error, Result};
+pub use error::{AuthProblem, BoxError, Error, Result};
+pub use retry::{RetryPolicy, Retrying};
 pub use path::RemotePath;

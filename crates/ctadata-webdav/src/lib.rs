@@ -1,19 +1,35 @@
 //! WebDAV for cta-data, done once: PROPFIND with `Depth: 1` parsed as a stream, GET with
 //! ranges and redirects, PUT with a real `Expect: 100-continue`, MKCOL/DELETE/MOVE,
-//! `Want-Digest` checksums, retries with backoff, and rustls TLS with grid CA directories.
+//! `Want-Digest` checksums, and rustls TLS with grid CA directories. Failures are
+//! classified where they are read (temporary or not); retrying is the retry layer's job
+//! (`ctadata_core::retry`), never this crate's.
 //! It knows nothing of OIDC or X.509: credentials arrive as an [`Auth`] or a TLS identity.
+//!
+//! Layout, one idea a file: `config` (what a backend is built from), `backend` (the
+//! state and the trait), `send` (one request: token, redirects, redaction), `errors`
+//! (statuses and transport failures into errors), `body` (the length-checked body stream
+//! and `Content-Range`, shared with the downloadservice), `list`, `get`, `put`, `ops`
+//! (one verb each), `propfind`, `digest`, `rawput`, `tls`, `urls`.
 #![warn(missing_docs)]
 
-pub mod client;
+pub mod backend;
+pub mod body;
+pub mod config;
 pub mod digest;
+pub mod errors;
+mod get;
+mod list;
+mod ops;
 pub mod propfind;
+mod put;
 pub mod rawput;
-pub mod retry;
+pub mod send;
 pub mod tls;
 pub mod urls;
 
-pub use client::{Auth, WebDav, WebDavConfig};
-pub use retry::RetryPolicy;
+pub use backend::WebDav;
+pub use config::{Auth, WebDavConfig};
+pub use send::http_client;
 pub use tls::TlsOptions;
 
 use std::path::PathBuf;

@@ -74,10 +74,6 @@ struct Props {
     locality: Option<Locality>,
 }
 
-fn ns_is(ns: &ResolveResult<'_>, uri: &[u8]) -> bool {
-    matches!(ns, ResolveResult::Bound(Namespace(n)) if *n == uri)
-}
-
 fn status_ok(s: &str) -> bool {
     // "HTTP/1.1 200 OK"
     s.split_whitespace()
@@ -101,166 +97,304 @@ fn resolve_entity(name: &str) -> Option<String> {
     })
 }
 
-/// Reads a multistatus body, calling `on_response` for each `<response>` in order.
+/// The longest text one property (or href) may have: more is not a listing.
+pub const MAX_FIELD_TEXT: usize = 64 * 1024;
+
+/// The deepest element nesting accepted (a listing needs about 8).
+pub const MAX_DEPTH: usize = 64;
+
+/// The most bytes accepted between two `<`: bounds the size of any one XML event, so a
+/// hostile answer (a gigabyte of text, a tag with endless attributes) cannot fill memory.
+pub const MAX_TAG_GAP: usize = 1 << 20;
+
+/// Reads a multistatus body one `<response>` at a time: the pull form of the parser, for
+/// listings yielded as a stream.
+pub struct MultistatusReader<R> {
+    xml: NsReader<R>,
+    buf: Vec<u8>,
+    count: usize,
+    depth: usize,
+    saw_multistatus: bool,
+    in_response: bool,
+    in_propstat: bool,
+    in_resourcetype: bool,
+    field: Field,
+    text: String,
+    href: String,
+    resp_bad: bool,
+    good: Props,
+    cur: Props,
+    cur_status: String,
+    finished: bool,
+}
+
+impl<R: AsyncBufRead + Unpin> MultistatusReader<R> {
+    /// A reader over a multistatus body.
+    pub fn new(reader: R) -> Self {
+        let mut xml = NsReader::from_reader(reader);
+        xml.config_mut().trim_text(false);
+        Self {
+            xml,
+            buf: Vec::with_capacity(4096),
+            count: 0,
+            depth: 0,
+            saw_multistatus: false,
+            in_response: false,
+            in_propstat: false,
+            in_resourcetype: false,
+            field: Field::None,
+            text: String::new(),
+            href: String::new(),
+            resp_bad: false,
+            good: Props::default(),
+            cur: Props::default(),
+            cur_status: String::new(),
+            finished: false,
+        }
+    }
+
+    /// How many `<response>` elements were read so far.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    fn push_text(&mut self, t: &str) -> Result<(), ParseError> {
+        if self.text.len() + t.len() > MAX_FIELD_TEXT {
+            return Err(ParseError(format!(
+                "a property of more than {MAX_FIELD_TEXT} bytes"
+            )));
+        }
+        self.text.push_str(t);
+        Ok(())
+    }
+
+    /// The next `<response>`, or `None` at the end of a complete document.
+    pub async fn next_response(&mut self) -> Result<Option<RawResponse>, ParseError> {
+        if self.finished {
+            return Ok(None);
+        }
+        loop {
+            self.buf.clear();
+            let (ns, ev) = match self.xml.read_resolved_event_into_async(&mut self.buf).await {
+                Ok(x) => x,
+                Err(e) => {
+                    let at = self.xml.buffer_position();
+                    return Err(ParseError(format!("malformed XML at byte {at}: {e}")));
+                }
+            };
+            let ns = match ns {
+                ResolveResult::Bound(Namespace(n)) if n == DAV => Ns::Dav,
+                ResolveResult::Bound(Namespace(n)) if n == DCACHE => Ns::Dcache,
+                ResolveResult::Bound(Namespace(n)) if n == SRM => Ns::Srm,
+                _ => Ns::Other,
+            };
+            match ev {
+                Event::Start(ref e) | Event::Empty(ref e) => {
+                    let empty = matches!(ev, Event::Empty(_));
+                    if !empty {
+                        self.depth += 1;
+                        if self.depth > MAX_DEPTH {
+                            return Err(ParseError(format!(
+                                "elements nested more than {MAX_DEPTH} deep"
+                            )));
+                        }
+                    }
+                    let local = e.local_name();
+                    let local = local.as_ref();
+                    if ns == Ns::Dav {
+                        match local {
+                            b"multistatus" => self.saw_multistatus = true,
+                            b"response" => {
+                                self.in_response = true;
+                                self.href.clear();
+                                self.resp_bad = false;
+                                self.good = Props::default();
+                            }
+                            b"href" if self.in_response && !self.in_propstat => {
+                                self.field = Field::Href
+                            }
+                            b"propstat" if self.in_response => {
+                                self.in_propstat = true;
+                                self.cur = Props::default();
+                                self.cur_status.clear();
+                            }
+                            b"status" if self.in_propstat => self.field = Field::Status,
+                            b"status" if self.in_response => self.field = Field::ResponseStatus,
+                            b"resourcetype" if self.in_propstat => self.in_resourcetype = !empty,
+                            b"collection" if self.in_resourcetype => self.cur.is_collection = true,
+                            b"getcontentlength" if self.in_propstat => self.field = Field::Length,
+                            b"getlastmodified" if self.in_propstat => self.field = Field::Modified,
+                            b"getetag" if self.in_propstat => self.field = Field::Etag,
+                            _ => {}
+                        }
+                    } else if ns == Ns::Dcache && local == b"Checksums" && self.in_propstat {
+                        self.field = Field::Checksums;
+                    } else if ns == Ns::Srm && local == b"FileLocality" && self.in_propstat {
+                        self.field = Field::Locality;
+                    }
+                    if empty {
+                        // An empty element ends at once: nothing to collect.
+                        if self.field != Field::None {
+                            finish_field(
+                                self.field,
+                                "",
+                                &mut self.href,
+                                &mut self.cur,
+                                &mut self.cur_status,
+                                &mut self.resp_bad,
+                            );
+                            self.field = Field::None;
+                        }
+                    } else {
+                        self.text.clear();
+                    }
+                }
+                Event::Text(t) if self.field != Field::None => {
+                    let t = t
+                        .decode()
+                        .map_err(|e| ParseError(format!("bad text: {e}")))?
+                        .into_owned();
+                    self.push_text(&t)?;
+                }
+                Event::CData(t) if self.field != Field::None => {
+                    let t = String::from_utf8_lossy(&t).into_owned();
+                    self.push_text(&t)?;
+                }
+                Event::GeneralRef(r) if self.field != Field::None => {
+                    let name = r
+                        .decode()
+                        .map_err(|e| ParseError(format!("bad entity: {e}")))?
+                        .into_owned();
+                    match resolve_entity(&name) {
+                        Some(s) => self.push_text(&s)?,
+                        None => return Err(ParseError(format!("unknown entity &{name};"))),
+                    }
+                }
+                Event::End(ref e) => {
+                    self.depth = self.depth.saturating_sub(1);
+                    let local = e.local_name();
+                    let local = local.as_ref();
+                    if self.field != Field::None {
+                        finish_field(
+                                self.field,
+                                &self.text,
+                                &mut self.href,
+                                &mut self.cur,
+                                &mut self.cur_status,
+                                &mut self.resp_bad,
+                            );
+                            self.field = Field::None;
+                        self.text.clear();
+                    }
+                    if ns == Ns::Dav {
+                        match local {
+                            b"resourcetype" => self.in_resourcetype = false,
+                            b"propstat" if self.in_propstat => {
+                                self.in_propstat = false;
+                                // A propstat without status is taken as 200 (lenient servers).
+                                if self.cur_status.is_empty() || status_ok(&self.cur_status) {
+                                    merge(&mut self.good, std::mem::take(&mut self.cur));
+                                }
+                            }
+                            b"response" if self.in_response => {
+                                self.in_response = false;
+                                let g = std::mem::take(&mut self.good);
+                                self.count += 1;
+                                return Ok(Some(RawResponse {
+                                    href: std::mem::take(&mut self.href),
+                                    is_collection: g.is_collection,
+                                    size: g.size,
+                                    mtime: g.mtime,
+                                    etag: g.etag,
+                                    checksums: g.checksums,
+                                    locality: g.locality,
+                                    bad_status: self.resp_bad,
+                                }));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                Event::Eof => break,
+                _ => {}
+            }
+        }
+        self.finished = true;
+        if !self.saw_multistatus {
+            return Err(ParseError(
+                "the answer is not a WebDAV multistatus document".into(),
+            ));
+        }
+        if self.in_response {
+            return Err(ParseError(
+                "the answer ended in the middle of a <response>".into(),
+            ));
+        }
+        Ok(None)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ns {
+    Dav,
+    Dcache,
+    Srm,
+    Other,
+}
+
+/// Reads a multistatus body, calling `on_response` for each `<response>` in order; returns
+/// how many there were.
 pub async fn parse_multistatus<R, F>(reader: R, mut on_response: F) -> Result<usize, ParseError>
 where
     R: AsyncBufRead + Unpin,
     F: FnMut(RawResponse),
 {
-    let mut xml = NsReader::from_reader(reader);
-    xml.config_mut().trim_text(false);
-    let mut buf = Vec::with_capacity(4096);
-    let mut count = 0usize;
-    let mut saw_multistatus = false;
+    let mut r = MultistatusReader::new(reader);
+    while let Some(resp) = r.next_response().await? {
+        on_response(resp);
+    }
+    Ok(r.count())
+}
 
-    let mut in_response = false;
-    let mut in_propstat = false;
-    let mut in_resourcetype = false;
-    let mut field = Field::None;
-    let mut text = String::new();
-    let mut href = String::new();
-    let mut resp_bad = false;
-    let mut good = Props::default();
-    let mut cur = Props::default();
-    let mut cur_status = String::new();
-
-    loop {
-        buf.clear();
-        let (ns, ev) = match xml.read_resolved_event_into_async(&mut buf).await {
-            Ok(x) => x,
-            Err(e) => {
-                let at = xml.buffer_position();
-                return Err(ParseError(format!("malformed XML at byte {at}: {e}")));
-            }
-        };
-        match ev {
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                let empty = matches!(ev, Event::Empty(_));
-                let local = e.local_name();
-                let local = local.as_ref();
-                if ns_is(&ns, DAV) {
-                    match local {
-                        b"multistatus" => saw_multistatus = true,
-                        b"response" => {
-                            in_response = true;
-                            href.clear();
-                            resp_bad = false;
-                            good = Props::default();
-                        }
-                        b"href" if in_response && !in_propstat => field = Field::Href,
-                        b"propstat" if in_response => {
-                            in_propstat = true;
-                            cur = Props::default();
-                            cur_status.clear();
-                        }
-                        b"status" if in_propstat => field = Field::Status,
-                        b"status" if in_response => field = Field::ResponseStatus,
-                        b"resourcetype" if in_propstat => in_resourcetype = !empty,
-                        b"collection" if in_resourcetype => cur.is_collection = true,
-                        b"getcontentlength" if in_propstat => field = Field::Length,
-                        b"getlastmodified" if in_propstat => field = Field::Modified,
-                        b"getetag" if in_propstat => field = Field::Etag,
-                        _ => {}
-                    }
-                } else if ns_is(&ns, DCACHE) && local == b"Checksums" && in_propstat {
-                    field = Field::Checksums;
-                } else if ns_is(&ns, SRM) && local == b"FileLocality" && in_propstat {
-                    field = Field::Locality;
+/// Passes a byte stream on, failing it when more than [`MAX_TAG_GAP`] bytes go by without
+/// a `<`: no single XML event of a listing can then outgrow that bound.
+pub fn limit_tag_gap<S, E>(stream: S) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, E>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use futures::StreamExt;
+    let mut gap = 0usize;
+    stream.map(move |chunk| {
+        let chunk = chunk.map_err(std::io::Error::other)?;
+        match chunk.iter().rposition(|&b| b == b'<') {
+            Some(last) => {
+                let first = chunk.iter().position(|&b| b == b'<').unwrap_or(last);
+                let inner_gap = chunk[..=last]
+                    .split(|&b| b == b'<')
+                    .skip(1)
+                    .map(<[u8]>::len)
+                    .max()
+                    .unwrap_or(0);
+                if gap + first > MAX_TAG_GAP || inner_gap > MAX_TAG_GAP {
+                    return Err(too_long());
                 }
-                if empty {
-                    // An empty element ends at once: nothing to collect.
-                    if field != Field::None {
-                        finish_field(
-                            field,
-                            "",
-                            &mut href,
-                            &mut cur,
-                            &mut cur_status,
-                            &mut resp_bad,
-                        );
-                        field = Field::None;
-                    }
-                } else {
-                    text.clear();
-                }
+                gap = chunk.len() - last - 1;
             }
-            Event::Text(t) if field != Field::None => {
-                text.push_str(
-                    &t.decode()
-                        .map_err(|e| ParseError(format!("bad text: {e}")))?,
-                );
-            }
-            Event::CData(t) if field != Field::None => {
-                text.push_str(&String::from_utf8_lossy(&t));
-            }
-            Event::GeneralRef(r) if field != Field::None => {
-                let name = r
-                    .decode()
-                    .map_err(|e| ParseError(format!("bad entity: {e}")))?;
-                match resolve_entity(&name) {
-                    Some(s) => text.push_str(&s),
-                    None => return Err(ParseError(format!("unknown entity &{name};"))),
-                }
-            }
-            Event::End(ref e) => {
-                let local = e.local_name();
-                let local = local.as_ref();
-                if field != Field::None {
-                    finish_field(
-                        field,
-                        &text,
-                        &mut href,
-                        &mut cur,
-                        &mut cur_status,
-                        &mut resp_bad,
-                    );
-                    field = Field::None;
-                    text.clear();
-                }
-                if ns_is(&ns, DAV) {
-                    match local {
-                        b"resourcetype" => in_resourcetype = false,
-                        b"propstat" if in_propstat => {
-                            in_propstat = false;
-                            // A propstat without status is taken as 200 (lenient servers).
-                            if cur_status.is_empty() || status_ok(&cur_status) {
-                                merge(&mut good, std::mem::take(&mut cur));
-                            }
-                        }
-                        b"response" if in_response => {
-                            in_response = false;
-                            let g = std::mem::take(&mut good);
-                            count += 1;
-                            on_response(RawResponse {
-                                href: std::mem::take(&mut href),
-                                is_collection: g.is_collection,
-                                size: g.size,
-                                mtime: g.mtime,
-                                etag: g.etag,
-                                checksums: g.checksums,
-                                locality: g.locality,
-                                bad_status: resp_bad,
-                            });
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            Event::Eof => break,
-            _ => {}
+            None => gap += chunk.len(),
         }
-    }
-    if !saw_multistatus {
-        return Err(ParseError(
-            "the answer is not a WebDAV multistatus document".into(),
-        ));
-    }
-    if in_response {
-        return Err(ParseError(
-            "the answer ended in the middle of a <response>".into(),
-        ));
-    }
-    Ok(count)
+        if gap > MAX_TAG_GAP {
+            return Err(too_long());
+        }
+        Ok(chunk)
+    })
+}
+
+fn too_long() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("more than {MAX_TAG_GAP} bytes without markup: not a listing"),
+    )
 }
 
 fn finish_field(
@@ -363,6 +497,53 @@ mod tests {
         )
         .await
         .is_err());
+    }
+
+    #[tokio::test]
+    async fn hostile_answers_are_bounded() {
+        let big = format!(
+            "<d:multistatus xmlns:d=\"DAV:\"><d:response><d:href>{}</d:href></d:response></d:multistatus>",
+            "&amp;".repeat(MAX_FIELD_TEXT + 1)
+        );
+        let Err(e) = parse(&big).await else {
+            panic!("a property over the limit was accepted")
+        };
+        assert!(e.0.contains("property of more than"), "{}", e.0);
+        let deep = format!(
+            "<d:multistatus xmlns:d=\"DAV:\">{}",
+            "<x>".repeat(MAX_DEPTH + 1)
+        );
+        let Err(e) = parse(&deep).await else {
+            panic!("nesting over the limit was accepted")
+        };
+        assert!(e.0.contains("nested"), "{}", e.0);
+    }
+
+    #[tokio::test]
+    async fn text_without_markup_is_cut_off() {
+        use futures::StreamExt;
+        let ok: Vec<std::io::Result<bytes::Bytes>> = (0..3).map(|_| Ok(bytes::Bytes::from("<a>"))).collect();
+        let n = limit_tag_gap(futures::stream::iter(ok)).count().await;
+        assert_eq!(n, 3);
+        // The gap spans chunks: two half-limit chunks pass, the third does not.
+        let half = bytes::Bytes::from(vec![b'x'; MAX_TAG_GAP / 2 + 1]);
+        let chunks = vec![
+            Ok::<_, std::io::Error>(bytes::Bytes::from("<a>")),
+            Ok(half.clone()),
+            Ok(half),
+        ];
+        let out: Vec<_> = limit_tag_gap(futures::stream::iter(chunks)).collect().await;
+        assert!(out[0].is_ok() && out[1].is_ok());
+        assert!(out[2].is_err());
+        // Inside one chunk too.
+        let mut one = b"<a>".to_vec();
+        one.extend(std::iter::repeat_n(b'x', MAX_TAG_GAP + 1));
+        one.extend(b"<b>");
+        let out: Vec<_> =
+            limit_tag_gap(futures::stream::iter(vec![Ok::<_, std::io::Error>(bytes::Bytes::from(one))]))
+                .collect()
+                .await;
+        assert!(out[0].is_err());
     }
 
     #[tokio::test]

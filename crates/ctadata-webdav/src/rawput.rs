@@ -17,7 +17,25 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::errors::find_tls_error;
 use crate::urls::redact;
+
+/// A failed TLS handshake, told apart by the rustls error under it: our certificate
+/// refused (an authentication failure), theirs not trusted (repeats), or network trouble.
+fn handshake_error(url: &Url, e: std::io::Error) -> Error {
+    let host = url.host_str().unwrap_or("?");
+    match find_tls_error(&e) {
+        Some(rustls::Error::AlertReceived(a)) if crate::errors::refused_our_certificate(*a) => Error::Auth {
+            problem: ctadata_core::AuthProblem::Refused,
+            message: format!("{host} refused the client certificate during the TLS handshake (alert {a:?})"),
+            hint: "check that the server trusts your certificate's CA and that the proxy carries its chain ('cta-data cert info')".into(),
+        },
+        Some(rustls::Error::InvalidCertificate(_)) => {
+            permanent(url, format!("TLS: the certificate of {host} was not accepted ({e})"))
+        }
+        _ => transport(url, format!("TLS handshake failed: {e}")),
+    }
+}
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -83,17 +101,18 @@ const MAX_HEAD: usize = 64 * 1024;
 const MAX_EXCERPT: usize = 2048;
 
 fn transport(url: &Url, msg: impl std::fmt::Display) -> Error {
-    Error::Transport {
-        target: redact(url),
-        message: msg.to_string(),
-    }
+    Error::transport(redact(url), msg.to_string())
+}
+
+fn permanent(url: &Url, msg: impl std::fmt::Display) -> Error {
+    Error::transport_permanent(redact(url), msg.to_string())
 }
 
 async fn connect(p: &RawPut<'_>) -> Result<Box<dyn Io>> {
     let url = p.url;
     let host = url
         .host_str()
-        .ok_or_else(|| transport(url, "the URL has no host"))?
+        .ok_or_else(|| permanent(url, "the URL has no host"))?
         .to_string();
     let port = url.port_or_known_default().unwrap_or(443);
     let host_for_connect = host
@@ -115,12 +134,12 @@ async fn connect(p: &RawPut<'_>) -> Result<Box<dyn Io>> {
     let _ = tcp.set_nodelay(true);
     if url.scheme() == "https" {
         let name = ServerName::try_from(host_for_connect.clone())
-            .map_err(|e| transport(url, format!("bad host name: {e}")))?;
+            .map_err(|e| permanent(url, format!("bad host name: {e}")))?;
         let tls = tokio_rustls::TlsConnector::from(p.tls.clone());
         let stream = tokio::time::timeout(p.io_timeout, tls.connect(name, tcp))
             .await
             .map_err(|_| transport(url, "TLS handshake timed out"))?
-            .map_err(|e| transport(url, format!("TLS handshake failed: {e}")))?;
+            .map_err(|e| handshake_error(url, e))?;
         Ok(Box::new(stream))
     } else {
         Ok(Box::new(tcp))
@@ -151,10 +170,7 @@ pub async fn put(p: RawPut<'_>) -> Result<RawOutcome> {
     }
     for (k, v) in &p.headers {
         if v.contains(['\r', '\n']) || k.contains(['\r', '\n', ':']) {
-            return Err(Error::usage(
-                "a header value contains a line break",
-                "report this bug",
-            ));
+            return Err(Error::internal("a header value contains a line break"));
         }
         head.push_str(k);
         head.push_str(": ");
@@ -196,13 +212,13 @@ pub async fn put(p: RawPut<'_>) -> Result<RawOutcome> {
         adler.update(&chunk);
         sent += chunk.len() as u64;
         if sent > p.body.len() {
-            return Err(Error::Integrity {
-                path: url.path().to_string(),
-                message: format!(
+            return Err(Error::integrity(
+                url.path(),
+                format!(
                     "the local file grew while it was sent (more than {} bytes); nothing was kept",
                     p.body.len()
                 ),
-            });
+            ));
         }
         if let Err(e) = write_all(&mut conn, &chunk, p.io_timeout, url).await {
             write_error = Some(e);
@@ -210,13 +226,13 @@ pub async fn put(p: RawPut<'_>) -> Result<RawOutcome> {
         }
     }
     if write_error.is_none() && sent != p.body.len() {
-        return Err(Error::Integrity {
-            path: url.path().to_string(),
-            message: format!(
+        return Err(Error::integrity(
+            url.path(),
+            format!(
                 "the local file shrank while it was sent ({sent} of {} bytes)",
                 p.body.len()
             ),
-        });
+        ));
     }
     if write_error.is_none() {
         if let Err(e) = tokio::time::timeout(p.io_timeout, conn.flush())
@@ -294,11 +310,11 @@ async fn read_head(conn: &mut Box<dyn Io>, buf: &mut Vec<u8>, url: &Url) -> Resu
                     return Ok(Head { status, headers });
                 }
                 Ok(httparse::Status::Partial) => {}
-                Err(e) => return Err(transport(url, format!("malformed HTTP answer: {e}"))),
+                Err(e) => return Err(permanent(url, format!("malformed HTTP answer: {e}"))),
             }
         }
         if buf.len() > MAX_HEAD {
-            return Err(transport(url, "the answer's head is too large"));
+            return Err(permanent(url, "the answer's head is too large"));
         }
         let mut chunk = [0u8; 8192];
         let n = conn

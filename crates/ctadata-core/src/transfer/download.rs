@@ -1,4 +1,4 @@
-//! Downloads: one file through `<target>.part` with resume and retries, and whole trees.
+//! Downloads: one file through `<target>.part` with resume, and whole trees.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -88,7 +88,7 @@ async fn skip_reason(
 }
 
 /// Downloads one file to `target`: through `<target>.part`, resumed from an earlier run
-/// when the remote file is unchanged, retried after transient errors, and renamed into
+/// when the remote file is unchanged, and renamed into
 /// place only after the size and (when the server gives one) the adler32 matched.
 pub async fn download_file(
     backend: &dyn StorageBackend,
@@ -131,34 +131,27 @@ pub async fn download_file(
     // A device or FIFO (`get X /dev/null`) is written as it is: never renamed over.
     let special = target_md.is_some_and(|m| !m.file_type().is_file() && !m.file_type().is_dir());
     let small = !special && entry.size.is_some_and(|s| s <= SMALL);
-    let mut attempt = 0u32;
-    loop {
-        let attempted = if small {
-            fetch_small(backend, path, &entry, target, opts).await
-        } else {
-            fetch(backend, path, &entry, target, special, opts, true).await
-        };
-        match attempted {
-            Err(e) if e.is_transient() && attempt < opts.retries => {
-                attempt += 1;
-                let pause = opts.retry_delay.saturating_mul(1 << (attempt - 1).min(6));
-                tracing::warn!(path = %path, attempt, "{e}; resuming in {:.0} s", pause.as_secs_f64());
-                tokio::time::sleep(pause).await;
-            }
-            Err(e) => {
-                opts.progress.finished(
-                    &name,
-                    &FileOutcome::Failed {
-                        reason: e.to_string(),
-                    },
-                );
-                return Err(e);
-            }
-            Ok(done) => {
-                let o = FileOutcome::Done(done);
-                opts.progress.finished(&name, &o);
-                return Ok(o);
-            }
+    // No retry loop here: the backend's retry layer tries requests again and resumes a
+    // broken body with `Range`; what still fails keeps its `.part` for a rerun.
+    let attempted = if small {
+        fetch_small(backend, path, &entry, target, opts).await
+    } else {
+        fetch(backend, path, &entry, target, special, opts, true).await
+    };
+    match attempted {
+        Err(e) => {
+            opts.progress.finished(
+                &name,
+                &FileOutcome::Failed {
+                    reason: e.to_string(),
+                },
+            );
+            Err(e)
+        }
+        Ok(done) => {
+            let o = FileOutcome::Done(done);
+            opts.progress.finished(&name, &o);
+            Ok(o)
         }
     }
 }
@@ -182,10 +175,10 @@ fn verify(
 ) -> Result<Option<String>> {
     if let Some(s) = size {
         if s != total {
-            return Err(Error::Integrity {
-                path: name.to_string(),
-                message: format!("expected {s} bytes, received {total}; nothing was saved"),
-            });
+            return Err(Error::integrity(
+                name,
+                format!("expected {s} bytes, received {total}; nothing was saved"),
+            ));
         }
     }
     let Some(want) = Checksum::find(server_sums, &ChecksumAlgorithm::Adler32) else {
@@ -193,13 +186,13 @@ fn verify(
     };
     let got = adler.checksum();
     if got.value != want.value {
-        return Err(Error::Integrity {
-            path: name.to_string(),
-            message: format!(
+        return Err(Error::integrity(
+            name,
+            format!(
                 "adler32 is {} but the server says {}; nothing was saved",
                 got.value, want.value
             ),
-        });
+        ));
     }
     Ok(Some(got.to_string()))
 }
@@ -247,11 +240,7 @@ async fn fetch_small(
     opts: &TransferOptions,
 ) -> Result<FileDone> {
     let name = path.to_string();
-    let get = GetOptions {
-        range: None,
-        if_match: None,
-        want_checksums: true,
-    };
+    let get = GetOptions::default().with_checksums(true);
     let dl = backend.get(path, get).await?;
     if dl.size.is_some_and(|s| s > SMALL) {
         // The file grew since it was listed: stream it to disk instead.
@@ -391,11 +380,13 @@ async fn fetch(
     let mut received = 0u64;
     let complete_already = offset > 0 && entry.size == Some(offset);
     if !complete_already {
-        let get = GetOptions {
-            range: (offset > 0).then_some(ByteRange::From(offset)),
-            if_match: if offset > 0 { entry.etag.clone() } else { None },
-            want_checksums: true,
-        };
+        let mut get = GetOptions::default().with_checksums(true);
+        if offset > 0 {
+            get = get.with_range(ByteRange::From(offset));
+            if let Some(tag) = &entry.etag {
+                get = get.with_if_match(tag.clone());
+            }
+        }
         let dl = match backend.get(path, get).await {
             Ok(dl) => dl,
             Err(e @ (Error::Conflict { .. } | Error::Protocol { .. }))
@@ -409,11 +400,11 @@ async fn fetch(
         };
         if offset > 0 && dl.range.as_ref().is_some_and(|r| r.start != offset) {
             discard_unless(special, &part, &meta_path).await;
-            return Err(Error::Protocol {
-                path: name,
-                status: Some(206),
-                message: format!("asked for bytes from {offset}, got {:?}", dl.range),
-            });
+            return Err(Error::protocol(
+                name,
+                Some(206),
+                format!("asked for bytes from {offset}, got {:?}", dl.range),
+            ));
         }
         server_sums = merge_sums(&server_sums, &dl.checksums);
         let want_adler = has_adler(&server_sums);

@@ -9,7 +9,7 @@
 //!   time, on the backend's one connection pool; memory stays bounded (streams only).
 //! - Whatever a server lists, nothing is written outside the target directory.
 //! - One failed file does not stop the others (unless `fail_fast`); each failure is
-//!   reported with its reason; transient failures are retried with resume.
+//!   reported with its reason. Retries belong to the backend's retry layer, not here.
 
 mod download;
 mod filter;
@@ -88,8 +88,10 @@ pub struct FileDone {
     pub verified: Option<String>,
 }
 
-/// Options of a transfer.
+/// Options of a transfer. Retries are not among them: the backend's retry layer
+/// ([`crate::retry::Retrying`]) tries each request again and resumes broken downloads.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct TransferOptions {
     /// Files in flight at once.
     pub jobs: usize,
@@ -106,10 +108,6 @@ pub struct TransferOptions {
     pub dry_run: bool,
     /// Which files take part.
     pub filter: Filter,
-    /// Whole-file retries after transient errors (each resumes where the last stopped).
-    pub retries: u32,
-    /// First pause between whole-file retries (doubles each time).
-    pub retry_delay: Duration,
     /// Who hears about progress.
     pub progress: Arc<dyn Progress>,
 }
@@ -124,8 +122,6 @@ impl Default for TransferOptions {
             update: false,
             dry_run: false,
             filter: Filter::default(),
-            retries: 3,
-            retry_delay: Duration::from_secs(1),
             progress: Arc::new(NoProgress),
         }
     }
@@ -140,7 +136,6 @@ impl std::fmt::Debug for TransferOptions {
             .field("skip_existing", &self.skip_existing)
             .field("update", &self.update)
             .field("dry_run", &self.dry_run)
-            .field("retries", &self.retries)
             .finish_non_exhaustive()
     }
 }
@@ -194,7 +189,7 @@ impl Summary {
         tracing::debug!(path = %path, "failed: {e}");
         // What to do belongs with each failure, except the generic rerun advice.
         let reason = match e.hint() {
-            Some(h) if !e.is_transient() && !matches!(e, Error::Partial { .. }) => {
+            Some(h) if !e.is_temporary() && !matches!(e, Error::Partial { .. }) => {
                 format!("{e} ({h})")
             }
             _ => e.to_string(),

@@ -29,42 +29,33 @@ pub async fn upload_file(
         opts.progress.finished(&name, &o);
         return Ok(o);
     }
-    let mut attempt = 0u32;
-    loop {
-        let progress = opts.progress.clone();
-        let hook_name = name.clone();
-        let body = Upload::from_file(local)
-            .await?
-            .with_read_hook(Arc::new(move |n| progress.advanced(&hook_name, n)));
-        opts.progress.started(&name, Some(body.len()), 0);
-        match backend.put(remote, body, put.clone()).await {
-            Ok(out) => {
-                let o = FileOutcome::Done(FileDone {
-                    remote: out.path.to_string(),
-                    local: local.to_path_buf(),
-                    bytes: out.size,
-                    size: out.size,
-                    resumed_from: 0,
-                    verified: out.checksums.first().map(|c| c.to_string()),
-                });
-                opts.progress.finished(&name, &o);
-                return Ok(o);
-            }
-            Err(e) if e.is_transient() && attempt < opts.retries => {
-                attempt += 1;
-                let pause = opts.retry_delay.saturating_mul(1 << (attempt - 1).min(6));
-                tracing::warn!(path = %name, attempt, "{e}; trying again in {:.0} s", pause.as_secs_f64());
-                tokio::time::sleep(pause).await;
-            }
-            Err(e) => {
-                opts.progress.finished(
-                    &name,
-                    &FileOutcome::Failed {
-                        reason: e.to_string(),
-                    },
-                );
-                return Err(e);
-            }
+    let progress = opts.progress.clone();
+    let hook_name = name.clone();
+    let body = Upload::from_file(local)
+        .await?
+        .with_read_hook(Arc::new(move |n| progress.advanced(&hook_name, n)));
+    opts.progress.started(&name, Some(body.len()), 0);
+    match backend.put(remote, body, put.clone()).await {
+        Ok(out) => {
+            let o = FileOutcome::Done(FileDone {
+                remote: out.path.to_string(),
+                local: local.to_path_buf(),
+                bytes: out.size,
+                size: out.size,
+                resumed_from: 0,
+                verified: out.checksums.first().map(|c| c.to_string()),
+            });
+            opts.progress.finished(&name, &o);
+            Ok(o)
+        }
+        Err(e) => {
+            opts.progress.finished(
+                &name,
+                &FileOutcome::Failed {
+                    reason: e.to_string(),
+                },
+            );
+            Err(e)
         }
     }
 }

@@ -3,9 +3,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
-use futures::stream::{BoxStream, FuturesUnordered};
-use futures::{FutureExt, StreamExt};
+use futures::stream::{BoxStream, SelectAll};
+use futures::{StreamExt, TryStreamExt};
 
 use crate::backend::StorageBackend;
 use crate::entry::Entry;
@@ -32,53 +31,49 @@ pub fn walk_with(
     concurrency: usize,
     descend: impl Fn(&Entry) -> bool + Send + Sync + 'static,
 ) -> BoxStream<'static, Result<Entry>> {
-    type Listing = BoxFuture<'static, (RemotePath, Result<Vec<Entry>>)>;
+    // Each listing is a stream of (the directory listed, one of its entries): entries are
+    // handed on as the server's answer is read, so a directory of a million files never
+    // sits in memory; up to `concurrency` listings are read at once.
+    type Listing = BoxStream<'static, (RemotePath, Result<Entry>)>;
     struct State {
         backend: Arc<dyn StorageBackend>,
         pending: VecDeque<RemotePath>,
-        inflight: FuturesUnordered<Listing>,
-        ready: VecDeque<Result<Entry>>,
+        inflight: SelectAll<Listing>,
         concurrency: usize,
         descend: Arc<dyn Fn(&Entry) -> bool + Send + Sync>,
+    }
+    fn listing(b: Arc<dyn StorageBackend>, dir: RemotePath) -> Listing {
+        let d = dir.clone();
+        futures::stream::once(async move { b.list(&d).await })
+            .try_flatten()
+            .map(move |r| (dir.clone(), r))
+            .boxed()
     }
     let state = State {
         descend: Arc::new(descend),
         backend,
         pending: VecDeque::from([root]),
-        inflight: FuturesUnordered::new(),
-        ready: VecDeque::new(),
+        inflight: SelectAll::new(),
         concurrency: concurrency.max(1),
     };
     futures::stream::unfold(state, |mut st| async move {
         loop {
-            if let Some(item) = st.ready.pop_front() {
-                return Some((item, st));
-            }
             while st.inflight.len() < st.concurrency {
                 let Some(dir) = st.pending.pop_front() else { break };
-                let b = st.backend.clone();
-                st.inflight.push(
-                    async move {
-                        let r = b.list(&dir).await;
-                        (dir, r)
-                    }
-                    .boxed(),
-                );
+                st.inflight.push(listing(st.backend.clone(), dir));
             }
             match st.inflight.next().await {
                 None => return None,
-                Some((_, Err(e))) => st.ready.push_back(Err(e)),
-                Some((dir, Ok(entries))) => {
-                    for e in entries {
-                        if e.path.parent().as_ref() != Some(&dir) {
-                            tracing::warn!(listed = %dir, entry = %e.path, "server listed an entry outside the directory; ignored");
-                            continue;
-                        }
-                        if e.is_dir() && (st.descend)(&e) {
-                            st.pending.push_back(e.path.clone());
-                        }
-                        st.ready.push_back(Ok(e));
+                Some((_, Err(e))) => return Some((Err(e), st)),
+                Some((dir, Ok(e))) => {
+                    if e.path.parent().as_ref() != Some(&dir) {
+                        tracing::warn!(listed = %dir, entry = %e.path, "server listed an entry outside the directory; ignored");
+                        continue;
                     }
+                    if e.is_dir() && (st.descend)(&e) {
+                        st.pending.push_back(e.path.clone());
+                    }
+                    return Some((Ok(e), st));
                 }
             }
         }

@@ -1,0 +1,481 @@
+//! The one place where cta-data tries again: a layer around any [`StorageBackend`].
+//!
+//! Backends never retry. They classify each failure once, where the answer or the I/O error
+//! is read ([`Error::is_temporary`], [`Error::retry_after`]); [`Retrying`] applies one
+//! [`RetryPolicy`] to every operation, and resumes a broken download with `Range` from the
+//! byte where it stopped (guarded by the file's ETag), counting those resumptions against the
+//! same attempts. Nothing above it (transfer engine, CLI, object_store adapter) retries again,
+//! so attempts never multiply.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+
+use crate::backend::{
+    ByteRange, ByteStream, Capabilities, Download, EntryStream, GetOptions, PutOptions,
+    PutOutcome, StorageBackend, Upload,
+};
+use crate::entry::Entry;
+use crate::error::{Error, Result};
+use crate::path::RemotePath;
+
+/// How often and how patiently an operation is tried.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (1: never try again).
+    pub max_attempts: u32,
+    /// The first pause; each retry doubles it (with up to 50 % jitter).
+    pub base_delay: Duration,
+    /// The longest pause (also caps a server's `Retry-After`).
+    pub max_delay: Duration,
+    /// No new attempt starts after this long since the operation began.
+    pub deadline: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            deadline: Duration::from_secs(600),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// A policy that tries `max_attempts` times in all, with the default pauses.
+    pub fn attempts(max_attempts: u32) -> Self {
+        Self {
+            max_attempts: max_attempts.max(1),
+            ..Self::default()
+        }
+    }
+
+    /// The same policy with other pauses (tests use short ones).
+    pub fn with_delays(mut self, base: Duration, max: Duration) -> Self {
+        self.base_delay = base;
+        self.max_delay = max;
+        self
+    }
+
+    /// The same policy with another total deadline.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// The pause before retry number `retry` (0-based), with up to 50 % jitter, or the
+    /// server's `Retry-After` when it gave one.
+    pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
+        if let Some(ra) = retry_after {
+            return ra.min(self.max_delay);
+        }
+        let exp = self.base_delay.saturating_mul(1u32 << retry.min(16));
+        let capped = exp.min(self.max_delay);
+        let jitter = capped.mul_f64(fastrand::f64() * 0.5);
+        (capped + jitter).min(self.max_delay)
+    }
+}
+
+/// HTTP statuses worth another try: timeouts, rate limiting, server and gateway trouble.
+pub fn retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// Parses `Retry-After` (seconds or an HTTP date).
+pub fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// Says which attempt gave up, in the words of a temporary error's message.
+fn gave_up(e: Error, attempt: u32, max: u32) -> Error {
+    if max <= 1 || !e.is_temporary() {
+        return e;
+    }
+    let note = format!(" (attempt {attempt} of {max})");
+    match e {
+        Error::Transport {
+            target,
+            message,
+            temporary,
+            retry_after,
+            source,
+        } => Error::Transport {
+            target,
+            message: message + &note,
+            temporary,
+            retry_after,
+            source,
+        },
+        Error::Protocol {
+            path,
+            status,
+            message,
+            source,
+        } => Error::Protocol {
+            path,
+            status,
+            message: message + &note,
+            source,
+        },
+        other => other,
+    }
+}
+
+/// Counts attempts of one operation against a policy.
+#[derive(Debug, Clone)]
+struct Budget {
+    policy: RetryPolicy,
+    started: Instant,
+    attempt: u32,
+}
+
+impl Budget {
+    fn new(policy: &RetryPolicy) -> Self {
+        Self {
+            policy: policy.clone(),
+            started: Instant::now(),
+            attempt: 1,
+        }
+    }
+
+    /// The pause before the next attempt after `e`, or `None` when `e` is final.
+    fn next(&mut self, e: &Error) -> Option<Duration> {
+        if !e.is_temporary() || self.attempt >= self.policy.max_attempts {
+            return None;
+        }
+        let d = self.policy.delay(self.attempt - 1, e.retry_after());
+        if self.started.elapsed() + d > self.policy.deadline {
+            return None;
+        }
+        self.attempt += 1;
+        Some(d)
+    }
+
+    fn gave_up(&self, e: Error) -> Error {
+        gave_up(e, self.attempt, self.policy.max_attempts)
+    }
+}
+
+/// Any backend, with every operation tried again on temporary failures under one policy.
+#[derive(Debug, Clone)]
+pub struct Retrying {
+    inner: Arc<dyn StorageBackend>,
+    policy: RetryPolicy,
+}
+
+impl Retrying {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn StorageBackend>, policy: RetryPolicy) -> Self {
+        Self { inner, policy }
+    }
+
+    /// Wraps `inner` and returns it as a backend again.
+    pub fn wrap(inner: Arc<dyn StorageBackend>, policy: RetryPolicy) -> Arc<dyn StorageBackend> {
+        Arc::new(Self::new(inner, policy))
+    }
+
+    /// The policy applied.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// The backend underneath.
+    pub fn inner(&self) -> &Arc<dyn StorageBackend> {
+        &self.inner
+    }
+
+    async fn run<T, F, Fut>(&self, op: &str, path: &RemotePath, mut f: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut budget = Budget::new(&self.policy);
+        loop {
+            match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) => match budget.next(&e) {
+                    Some(delay) => {
+                        tracing::info!(
+                            "{op} {path}: {e}; retrying in {:.1} s (attempt {} of {})",
+                            delay.as_secs_f64(),
+                            budget.attempt,
+                            self.policy.max_attempts
+                        );
+                        tokio::time::sleep(delay).await;
+                    }
+                    None => return Err(budget.gave_up(e)),
+                },
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl StorageBackend for Retrying {
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    async fn stat(&self, path: &RemotePath) -> Result<Entry> {
+        self.run("stat", path, || self.inner.stat(path)).await
+    }
+
+    async fn list(&self, dir: &RemotePath) -> Result<EntryStream> {
+        self.run("list", dir, || self.inner.list(dir)).await
+    }
+
+    async fn get(&self, path: &RemotePath, opts: GetOptions) -> Result<Download> {
+        let mut budget = Budget::new(&self.policy);
+        let d = loop {
+            match self.inner.get(path, opts.clone()).await {
+                Ok(d) => break d,
+                Err(e) => match budget.next(&e) {
+                    Some(delay) => {
+                        tracing::info!(
+                            "read {path}: {e}; retrying in {:.1} s (attempt {} of {})",
+                            delay.as_secs_f64(),
+                            budget.attempt,
+                            self.policy.max_attempts
+                        );
+                        tokio::time::sleep(delay).await;
+                    }
+                    None => return Err(budget.gave_up(e)),
+                },
+            }
+        };
+        let resumable = self.inner.capabilities().ranged_reads && d.etag.is_some();
+        let Download {
+            path: dpath,
+            size,
+            range,
+            mtime,
+            etag,
+            checksums,
+            stream,
+        } = d;
+        let stream = if resumable {
+            resume_stream(Resume {
+                inner: self.inner.clone(),
+                path: path.clone(),
+                etag: etag.clone(),
+                pos: range.as_ref().map(|r| r.start).unwrap_or(0),
+                end: range.as_ref().map(|r| r.end).or(size),
+                budget,
+                stream: Some(stream),
+                done: false,
+            })
+        } else {
+            // Without ranges or an ETag a broken body cannot be resumed safely: say which
+            // attempt it was and let the caller keep what arrived.
+            stream
+                .map(move |r| r.map_err(|e| budget.gave_up(e)))
+                .boxed()
+        };
+        Ok(Download {
+            path: dpath,
+            size,
+            range,
+            mtime,
+            etag,
+            checksums,
+            stream,
+        })
+    }
+
+    async fn put(&self, path: &RemotePath, body: Upload, opts: PutOptions) -> Result<PutOutcome> {
+        self.run("upload", path, || {
+            self.inner.put(path, body.clone(), opts.clone())
+        })
+        .await
+    }
+
+    async fn mkdir(&self, path: &RemotePath, parents: bool) -> Result<()> {
+        self.run("mkdir", path, || self.inner.mkdir(path, parents))
+            .await
+    }
+
+    async fn delete(&self, path: &RemotePath, recursive: bool) -> Result<()> {
+        self.run("delete", path, || self.inner.delete(path, recursive))
+            .await
+    }
+
+    async fn rename(&self, from: &RemotePath, to: &RemotePath, overwrite: bool) -> Result<()> {
+        self.run("move", from, || self.inner.rename(from, to, overwrite))
+            .await
+    }
+}
+
+/// The state of a download that resumes where it broke.
+struct Resume {
+    inner: Arc<dyn StorageBackend>,
+    path: RemotePath,
+    etag: Option<String>,
+    /// The absolute position of the next byte.
+    pos: u64,
+    /// One past the last byte wanted, when known.
+    end: Option<u64>,
+    budget: Budget,
+    stream: Option<ByteStream>,
+    done: bool,
+}
+
+fn resume_stream(state: Resume) -> ByteStream {
+    futures::stream::unfold(state, |mut s| async move {
+        if s.done {
+            return None;
+        }
+        loop {
+            let Some(stream) = s.stream.as_mut() else {
+                // Reopen from `pos`.
+                let range = match s.end {
+                    Some(end) if s.pos >= end => return None,
+                    Some(end) => ByteRange::bounded(s.pos, end),
+                    None => Ok(ByteRange::From(s.pos)),
+                };
+                let mut opts = GetOptions::default();
+                if let Some(t) = &s.etag {
+                    opts = opts.with_if_match(t.clone());
+                }
+                let opened = match range {
+                    Ok(r) => s.inner.get(&s.path, opts.with_range(r)).await,
+                    Err(e) => Err(e),
+                };
+                match opened {
+                    Ok(d) if d.range.as_ref().map(|r| r.start) == Some(s.pos) => {
+                        s.stream = Some(d.stream);
+                        continue;
+                    }
+                    Ok(d) => {
+                        s.done = true;
+                        let e = Error::protocol(
+                            &s.path,
+                            Some(206),
+                            format!(
+                                "asked to resume at byte {} the server sent {}",
+                                s.pos,
+                                d.range
+                                    .map(|r| format!("bytes {}..{}", r.start, r.end))
+                                    .unwrap_or_else(|| "the whole file".into())
+                            ),
+                        );
+                        return Some((Err(e), s));
+                    }
+                    Err(e) => match s.budget.next(&e) {
+                        Some(delay) => {
+                            tracing::info!(
+                                "read {}: {e}; trying again in {:.1} s (attempt {} of {})",
+                                s.path,
+                                delay.as_secs_f64(),
+                                s.budget.attempt,
+                                s.budget.policy.max_attempts
+                            );
+                            tokio::time::sleep(delay).await;
+                            continue;
+                        }
+                        None => {
+                            s.done = true;
+                            let e = s.budget.gave_up(e);
+                            return Some((Err(e), s));
+                        }
+                    },
+                }
+            };
+            match stream.next().await {
+                Some(Ok(b)) => {
+                    s.pos += b.len() as u64;
+                    return Some((Ok(b), s));
+                }
+                None => return None,
+                Some(Err(e)) => match s.budget.next(&e) {
+                    Some(delay) => {
+                        tracing::info!(
+                            "read {}: {e}; resuming at byte {} in {:.1} s (attempt {} of {})",
+                            s.path,
+                            s.pos,
+                            delay.as_secs_f64(),
+                            s.budget.attempt,
+                            s.budget.policy.max_attempts
+                        );
+                        s.stream = None;
+                        tokio::time::sleep(delay).await;
+                    }
+                    None => {
+                        s.done = true;
+                        let e = s.budget.gave_up(e);
+                        return Some((Err(e), s));
+                    }
+                },
+            }
+        }
+    })
+    .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = RetryPolicy::attempts(6)
+            .with_delays(Duration::from_millis(100), Duration::from_secs(1));
+        let d0 = p.delay(0, None);
+        assert!(
+            d0 >= Duration::from_millis(100) && d0 <= Duration::from_millis(150),
+            "{d0:?}"
+        );
+        let d3 = p.delay(3, None);
+        assert!(d3 >= Duration::from_millis(800), "{d3:?}");
+        assert!(p.delay(10, None) <= Duration::from_secs(1));
+        assert_eq!(
+            p.delay(0, Some(Duration::from_secs(7))),
+            Duration::from_secs(1)
+        );
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+        assert!(retryable_status(503) && retryable_status(500) && !retryable_status(403));
+    }
+
+    #[test]
+    fn budget_stops_at_attempts_and_deadline() {
+        let p = RetryPolicy::attempts(3).with_delays(Duration::ZERO, Duration::ZERO);
+        let mut b = Budget::new(&p);
+        let e = Error::transport("h", "reset");
+        assert!(b.next(&e).is_some());
+        assert!(b.next(&e).is_some());
+        assert!(b.next(&e).is_none(), "3 attempts in all");
+        let msg = b.gave_up(Error::transport("h", "reset")).to_string();
+        assert!(msg.ends_with("(attempt 3 of 3)"), "{msg}");
+        // A final error is never retried.
+        let mut b = Budget::new(&p);
+        assert!(b.next(&Error::not_found("/x")).is_none());
+        // Nothing starts after the deadline.
+        let p = RetryPolicy::attempts(10)
+            .with_delays(Duration::from_secs(5), Duration::from_secs(5))
+            .with_deadline(Duration::from_secs(1));
+        let mut b = Budget::new(&p);
+        assert!(b.next(&e).is_none());
+    }
+}

@@ -1,0 +1,108 @@
+//! The WebDAV backend: the client's state and the `StorageBackend` operations, each
+//! written in the module of its verb (`list`, `get`, `put`, `ops`).
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ctadata_core::{
+    Capabilities, ChecksumAlgorithm, Download, Entry, EntryStream, Error, GetOptions, PutOptions,
+    PutOutcome, RemotePath, Result, StorageBackend, Upload,
+};
+use reqwest::{Method, Url};
+
+use crate::config::{Auth, WebDavConfig};
+use crate::send::http_client;
+use crate::tls::client_config;
+use crate::urls::Base;
+
+/// A WebDAV server seen as a [`StorageBackend`].
+#[derive(Debug)]
+pub struct WebDav {
+    pub(crate) cfg: WebDavConfig,
+    pub(crate) base: Base,
+    pub(crate) http: reqwest::Client,
+    pub(crate) tls: Arc<rustls::ClientConfig>,
+    /// Learned: this server answers HEAD without a `Digest`.
+    pub(crate) no_digest: AtomicBool,
+}
+
+/// A method of WebDAV's own (`PROPFIND`, `MKCOL`, `MOVE`).
+pub(crate) fn ext_method(name: &'static str) -> Method {
+    Method::from_bytes(name.as_bytes()).unwrap_or(Method::GET)
+}
+
+impl WebDav {
+    /// Builds the client (TLS configuration is read and checked here).
+    pub fn new(cfg: WebDavConfig) -> Result<Self> {
+        let base = Base::new(&cfg.url)?;
+        if base.is_insecure_remote() && matches!(cfg.auth, Auth::Bearer(_)) {
+            return Err(Error::config(
+                format!(
+                    "refusing to send a bearer token over plain http to {}",
+                    base.url()
+                ),
+                "use the https:// URL of the door",
+            ));
+        }
+        let tls = client_config(&cfg.tls)?;
+        let http = http_client(&tls, cfg.connect_timeout, cfg.read_timeout)?;
+        Ok(Self {
+            cfg,
+            base,
+            http,
+            tls,
+            no_digest: AtomicBool::new(false),
+        })
+    }
+
+    /// The base URL.
+    pub fn base_url(&self) -> &Url {
+        self.base.url()
+    }
+}
+
+#[async_trait]
+impl StorageBackend for WebDav {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            backend: self.cfg.backend_name,
+            write: true,
+            mkdir: true,
+            delete: true,
+            rename: true,
+            ranged_reads: true,
+            etags: true,
+            checksums: vec![ChecksumAlgorithm::Adler32, ChecksumAlgorithm::Md5],
+            default_jobs: self.cfg.default_jobs,
+        }
+    }
+
+    async fn stat(&self, path: &RemotePath) -> Result<Entry> {
+        self.op_stat(path).await
+    }
+
+    async fn list(&self, dir: &RemotePath) -> Result<EntryStream> {
+        self.op_list(dir).await
+    }
+
+    async fn get(&self, path: &RemotePath, opts: GetOptions) -> Result<Download> {
+        self.op_get(path, opts).await
+    }
+
+    async fn put(&self, path: &RemotePath, body: Upload, opts: PutOptions) -> Result<PutOutcome> {
+        self.op_put(path, body, opts).await
+    }
+
+    async fn mkdir(&self, path: &RemotePath, parents: bool) -> Result<()> {
+        self.op_mkdir(path, parents).await
+    }
+
+    async fn delete(&self, path: &RemotePath, recursive: bool) -> Result<()> {
+        self.op_delete(path, recursive).await
+    }
+
+    async fn rename(&self, from: &RemotePath, to: &RemotePath, overwrite: bool) -> Result<()> {
+        self.op_rename(from, to, overwrite).await
+    }
+}

@@ -1,0 +1,70 @@
+//! GET: a whole file or a byte range, with the server's checksums when asked.
+
+use ctadata_core::{Download, Error, GetOptions, RemotePath, Result};
+use reqwest::header::HeaderValue;
+use reqwest::Method;
+
+use crate::backend::WebDav;
+use crate::body::{checked_body, delivered_range};
+use crate::digest::{parse_digest, WANT_DIGEST};
+use crate::errors::status_error;
+
+impl WebDav {
+    pub(crate) async fn op_get(&self, path: &RemotePath, opts: GetOptions) -> Result<Download> {
+        let mut r = self.req(Method::GET, path, false);
+        if opts.want_checksums {
+            r.headers
+                .insert("want-digest", HeaderValue::from_static(WANT_DIGEST));
+        }
+        if let Some(range) = opts.range {
+            let v = HeaderValue::from_str(&range.to_http_header())
+                .map_err(|e| Error::internal("a Range header").with_source(e))?;
+            r.headers.insert(reqwest::header::RANGE, v);
+        }
+        if let Some(tag) = &opts.if_match {
+            if let Ok(v) = HeaderValue::from_str(tag) {
+                r.headers.insert(reqwest::header::IF_MATCH, v);
+            }
+        }
+        let resp = self.send(r).await?;
+        let status = resp.status().as_u16();
+        match status {
+            200 | 206 => {}
+            412 => {
+                return Err(Error::conflict(
+                    path,
+                    "the file changed on the server since the transfer began",
+                    "rerun to start it again",
+                ))
+            }
+            _ => return Err(status_error(resp, path, "read").await),
+        }
+        let h = resp.headers();
+        let (size, range) = delivered_range(status, h, opts.range, path)?;
+        // Only a digest that was asked for counts: some servers send the last one they
+        // computed, possibly of another file.
+        let checksums = if opts.want_checksums {
+            h.get_all("digest")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(parse_digest)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let text = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let etag = text("etag");
+        let mtime = text("last-modified").and_then(|v| httpdate::parse_http_date(&v).ok());
+        let expected = range.as_ref().map(|r| r.end - r.start);
+        let stream = checked_body(resp, path, expected, self.cfg.idle_timeout);
+        Ok(Download {
+            path: path.clone(),
+            size,
+            range,
+            mtime,
+            etag,
+            checksums,
+            stream,
+        })
+    }
+}
