@@ -17,7 +17,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let storage = ctadata::open_profile(Some(&profile))?;
     std::fs::create_dir_all(&local)?;
     let opts = transfer::TransferOptions::default();
-    for entry in storage.list(&dir).await? {
+    for entry in storage.list_all(&dir).await? {
         if entry.is_file() {
             let target = local.join(&entry.name);
             match transfer::download_file(

@@ -15,21 +15,48 @@ pub mod porting;
 
 pub use ctadata_core::config::{self, BackendKind, LoadOptions, ResolvedProfile};
 pub use ctadata_core::{
-    transfer, ByteRange, Capabilities, Checksum, Download, Entry, EntryKind, Error, GetOptions,
-    PutOptions, PutOutcome, RemotePath, Result, StorageBackend, Upload,
+    retry, transfer, ByteRange, Capabilities, Checksum, Download, Entry, EntryKind, EntryStream,
+    Error, GetOptions, PutOptions, PutOutcome, RemotePath, Result, RetryPolicy, Retrying,
+    StorageBackend, Upload,
 };
 pub use ctadata_local::LocalBackend;
 pub use ctadata_object_store::{profile_url, split_url, CtaObjectStore, SCHEME};
 
 /// Settings of the running program that are not part of a profile.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct OpenOptions {
     /// Skip TLS verification (never a default; the CLI warns each time).
     pub insecure: bool,
+    /// How operations are tried again after temporary failures.
+    pub retry: RetryPolicy,
 }
 
-/// Opens the backend a resolved profile names.
+impl OpenOptions {
+    /// Skip TLS verification (or not).
+    pub fn with_insecure(mut self, insecure: bool) -> Self {
+        self.insecure = insecure;
+        self
+    }
+
+    /// Another retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+}
+
+/// Opens the backend a resolved profile names, behind the one retry layer
+/// ([`Retrying`]) that every operation of every backend goes through.
 pub fn open(profile: &ResolvedProfile, opts: &OpenOptions) -> Result<Arc<dyn StorageBackend>> {
+    Ok(Retrying::wrap(
+        open_bare(profile, opts)?,
+        opts.retry.clone(),
+    ))
+}
+
+/// The backend alone, without the retry layer (tests of a backend's own behaviour).
+pub fn open_bare(profile: &ResolvedProfile, opts: &OpenOptions) -> Result<Arc<dyn StorageBackend>> {
     let env = config::EnvSnapshot::from_process();
     match profile.backend() {
         BackendKind::Dcache => {

@@ -71,7 +71,7 @@ impl Client {
     /// `list_dir(path)`: the entries of a directory (or the entry of a file).
     pub async fn list_dir(&self, path: &str) -> Result<Vec<Entry>> {
         let p = RemotePath::parse(path)?;
-        match self.backend.list(&p).await {
+        match self.backend.list_all(&p).await {
             Err(Error::Conflict { .. }) => Ok(vec![self.backend.stat(&p).await?]),
             other => other,
         }
@@ -135,12 +135,9 @@ impl Client {
                 remote = remote.join(name)?;
             }
         }
-        let put = PutOptions {
-            overwrite: true,
-            create_parents: true,
-            checksum: None,
-            known_absent: false,
-        };
+        let put = PutOptions::default()
+            .with_overwrite(true)
+            .with_create_parents(true);
         match transfer::upload_file(
             self.backend.as_ref(),
             local,
@@ -155,11 +152,11 @@ impl Client {
                 size: d.size,
                 checksums: Vec::new(),
             }),
-            other => Err(Error::Protocol {
-                path: remote.to_string(),
-                status: None,
-                message: format!("the upload did not happen: {other:?}"),
-            }),
+            other => Err(Error::protocol(
+                remote.to_string(),
+                None,
+                format!("the upload did not happen: {other:?}"),
+            )),
         }
     }
 

@@ -40,6 +40,10 @@ pub struct Global {
     /// Do not verify the server's TLS certificate (dangerous; warns every time).
     #[arg(long, global = true)]
     pub insecure: bool,
+    /// Retries of a request after a temporary failure (network, timeout, 408/429/5xx),
+    /// with backoff; a broken download resumes where it stopped.
+    #[arg(long, global = true, value_name = "N", default_value_t = 3)]
+    pub retries: u32,
     /// More output: -v per-file lines and info logs, -vv debug, -vvv trace.
     #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
@@ -224,9 +228,6 @@ pub struct TransferArgs {
     /// Leave out files and directories matching this glob; repeatable.
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
-    /// Whole-file retries after network errors (each resumes where the last stopped).
-    #[arg(long, value_name = "N", default_value_t = 3)]
-    pub retries: u32,
 }
 
 /// `cert` subcommands.

@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use ctadata::config::{self, EnvSnapshot, LoadOptions, ResolvedProfile};
 use ctadata::transfer::{self, FileOutcome, Filter, Summary, TransferOptions};
-use ctadata::{Entry, Error, OpenOptions, PutOptions, RemotePath, Result, StorageBackend};
-use futures::StreamExt;
+use ctadata::{
+    Entry, Error, OpenOptions, PutOptions, RemotePath, Result, RetryPolicy, StorageBackend,
+};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 
 use crate::cli::{CertAction, Cli, Command, ConfigAction, Global, TokenAction, TransferArgs};
 use crate::progress::Display;
@@ -79,9 +81,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             let resolved = resolve(g)?;
             let backend = ctadata::open(
                 &resolved,
-                &OpenOptions {
-                    insecure: g.insecure,
-                },
+                &OpenOptions::default()
+                    .with_insecure(g.insecure)
+                    .with_retry(RetryPolicy::attempts(g.retries.saturating_add(1))),
             )?;
             tracing::debug!(profile = %resolved.name, backend = resolved.backend().as_str(), "opened");
             run_storage(cmd, g, &resolved, backend).await
@@ -235,62 +237,119 @@ async fn list(
     long: bool,
     recursive: bool,
 ) -> Result<()> {
-    let (entries, is_file) = match backend.list(path).await {
-        Ok(v) => (v, false),
+    let (entries, is_file): (ctadata::EntryStream, bool) = match backend.list(path).await {
+        Ok(s) => (s, false),
         // Like ls: listing a file shows the file (with -r too: there is nothing to descend).
-        Err(Error::Conflict { .. }) => (vec![backend.stat(path).await?], true),
+        Err(Error::Conflict { .. }) => {
+            let e = backend.stat(path).await?;
+            (futures::stream::iter([Ok(e)]).boxed(), true)
+        }
         Err(e) => return Err(e),
     };
     let recursive = recursive && !is_file;
-    let mut all = Vec::new();
-    if recursive {
-        let dirs_first: Vec<Entry> = entries;
-        let mut stream = transfer::walk(backend.clone(), path.clone(), 8);
-        drop(dirs_first);
-        while let Some(e) = stream.next().await {
-            all.push(e?);
-        }
+    let mut entries = if recursive {
+        // A tree is shown sorted, so it is gathered first.
+        drop(entries);
+        let mut all: Vec<Entry> = transfer::walk(backend.clone(), path.clone(), 8)
+            .try_collect()
+            .await?;
         all.sort_by(|a, b| a.path.cmp(&b.path));
+        futures::stream::iter(all.into_iter().map(Ok)).boxed()
     } else {
-        all = entries;
-    }
-    if g.json {
-        let s = serde_json::to_string_pretty(&all).unwrap_or_default();
-        return write_stdout(format!("{s}\n").as_bytes());
-    }
+        // A directory is printed as the server's answer is read: the first line comes at
+        // once and a million entries never sit in memory.
+        entries
+    };
     // Block-buffered: one write per 64 KiB instead of one per line.
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    for e in &all {
-        let shown = if recursive {
-            e.path
-                .strip_prefix(path)
-                .unwrap_or(e.path.as_str())
-                .to_string()
-        } else {
-            e.name.clone()
+    let mut n = 0usize;
+    loop {
+        // While the server is slow, what is buffered is shown first.
+        let next = match entries.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                if let Err(err) = out.flush() {
+                    return stdout_result(err);
+                }
+                entries.next().await
+            }
         };
-        let shown = if e.is_dir() {
-            format!("{shown}/")
-        } else {
-            shown
+        let Some(e) = next else { break };
+        let e = match e {
+            Ok(e) => e,
+            Err(err) => {
+                // What was printed stays printed; the JSON array is closed so it parses.
+                if g.json && n > 0 {
+                    let _ = writeln!(out, "\n]");
+                }
+                let _ = out.flush();
+                return Err(err);
+            }
         };
-        let line = if long {
-            let kind = if e.is_dir() { "d" } else { "-" };
-            let size = e.size.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
-            let mtime = e
-                .mtime
-                .map(ctadata::transfer_time)
-                .unwrap_or_else(|| "-".into());
-            let loc = e.locality.map(|l| l.as_str()).unwrap_or("");
-            format!("{kind} {size:>14} {mtime:>20} {loc:<9} {shown}")
+        let written = if g.json {
+            json_element(&mut out, &e, n == 0)
         } else {
-            shown
+            writeln!(out, "{}", list_line(&e, path, long, recursive))
         };
-        if let Err(e) = writeln!(out, "{line}") {
-            return stdout_result(e);
+        if let Err(err) = written {
+            return stdout_result(err);
         }
+        n += 1;
     }
-    out.flush().or_else(stdout_result)
+    let closing = if g.json {
+        if n == 0 {
+            writeln!(out, "[]")
+        } else {
+            writeln!(out, "\n]")
+        }
+    } else {
+        Ok(())
+    };
+    closing.and_then(|()| out.flush()).or_else(stdout_result)
+}
+
+/// One element of a JSON array written as it goes, laid out as `serde_json`'s pretty
+/// printer lays out a whole array.
+fn json_element(out: &mut impl Write, e: &Entry, first: bool) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(e).map_err(std::io::Error::other)?;
+    out.write_all(if first { b"[\n" } else { b",\n" })?;
+    for (i, line) in text.lines().enumerate() {
+        if i > 0 {
+            out.write_all(b"\n")?;
+        }
+        out.write_all(b"  ")?;
+        out.write_all(line.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// One line of `list`: the name (the path below the listed directory with `-r`), with a
+/// trailing `/` for directories; `-l` adds kind, size, time and tape locality.
+fn list_line(e: &Entry, dir: &RemotePath, long: bool, recursive: bool) -> String {
+    let shown = if recursive {
+        e.path
+            .strip_prefix(dir)
+            .unwrap_or(e.path.as_str())
+            .to_string()
+    } else {
+        e.name.clone()
+    };
+    let shown = if e.is_dir() {
+        format!("{shown}/")
+    } else {
+        shown
+    };
+    if !long {
+        return shown;
+    }
+    let kind = if e.is_dir() { "d" } else { "-" };
+    let size = e.size.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+    let mtime = e
+        .mtime
+        .map(ctadata::transfer_time)
+        .unwrap_or_else(|| "-".into());
+    let loc = e.locality.map(|l| l.as_str()).unwrap_or("");
+    format!("{kind} {size:>14} {mtime:>20} {loc:<9} {shown}")
 }
 
 /// A failed write to stdout: a closed pipe (e.g. `| head`) ends the output quietly.
@@ -357,18 +416,15 @@ fn transfer_options(
         .unwrap_or(backend.capabilities().default_jobs)
         .max(1);
     let display = Display::new(g.quiet || g.json, g.verbose > 0);
-    let opts = TransferOptions {
-        jobs,
-        fail_fast: t.fail_fast,
-        overwrite,
-        skip_existing: t.skip_existing,
-        update: t.update,
-        dry_run: t.dry_run,
-        filter: Filter::new(&t.include, &t.exclude)?,
-        retries: t.retries,
-        progress: display.clone(),
-        ..TransferOptions::default()
-    };
+    let mut opts = TransferOptions::default();
+    opts.jobs = jobs;
+    opts.fail_fast = t.fail_fast;
+    opts.overwrite = overwrite;
+    opts.skip_existing = t.skip_existing;
+    opts.update = t.update;
+    opts.dry_run = t.dry_run;
+    opts.filter = Filter::new(&t.include, &t.exclude)?;
+    opts.progress = display.clone();
     Ok((opts, display))
 }
 
@@ -543,12 +599,9 @@ async fn put(
     let outcome = match skip {
         Some(reason) => FileOutcome::Skipped { reason },
         None => {
-            let put = PutOptions {
-                overwrite: force || t.update,
-                create_parents: true,
-                checksum: None,
-                known_absent: false,
-            };
+            let put = PutOptions::default()
+                .with_overwrite(force || t.update)
+                .with_create_parents(true);
             opts.progress.discovered(1, md.len());
             let r = transfer::upload_file(backend.as_ref(), local, &remote, put, &opts).await;
             display.finish();

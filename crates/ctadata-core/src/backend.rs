@@ -93,6 +93,9 @@ pub struct GetOptions {
     pub if_match: Option<String>,
     /// Ask the server for its checksums (RFC 3230 `Want-Digest`).
     pub want_checksums: bool,
+    /// What the caller already knows of the file (from the listing that found it): a
+    /// backend may use it instead of looking the file up again.
+    pub known: Option<Entry>,
 }
 
 impl GetOptions {
@@ -111,6 +114,12 @@ impl GetOptions {
     /// Ask for the server's checksums.
     pub fn with_checksums(mut self, want: bool) -> Self {
         self.want_checksums = want;
+        self
+    }
+
+    /// The file's entry as the caller's listing gave it.
+    pub fn with_known(mut self, entry: Entry) -> Self {
+        self.known = Some(entry);
         self
     }
 }

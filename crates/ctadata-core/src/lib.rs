@@ -19,5 +19,5 @@ pub use backend::{
 pub use checksum::{Adler32, Checksum, ChecksumAlgorithm};
 pub use entry::{Entry, EntryKind, Locality};
 pub use error::{AuthProblem, BoxError, Error, Result};
-pub use retry::{RetryPolicy, Retrying};
 pub use path::RemotePath;
+pub use retry::{RetryPolicy, Retrying};

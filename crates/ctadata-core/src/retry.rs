@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use futures::StreamExt;
 
 use crate::backend::{
-    ByteRange, ByteStream, Capabilities, Download, EntryStream, GetOptions, PutOptions,
-    PutOutcome, StorageBackend, Upload,
+    ByteRange, ByteStream, Capabilities, Download, EntryStream, GetOptions, PutOptions, PutOutcome,
+    StorageBackend, Upload,
 };
 use crate::entry::Entry;
 use crate::error::{Error, Result};
@@ -272,6 +272,7 @@ impl StorageBackend for Retrying {
                 inner: self.inner.clone(),
                 path: path.clone(),
                 etag: etag.clone(),
+                known: opts.known.clone(),
                 pos: range.as_ref().map(|r| r.start).unwrap_or(0),
                 end: range.as_ref().map(|r| r.end).or(size),
                 budget,
@@ -324,6 +325,7 @@ struct Resume {
     inner: Arc<dyn StorageBackend>,
     path: RemotePath,
     etag: Option<String>,
+    known: Option<Entry>,
     /// The absolute position of the next byte.
     pos: u64,
     /// One past the last byte wanted, when known.
@@ -347,6 +349,9 @@ fn resume_stream(state: Resume) -> ByteStream {
                     None => Ok(ByteRange::From(s.pos)),
                 };
                 let mut opts = GetOptions::default();
+                if let Some(k) = &s.known {
+                    opts = opts.with_known(k.clone());
+                }
                 if let Some(t) = &s.etag {
                     opts = opts.with_if_match(t.clone());
                 }

@@ -155,7 +155,7 @@ async fn every_verb_on_the_door() {
         data(10)
     );
     let names: Vec<String> = b
-        .list(&rp("lst/DL1/x"))
+        .list_all(&rp("lst/DL1/x"))
         .await
         .unwrap()
         .into_iter()
@@ -303,7 +303,7 @@ async fn unavailable_is_retried_forbidden_is_not() {
     let b = open(&d, dir.path());
     d.fail_next_with_retry_after(503, 2, 1);
     let started = std::time::Instant::now();
-    let l = b.list(&rp("cta")).await.unwrap();
+    let l = b.list_all(&rp("cta")).await.unwrap();
     assert_eq!(l.len(), 1);
     assert!(
         started.elapsed() >= Duration::from_secs(2),
@@ -318,7 +318,7 @@ async fn unavailable_is_retried_forbidden_is_not() {
     assert_eq!(propfinds, 3);
 
     d.reset_stats();
-    let e = b.list(&rp("forbidden")).await.unwrap_err();
+    let e = b.list_all(&rp("forbidden")).await.unwrap_err();
     assert!(matches!(e, Error::PermissionDenied { .. }), "{e}");
     assert!(e.to_string().contains("/forbidden"), "{e}");
     assert_eq!(
@@ -337,7 +337,7 @@ async fn a_refused_token_says_where_it_came_from() {
     let dir = tempfile::tempdir().unwrap();
     let d = double(false, Duration::from_millis(10));
     let b = open_with(&d, dir.path(), "not-the-right-one", "");
-    let e = b.list(&RemotePath::root()).await.unwrap_err();
+    let e = b.list_all(&RemotePath::root()).await.unwrap_err();
     let msg = format!("{e} {}", e.hint().unwrap_or_default());
     assert!(matches!(e, Error::Auth { .. }), "{e}");
     assert!(
@@ -354,7 +354,7 @@ async fn malformed_xml_is_a_protocol_error() {
     d.put_file("/cta/a.txt", b"a");
     let b = open(&d, dir.path());
     d.malformed_propfind(true);
-    let e = b.list(&rp("cta")).await.unwrap_err();
+    let e = b.list_all(&rp("cta")).await.unwrap_err();
     assert!(matches!(e, Error::Protocol { .. }), "{e}");
     assert!(e.to_string().contains("/cta"), "{e}");
 }
@@ -373,7 +373,7 @@ async fn hrefs_outside_the_directory_are_ignored_and_nothing_escapes() {
     ]);
     let b = open(&d, dir.path());
     let names: Vec<String> = b
-        .list(&rp("cta/tree"))
+        .list_all(&rp("cta/tree"))
         .await
         .unwrap()
         .into_iter()
@@ -421,7 +421,7 @@ async fn a_listing_of_100000_entries() {
     d.synthetic_dir("/cta/huge", 100_000);
     let b = open(&d, dir.path());
     let before = vm_hwm_kib();
-    let l = b.list(&rp("cta/huge")).await.unwrap();
+    let l = b.list_all(&rp("cta/huge")).await.unwrap();
     assert_eq!(l.len(), 100_000);
     assert!(l
         .iter()

@@ -120,12 +120,12 @@ async fn exercise(b: &dyn StorageBackend, disk: &Path) {
         Err(Error::NotFound { .. })
     ));
 
-    let l = b.list(&rp("a/b c/ε")).await.unwrap();
+    let l = b.list_all(&rp("a/b c/ε")).await.unwrap();
     assert_eq!(l.len(), 1);
     assert_eq!(l[0].name, "f 1.bin");
     assert_eq!(l[0].path, rp("a/b c/ε/f 1.bin"));
     let root: Vec<String> = b
-        .list(&RemotePath::root())
+        .list_all(&RemotePath::root())
         .await
         .unwrap()
         .into_iter()
@@ -136,7 +136,7 @@ async fn exercise(b: &dyn StorageBackend, disk: &Path) {
         "{root:?}"
     );
     assert!(matches!(
-        b.list(&rp("a/b c/ε/f 1.bin")).await,
+        b.list_all(&rp("a/b c/ε/f 1.bin")).await,
         Err(Error::Conflict { .. })
     ));
 

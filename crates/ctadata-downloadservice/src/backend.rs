@@ -19,10 +19,13 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use bytes::Bytes;
 use ctadata_core::credentials::BearerToken;
+use ctadata_core::retry::parse_retry_after;
 use ctadata_core::{
-    ByteStream, Capabilities, Download, Entry, EntryKind, Error, GetOptions, PutOptions,
-    PutOutcome, RemotePath, Result, StorageBackend, Upload,
+    ByteRange, ByteStream, Capabilities, Download, Entry, EntryKind, EntryStream, Error,
+    GetOptions, PutOptions, PutOutcome, RemotePath, Result, StorageBackend, Upload,
 };
+use ctadata_webdav::body::{body_stream, delivered_range};
+use ctadata_webdav::errors::{status_to_error, with_retry_after};
 use ctadata_webdav::urls::SEGMENT;
 use ctadata_webdav::urls::{redact, Base};
 use futures::StreamExt;
@@ -62,6 +65,9 @@ fn encode(p: &RemotePath) -> String {
         .join("/")
 }
 
+/// Why a wrong byte count from the passthrough repeats on every attempt.
+const REWRITES: &str = "retrying cannot help: the downloadservice rewrites some byte sequences in every answer it passes through, file contents included, so this file cannot be read through it; read it with the cta profile (direct dCache): 'cta-data --profile cta get ...'";
+
 /// The service session and the passthrough's base, shared with the streams of reads.
 #[derive(Debug, Clone)]
 struct Core {
@@ -84,6 +90,11 @@ impl Core {
     ) -> Error {
         let status = resp.status().as_u16();
         let loc = location(&resp);
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
         let body = String::from_utf8_lossy(&read_limited(resp, 4096).await).to_string();
         if let Some(e) = self.s.auth_failure(status, loc.as_deref(), &body, token) {
             return e;
@@ -104,22 +115,16 @@ impl Core {
                 detail: None,
             },
             400 if path.as_str().contains("..") => dots(path),
-            502..=504 | 429 => Error::Transport {
-                target: path.to_string(),
-                message: format!(
-                    "the downloadservice is unavailable (HTTP {status}) even after retries{detail}"
-                ),
+            // A known fault of the service, the same every time: no retry can help.
+            500 if path.as_str().contains('(') || path.as_str().contains(')') => Error::Unsupported {
+                operation: format!("{what} a name with parentheses"),
+                backend: "downloadservice".into(),
+                hint: format!("the downloadservice answers 500 for {path}; use the cta profile for this path ('cta-data --profile cta ...')"),
             },
-            500 if path.as_str().contains('(') || path.as_str().contains(')') => Error::Protocol {
-                path: path.to_string(),
-                status: Some(500),
-                message: format!("{what} failed{detail}; the downloadservice fails on names with parentheses: use the cta profile for this path"),
-            },
-            _ => Error::Protocol {
-                path: path.to_string(),
-                status: Some(status),
-                message: format!("{what} failed{detail}"),
-            },
+            _ => with_retry_after(
+                status_to_error(status, path, what, &body),
+                retry_after,
+            ),
         }
     }
 
@@ -129,7 +134,7 @@ impl Core {
         let range = format!("bytes={}-{}", start, end - 1);
         let (resp, token) = self
             .s
-            .send(&url, true, |c| {
+            .send(&url, |c| {
                 c.get(url.clone())
                     .header(RANGE, range.clone())
                     .header(CONTENT_TYPE, "application/json")
@@ -137,62 +142,22 @@ impl Core {
             .await?;
         let status = resp.status().as_u16();
         match status {
-            206 => {
-                let cr = resp
-                    .headers()
-                    .get("content-range")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
-                let first = cr
-                    .trim()
-                    .strip_prefix("bytes")
-                    .and_then(|r| r.trim().split('-').next())
-                    .and_then(|s| s.trim().parse::<u64>().ok());
-                if first != Some(start) {
-                    return Err(Error::Protocol {
-                        path: abs.to_string(),
-                        status: Some(206),
-                        message: format!("asked for bytes from {start}, got Content-Range '{cr}'"),
-                    });
-                }
-            }
-            200 if start == 0 => {}
-            200 => {
-                return Err(Error::Protocol {
-                    path: abs.to_string(),
-                    status: Some(200),
-                    message:
-                        "the webdav passthrough ignored the byte range and sent the whole file"
-                            .into(),
-                })
-            }
-            416 => {
-                return Err(Error::Protocol {
-                    path: abs.to_string(),
-                    status: Some(416),
-                    message: "the requested byte range is outside the file".into(),
-                })
-            }
+            200 | 206 => {}
             _ => return Err(self.failure(resp, &token, abs, "read").await),
         }
-        let body = resp.bytes().await.map_err(|e| Error::Transport {
-            target: abs.to_string(),
-            message: format!(
-                "the read of bytes {start}-{} broke off: {}",
-                end - 1,
-                self.s.transport(&url, &e)
-            ),
-        })?;
+        let asked = ByteRange::bounded(start, end)?;
+        delivered_range(status, resp.headers(), Some(asked), abs)?;
+        let body = resp.bytes().await.map_err(|e| self.s.transport(&url, e))?;
         if body.len() as u64 != end - start {
             return Err(Error::Integrity {
                 path: abs.to_string(),
                 message: format!(
-                    "the webdav passthrough sent {} bytes for bytes {start}-{} ({} expected); it rewrites some byte sequences in what it sends, so these bytes cannot be trusted and nothing was kept",
+                    "the webdav passthrough sent {} bytes for bytes {start}-{} ({} expected); nothing was kept",
                     body.len(),
                     end - 1,
                     end - start
                 ),
+                hint: Some(REWRITES.into()),
             });
         }
         Ok(body)
@@ -287,7 +252,7 @@ impl DownloadService {
             match self
                 .c
                 .s
-                .send(&url, true, |c| {
+                .send(&url, |c| {
                     c.get(url.clone())
                         .header(ACCEPT, "application/json")
                         .header(CONTENT_TYPE, "application/json")
@@ -369,7 +334,7 @@ impl DownloadService {
         let (resp, token) = self
             .c
             .s
-            .send(&url, true, |c| {
+            .send(&url, |c| {
                 c.get(url.clone())
                     .header(CONTENT_TYPE, "application/json")
                     .header(ACCEPT, "application/json")
@@ -382,7 +347,7 @@ impl DownloadService {
         let body = resp
             .bytes()
             .await
-            .map_err(|e| self.c.s.transport(&url, &e))?;
+            .map_err(|e| self.c.s.transport(&url, e))?;
         if looks_like_html(ctype.as_deref(), &body) {
             return Err(self.c.s.html_instead_of_data(
                 &format!("the listing of {abs}"),
@@ -390,10 +355,12 @@ impl DownloadService {
                 &token,
             ));
         }
-        parse_list(&body).map_err(|e| Error::Protocol {
-            path: abs.to_string(),
-            status: Some(200),
-            message: format!("the list answer cannot be used: {}", e.0),
+        parse_list(&body).map_err(|e| {
+            Error::protocol(
+                abs.to_string(),
+                Some(200),
+                format!("the list answer cannot be used: {}", e.0),
+            )
         })
     }
 
@@ -425,14 +392,31 @@ impl DownloadService {
     }
 
     async fn stat_abs(&self, path: &RemotePath, abs: &RemotePath) -> Result<Entry> {
-        let items = self.list_items(abs).await?;
+        let items = match self.list_items(abs).await {
+            Ok(items) => items,
+            // `list/<file>` fails for some names (a `(`) while the parent's listing
+            // describes the file: look there.
+            Err(e @ Error::Unsupported { .. }) => {
+                let Some(parent) = abs.parent() else {
+                    return Err(e);
+                };
+                let Ok(siblings) = self.list_items(&parent).await else {
+                    return Err(e);
+                };
+                return match siblings.iter().find(|i| i.path.as_ref() == Some(abs)) {
+                    Some(i) => Ok(Self::entry(path.clone(), i)),
+                    None => Err(Error::not_found(path)),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         match Self::itself(abs, &items) {
             Some(i) => Ok(Self::entry(path.clone(), i)),
-            None => Err(Error::Protocol {
-                path: abs.to_string(),
-                status: Some(200),
-                message: "the list answer does not describe the path asked for".into(),
-            }),
+            None => Err(Error::protocol(
+                abs.to_string(),
+                Some(200),
+                "the list answer does not describe the path asked for",
+            )),
         }
     }
 
@@ -442,7 +426,7 @@ impl DownloadService {
         let (resp, token) = self
             .c
             .s
-            .send(&url, true, |c| {
+            .send(&url, |c| {
                 c.request(
                     Method::from_bytes(b"PROPFIND").expect("valid method"),
                     url.clone(),
@@ -463,12 +447,12 @@ impl DownloadService {
     }
 
     /// `MKCOL` through the passthrough: `Ok(true)` created, `Ok(false)` already there (405).
-    async fn mkcol(&self, abs: &RemotePath, retry: bool) -> Result<bool> {
+    async fn mkcol(&self, abs: &RemotePath) -> Result<bool> {
         let url = self.c.webdav.url_for(abs, true);
         let (resp, token) = self
             .c
             .s
-            .send(&url, retry, |c| {
+            .send(&url, |c| {
                 c.request(
                     Method::from_bytes(b"MKCOL").expect("valid method"),
                     url.clone(),
@@ -493,13 +477,13 @@ impl DownloadService {
 
     /// Creates `rel` (below the user folder) and every missing folder above it.
     async fn mkcols(&self, home: &RemotePath, rel: &RemotePath) -> Result<bool> {
-        let mut created = self.mkcol(home, true).await?;
+        let mut created = self.mkcol(home).await?;
         let mut chain = rel.ancestors();
         if !rel.is_root() {
             chain.push(rel.clone());
         }
         for a in chain {
-            created = self.mkcol(&home.join(a.as_str())?, true).await?;
+            created = self.mkcol(&home.join(a.as_str())?).await?;
         }
         Ok(created)
     }
@@ -562,20 +546,18 @@ impl DownloadService {
         let (resp, token) = self
             .c
             .s
-            .send(&url, true, |c| {
+            .send(&url, |c| {
                 c.get(url.clone()).header(CONTENT_TYPE, "application/json")
             })
             .await?;
         let status = resp.status().as_u16();
         if status != 200 {
             if status == 500 && abs.name().chars().any(|c| u32::from(c) > 0xFF) {
-                return Err(Error::Protocol {
-                    path: abs.to_string(),
-                    status: Some(500),
-                    message:
-                        "the downloadservice cannot send names with characters outside Latin-1"
-                            .into(),
-                });
+                return Err(Error::protocol(
+                    abs.to_string(),
+                    Some(500),
+                    "the downloadservice cannot send names with characters outside Latin-1",
+                ));
             }
             return Err(self.c.failure(resp, &token, abs, "read").await);
         }
@@ -587,55 +569,24 @@ impl DownloadService {
                 &token,
             ));
         }
-        let target = abs.to_string();
-        let body = resp.bytes_stream();
-        let stream = futures::stream::unfold(
-            (body, 0u64, false),
-            move |(mut body, got, done)| {
-                let target = target.clone();
-                async move {
-                    if done {
-                        return None;
-                    }
-                    match body.next().await {
-                        Some(Ok(b)) => {
-                            let n = got + b.len() as u64;
-                            if n > size {
-                                return Some((
-                                    Err(Error::Integrity {
-                                        path: target,
-                                        message: format!(
-                                            "the downloadservice sent more than the {size} bytes it lists (it answers a missing file or a directory with an HTML page); nothing was kept"
-                                        ),
-                                    }),
-                                    (body, n, true),
-                                ));
-                            }
-                            Some((Ok(b), (body, n, false)))
-                        }
-                        Some(Err(e)) => Some((
-                            Err(Error::Transport {
-                                target: target.clone(),
-                                message: format!(
-                                    "the download of {target} through the downloadservice broke off after {got} of {size} bytes: {e}"
-                                ),
-                            }),
-                            (body, got, true),
-                        )),
-                        None if got != size => Some((
-                            Err(Error::Transport {
-                                target: target.clone(),
-                                message: format!(
-                                    "the download of {target} through the downloadservice ended after {got} of {size} bytes"
-                                ),
-                            }),
-                            (body, got, true),
-                        )),
-                        None => None,
-                    }
-                }
-            },
+        // The service streams without Content-Length: the listed size is what to expect.
+        let stream = body_stream(
+            resp.bytes_stream(),
+            abs.clone(),
+            url.clone(),
+            Some(size),
+            self.c.s.idle_timeout,
         )
+        .map(|r| {
+            r.map_err(|e| match e {
+                Error::Integrity { path, message, .. } => Error::Integrity {
+                    path,
+                    message,
+                    hint: Some("the downloadservice answers a missing file or a directory with an HTML page, the same on every attempt; check the path with 'cta-data list' on its parent".into()),
+                },
+                other => other,
+            })
+        })
         .boxed();
         Ok(Download {
             path: path.clone(),
@@ -664,7 +615,7 @@ impl DownloadService {
         let (resp, token) = self
             .c
             .s
-            .send(&url, false, |c| {
+            .send(&url, |c| {
                 let s = cell
                     .lock()
                     .ok()
@@ -696,11 +647,7 @@ impl DownloadService {
                 })
             }
             413 | 507 => {
-                return Err(Error::Protocol {
-                    path: abs.to_string(),
-                    status: Some(resp.status().as_u16()),
-                    message: "the storage has no room for this file; contact the data center".into(),
-                })
+                return Err(Error::protocol(abs.to_string(), Some(resp.status().as_u16()), "the storage has no room for this file; contact the data center"))
             }
             _ => return Err(self.c.failure(resp, &token, abs, "upload").await),
         }
@@ -713,39 +660,31 @@ impl DownloadService {
                 &token,
             ));
         }
-        let v: serde_json::Value = serde_json::from_slice(&answer).map_err(|e| Error::Protocol {
-            path: abs.to_string(),
-            status: Some(200),
-            message: format!(
+        let v: serde_json::Value = serde_json::from_slice(&answer).map_err(|e| Error::protocol(abs.to_string(), Some(200), format!(
                 "the upload answer is not JSON ({e}): '{}'; the file may have been stored: check with 'cta-data stat {}'",
                 short_text(&String::from_utf8_lossy(&answer)),
                 abs.as_str()
-            ),
-        })?;
+            )))?;
         let Some(landed) = v.get("path").and_then(|p| p.as_str()) else {
-            return Err(Error::Protocol {
-                path: abs.to_string(),
-                status: Some(200),
-                message: format!(
+            return Err(Error::protocol(abs.to_string(), Some(200), format!(
                     "the upload answer has no 'path', so where the file landed is unknown ({}); it should be at {abs}: check with 'cta-data stat {}'",
                     short_text(&v.to_string()),
                     abs.as_str()
-                ),
-            });
+                )));
         };
-        let landed = RemotePath::parse(landed).map_err(|e| Error::Protocol {
-            path: abs.to_string(),
-            status: Some(200),
-            message: format!("the upload answer names an unusable path: {e}"),
+        let landed = RemotePath::parse(landed).map_err(|e| {
+            Error::protocol(
+                abs.to_string(),
+                Some(200),
+                format!("the upload answer names an unusable path: {e}"),
+            )
         })?;
         if let Some(w) = v.get("total_written").and_then(|w| w.as_u64()) {
             if w != len {
-                return Err(Error::Integrity {
-                    path: landed.to_string(),
-                    message: format!(
-                        "sent {len} bytes but the service wrote {w}; upload the file again"
-                    ),
-                });
+                return Err(Error::integrity(
+                    landed.to_string(),
+                    format!("sent {len} bytes but the service wrote {w}; upload the file again"),
+                ));
             }
         }
         if landed != *abs {
@@ -760,22 +699,16 @@ impl DownloadService {
         let listed = match self.stat_abs(&landed, &landed).await {
             Ok(e) => e.size,
             Err(Error::NotFound { .. }) => {
-                return Err(Error::Integrity {
-                    path: landed.to_string(),
-                    message: format!(
+                return Err(Error::integrity(landed.to_string(), format!(
                         "the downloadservice accepted {len} bytes but the storage has no file there; upload it again"
-                    ),
-                })
+                    )))
             }
             Err(e) => return Err(e),
         };
         if let Some(s) = listed.filter(|&s| s != len) {
-            return Err(Error::Integrity {
-                path: landed.to_string(),
-                message: format!(
+            return Err(Error::integrity(landed.to_string(), format!(
                     "sent {len} bytes but the storage lists {s}; upload the file again (with --force)"
-                ),
-            });
+                )));
         }
         Ok(PutOutcome {
             path: landed,
@@ -824,7 +757,9 @@ impl StorageBackend for DownloadService {
         self.stat_abs(path, &abs).await
     }
 
-    async fn list(&self, dir: &RemotePath) -> Result<Vec<Entry>> {
+    async fn list(&self, dir: &RemotePath) -> Result<EntryStream> {
+        // The service answers one JSON array: read whole (it is bounded by the service's
+        // own buffering), handed on as a stream like every other listing.
         let abs = self.absolute(dir).await?;
         let items = self.list_items(&abs).await?;
         let itself = Self::itself(&abs, &items);
@@ -834,11 +769,11 @@ impl StorageBackend for DownloadService {
                 continue;
             }
             let Some(p) = &item.path else {
-                tracing::warn!(dir = %abs, href = %item.href, "ignoring an entry whose href is not a usable path");
+                tracing::warn!(dir = %abs, href = %item.href, "ignoring a listing entry whose href is not a usable path");
                 continue;
             };
             if p.parent().as_ref() != Some(&abs) {
-                tracing::warn!(dir = %abs, entry = %p, "ignoring an entry that is not a child of the listed directory");
+                tracing::warn!(dir = %abs, href = %item.href, "ignoring a listing entry that is not a child of the listed directory");
                 continue;
             }
             out.push(Self::entry(dir.join(p.name())?, item));
@@ -850,12 +785,21 @@ impl StorageBackend for DownloadService {
                 "use 'cta-data stat' for a file",
             ));
         }
-        Ok(out)
+        Ok(futures::stream::iter(out.into_iter().map(Ok)).boxed())
     }
 
     async fn get(&self, path: &RemotePath, opts: GetOptions) -> Result<Download> {
         let abs = self.absolute(path).await?;
-        let e = self.stat_abs(path, &abs).await?;
+        // The entry the caller's listing gave saves a `list/<file>` (which the service
+        // answers with 500 for some names).
+        let e = match opts
+            .known
+            .clone()
+            .filter(|k| k.path == *path && k.size.is_some())
+        {
+            Some(k) => k,
+            None => self.stat_abs(path, &abs).await?,
+        };
         if e.is_dir() {
             return Err(Error::usage(
                 format!("{abs} is a directory"),
@@ -863,11 +807,7 @@ impl StorageBackend for DownloadService {
             ));
         }
         let Some(size) = e.size else {
-            return Err(Error::Protocol {
-                path: abs.to_string(),
-                status: Some(200),
-                message: "the downloadservice lists no size for this file; without it a missing file (which the service answers with an HTML page) cannot be told from data, so nothing was read".into(),
-            });
+            return Err(Error::protocol(abs.to_string(), Some(200), "the downloadservice lists no size for this file; without it a missing file (which the service answers with an HTML page) cannot be told from data, so nothing was read"));
         };
         if abs.as_str().contains("..") {
             return Err(dots(&abs));
@@ -943,7 +883,7 @@ impl StorageBackend for DownloadService {
             }
             return Ok(());
         }
-        if self.mkcol(&abs, false).await? {
+        if self.mkcol(&abs).await? {
             Ok(())
         } else {
             Err(Error::conflict(

@@ -386,7 +386,7 @@ impl CertificateService {
         let payload = serde_json::to_vec(body).unwrap_or_default();
         let (resp, token) = self
             .s
-            .send(&url, false, |c| {
+            .send(&url, |c| {
                 c.post(url.clone())
                     .header(CONTENT_TYPE, "application/json")
                     .header(ACCEPT, "application/json")
@@ -424,36 +424,20 @@ impl CertificateService {
                         &token,
                     ));
                 }
-                serde_json::from_slice(&raw).map_err(|e| Error::Protocol {
-                    path: redact_url(&url),
-                    status: Some(200),
-                    message: format!("the answer is not JSON ({e}): '{said}'"),
-                })
+                serde_json::from_slice(&raw).map_err(|e| Error::protocol(redact_url(&url), Some(200), format!("the answer is not JSON ({e}): '{said}'")))
             }
             400 => Err(refusal(cert, &said, Some(400))),
             403 => Err(Error::PermissionDenied {
                 path: redact_url(&url),
                 message: format!("the certificateservice refused (403): {said}"),
             }),
-            415 => Err(Error::Protocol {
-                path: redact_url(&url),
-                status: Some(415),
-                message: format!("the certificateservice did not take the request as JSON: {said}"),
-            }),
-            500 if key.is_some() => Err(Error::Protocol {
-                path: redact_url(&url),
-                status: Some(500),
-                message: format!(
+            415 => Err(Error::protocol(redact_url(&url), Some(415), format!("the certificateservice did not take the request as JSON: {said}"))),
+            500 if key.is_some() => Err(Error::protocol(redact_url(&url), Some(500), format!(
                     "the certificateservice failed storing the certificate from {file} for the key '{}'; it fails this way for a key it does not accept (by default it accepts cta and lst) ({})",
                     key.unwrap_or_default(),
                     said.chars().take(60).collect::<String>()
-                ),
-            }),
-            _ => Err(Error::Protocol {
-                path: redact_url(&url),
-                status: Some(status),
-                message: format!("the upload of {file} failed: {said}"),
-            }),
+                ))),
+            _ => Err(Error::protocol(redact_url(&url), Some(status), format!("the upload of {file} failed: {said}"))),
         }
     }
 }

@@ -6,9 +6,9 @@ use std::time::Duration;
 use ctadata_core::config::{EnvSnapshot, ResolvedProfile};
 use ctadata_core::credentials::{BearerToken, StaticSource, TokenChain, TokenSource};
 use ctadata_core::{AuthProblem, Error, Result};
-use ctadata_webdav::retry::{parse_retry_after, retryable_status};
+use ctadata_webdav::errors::transport_error;
+use ctadata_webdav::profile_tls;
 use ctadata_webdav::urls::{is_loopback, redact};
-use ctadata_webdav::{profile_tls, RetryPolicy, WebDav};
 use reqwest::header::{HeaderValue, CONTENT_TYPE};
 use reqwest::{RequestBuilder, Response, Url};
 
@@ -85,8 +85,9 @@ pub struct Session {
     pub hub: Hub,
     sources: Vec<StaticSource>,
     chain: TokenChain,
-    retry: RetryPolicy,
     trust: String,
+    /// Longest silence inside an answer's body.
+    pub idle_timeout: Duration,
 }
 
 fn parse_url(raw: &str, key: &str, profile: &str) -> Result<Url> {
@@ -140,7 +141,7 @@ impl Session {
         let tls = profile_tls(p, env, insecure);
         let trust = tls.describe_trust();
         let config = ctadata_webdav::tls::client_config(&tls)?;
-        let http = ctadata_webdav::client::http_client(
+        let http = ctadata_webdav::http_client(
             &config,
             Duration::from_secs(p.connect_timeout.unwrap_or(15)),
             Duration::from_secs(p.read_timeout.unwrap_or(300)),
@@ -162,11 +163,8 @@ impl Session {
             hub,
             sources,
             chain,
-            retry: RetryPolicy {
-                max_retries: 3,
-                ..RetryPolicy::default()
-            },
             trust,
+            idle_timeout: Duration::from_secs(60),
         })
     }
 
@@ -238,54 +236,28 @@ impl Session {
     }
 
     /// The error for a failed connection to `url`, without the URL's query.
-    pub fn transport(&self, url: &Url, e: &reqwest::Error) -> Error {
-        WebDav::transport_error(url, e, &self.trust)
+    pub fn transport(&self, url: &Url, e: reqwest::Error) -> Error {
+        transport_error(url, e, &self.trust)
     }
 
-    /// Sends the request `build` makes with the token, retrying network failures and
-    /// gateway errors when `idempotent`. Every status comes back to the caller.
+    /// Sends the request `build` makes with the token. Every status comes back to the
+    /// caller; failures below HTTP come back classified (temporary or not). No retries
+    /// here: the retry layer above the backend owns them.
     pub async fn send(
         &self,
         url: &Url,
-        idempotent: bool,
         build: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<(Response, BearerToken)> {
         let token = self.token().await?;
         let auth = self.auth_value(&token)?;
-        let mut attempt = 0u32;
-        loop {
-            let rb = build(&self.http).header(reqwest::header::AUTHORIZATION, auth.clone());
-            tracing::debug!(url = %redact(url), "request");
-            let (delay, why) = match rb.send().await {
-                Ok(resp)
-                    if idempotent
-                        && retryable_status(resp.status().as_u16())
-                        && attempt < self.retry.max_retries =>
-                {
-                    let ra = resp
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(parse_retry_after);
-                    (
-                        self.retry.delay(attempt, ra),
-                        format!("HTTP {}", resp.status()),
-                    )
-                }
-                Ok(resp) => return Ok((resp, token)),
-                Err(e) => {
-                    let err = self.transport(url, &e);
-                    // An untrusted certificate stays untrusted: no retry.
-                    let tls = matches!(&err, Error::Transport { message, .. } if message.starts_with("TLS:"));
-                    if tls || !(idempotent && attempt < self.retry.max_retries) {
-                        return Err(err);
-                    }
-                    (self.retry.delay(attempt, None), err.to_string())
-                }
-            };
-            attempt += 1;
-            tracing::info!(url = %redact(url), attempt, "retrying in {:.1} s after {why}", delay.as_secs_f64());
-            tokio::time::sleep(delay).await;
+        let rb = build(&self.http).header(reqwest::header::AUTHORIZATION, auth);
+        tracing::debug!(url = %redact(url), "request");
+        match rb.send().await {
+            Ok(resp) => {
+                tracing::debug!(url = %redact(url), status = resp.status().as_u16(), "answer");
+                Ok((resp, token))
+            }
+            Err(e) => Err(self.transport(url, e)),
         }
     }
 
@@ -413,7 +385,7 @@ pub async fn read_limited(resp: Response, limit: usize) -> Vec<u8> {
 }
 
 /// Removes tags and squeezes white space, keeping at most 200 characters.
-pub use ctadata_webdav::client::short_text;
+pub use ctadata_webdav::errors::short_text;
 
 #[cfg(test)]
 mod tests {

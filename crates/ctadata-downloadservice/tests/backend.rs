@@ -102,7 +102,7 @@ async fn listings_and_stat() {
     d.mkdir("lst/DL1/sub");
     let b = open(&d);
 
-    let root = b.list(&RemotePath::root()).await.unwrap();
+    let root = b.list_all(&RemotePath::root()).await.unwrap();
     assert_eq!(
         names(&root),
         ["cta", "lst"],
@@ -110,7 +110,7 @@ async fn listings_and_stat() {
     );
     assert!(root.iter().all(|e| e.is_dir()));
 
-    let v = b.list(&rp("lst/DL1")).await.unwrap();
+    let v = b.list_all(&rp("lst/DL1")).await.unwrap();
     assert_eq!(
         names(&v),
         ["a b+c.h5", "sub", "ε.txt"],
@@ -125,7 +125,7 @@ async fn listings_and_stat() {
     assert_eq!((s.is_file(), s.size), (true, Some(7)));
     assert!(b.stat(&rp("lst/DL1")).await.unwrap().is_dir());
     assert!(matches!(
-        b.list(&rp("lst/DL1/a b+c.h5")).await,
+        b.list_all(&rp("lst/DL1/a b+c.h5")).await,
         Err(Error::Conflict { .. })
     ));
     let e = b.stat(&rp("lst/nope")).await.unwrap_err();
@@ -284,7 +284,7 @@ async fn uploads_land_in_the_user_folder() {
         b"first"
     );
     // Relative paths read from the user folder too.
-    let v = b.list(&rp("results")).await.unwrap();
+    let v = b.list_all(&rp("results")).await.unwrap();
     assert_eq!(v[0].path, rp("results/run 1.h5"));
     assert_eq!(read(&b, "results/run 1.h5", None).await.unwrap(), b"first");
 
@@ -417,12 +417,12 @@ async fn bad_answers() {
     let b = open(&d);
 
     d.push_fault(Fault::ListNotJson);
-    let e = b.list(&rp("lst")).await.unwrap_err();
+    let e = b.list_all(&rp("lst")).await.unwrap_err();
     assert!(matches!(e, Error::Protocol { .. }), "{e}");
     assert!(e.to_string().contains("is not JSON"), "{e}");
 
     d.push_fault(Fault::ListHtml);
-    let e = b.list(&rp("lst")).await.unwrap_err();
+    let e = b.list_all(&rp("lst")).await.unwrap_err();
     assert!(matches!(e, Error::Auth { .. }), "{e}");
     assert!(e.hint().unwrap().contains(&d.token_page()), "{e:?}");
 
@@ -490,7 +490,7 @@ async fn tokens() {
 
     // A token the hub does not know: 401 thanks to the JSON content type.
     let b = open_with(&d, &[("JUPYTERHUB_API_TOKEN", "wrong")], None);
-    let e = b.list(&rp("lst")).await.unwrap_err();
+    let e = b.list_all(&rp("lst")).await.unwrap_err();
     let Error::Auth {
         problem,
         message,
@@ -525,7 +525,7 @@ async fn tokens() {
 
     // A token without the service's scope.
     let b = open_with(&d, &[("JUPYTERHUB_API_TOKEN", "no-scope-token")], None);
-    let e = b.list(&rp("lst")).await.unwrap_err();
+    let e = b.list_all(&rp("lst")).await.unwrap_err();
     assert!(matches!(e, Error::Auth { .. }), "{e}");
     assert!(
         e.to_string()
@@ -535,7 +535,7 @@ async fn tokens() {
 
     // None, or only white space.
     let b = open_with(&d, &[], None);
-    let e = b.list(&rp("lst")).await.unwrap_err();
+    let e = b.list_all(&rp("lst")).await.unwrap_err();
     assert!(
         matches!(
             e,
@@ -552,7 +552,7 @@ async fn tokens() {
         "{e}"
     );
     let b = open_with(&d, &[("JUPYTERHUB_API_TOKEN", " \t ")], None);
-    let e = b.list(&rp("lst")).await.unwrap_err();
+    let e = b.list_all(&rp("lst")).await.unwrap_err();
     assert!(
         e.to_string().contains(
             "the hub token in variable JUPYTERHUB_API_TOKEN is empty or only white space"
@@ -563,7 +563,7 @@ async fn tokens() {
     let tf = dir.path().join("token");
     std::fs::write(&tf, "\n").unwrap();
     let b = open_with(&d, &[], Some(&tf));
-    let e = b.list(&rp("lst")).await.unwrap_err();
+    let e = b.list_all(&rp("lst")).await.unwrap_err();
     assert!(
         e.to_string().contains("is empty or only white space"),
         "{e}"
@@ -572,13 +572,19 @@ async fn tokens() {
     // --token-file first, then CTADATA_TOKEN, then JUPYTERHUB_API_TOKEN.
     std::fs::write(&tf, format!("{TOKEN}\n")).unwrap();
     let b = open_with(&d, &[("JUPYTERHUB_API_TOKEN", "wrong")], Some(&tf));
-    assert_eq!(names(&b.list(&rp("lst")).await.unwrap()), ["f", "users"]);
+    assert_eq!(
+        names(&b.list_all(&rp("lst")).await.unwrap()),
+        ["f", "users"]
+    );
     let b = open_with(
         &d,
         &[("CTADATA_TOKEN", TOKEN), ("JUPYTERHUB_API_TOKEN", "wrong")],
         None,
     );
-    assert_eq!(names(&b.list(&rp("lst")).await.unwrap()), ["f", "users"]);
+    assert_eq!(
+        names(&b.list_all(&rp("lst")).await.unwrap()),
+        ["f", "users"]
+    );
     assert!(d.requests().iter().all(|r| !r.token_in_query));
 }
 
@@ -693,7 +699,7 @@ async fn over_tls() {
         .unwrap();
     assert_eq!(out.path, rp("lst/users/alice/t.txt"));
     let untrusted = open_full(&d, &tokens, None, None);
-    let e = untrusted.list(&rp("lst")).await.unwrap_err();
+    let e = untrusted.list_all(&rp("lst")).await.unwrap_err();
     assert!(matches!(e, Error::Transport { .. }), "{e}");
     assert!(e.to_string().contains("TLS"), "{e}");
 }

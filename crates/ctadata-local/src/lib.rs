@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use ctadata_core::backend::IO_BLOCK;
 use ctadata_core::{
-    Adler32, ByteRange, Capabilities, ChecksumAlgorithm, Download, Entry, EntryKind, Error,
-    GetOptions, PutOptions, PutOutcome, RemotePath, Result, StorageBackend, Upload,
+    Adler32, ByteRange, Capabilities, ChecksumAlgorithm, Download, Entry, EntryKind, EntryStream,
+    Error, GetOptions, PutOptions, PutOutcome, RemotePath, Result, StorageBackend, Upload,
 };
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
@@ -116,7 +116,7 @@ impl StorageBackend for LocalBackend {
         Ok(self.entry_from(path.clone(), &md))
     }
 
-    async fn list(&self, dir: &RemotePath) -> Result<Vec<Entry>> {
+    async fn list(&self, dir: &RemotePath) -> Result<EntryStream> {
         let md = self.meta(dir).await?;
         if !md.is_dir() {
             return Err(Error::conflict(
@@ -149,8 +149,9 @@ impl StorageBackend for LocalBackend {
             };
             out.push(self.entry_from(path, &md));
         }
+        // A directory on disk is read whole and sorted: names in order, as `ls` shows them.
         out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        Ok(futures::stream::iter(out.into_iter().map(Ok)).boxed())
     }
 
     async fn get(&self, path: &RemotePath, opts: GetOptions) -> Result<Download> {
@@ -164,13 +165,13 @@ impl StorageBackend for LocalBackend {
         }
         let size = md.len();
         let range = opts.range.map(|r| r.resolve(size)).unwrap_or(0..size);
-        if let Some(ByteRange::Bounded { start, end }) = opts.range {
+        if let Some(ByteRange::Bounded { start, end, .. }) = opts.range {
             if start > end || start >= size && size > 0 {
-                return Err(Error::Protocol {
-                    path: path.to_string(),
-                    status: Some(416),
-                    message: format!("range {start}..{end} is outside the file of {size} bytes"),
-                });
+                return Err(Error::protocol(
+                    path.to_string(),
+                    Some(416),
+                    format!("range {start}..{end} is outside the file of {size} bytes"),
+                ));
             }
         }
         let mut file = tokio::fs::File::open(self.fs_path(path))
@@ -183,10 +184,7 @@ impl StorageBackend for LocalBackend {
         let reader = file.take(range.end - range.start);
         let stream = tokio_util::io::ReaderStream::with_capacity(reader, IO_BLOCK)
             .map(move |r| {
-                r.map_err(|e| Error::Transport {
-                    target: p.to_string(),
-                    message: format!("read failed: {e}"),
-                })
+                r.map_err(|e| Error::transport(p.to_string(), format!("read failed: {e}")))
             })
             .boxed();
         Ok(Download {
@@ -274,26 +272,26 @@ impl StorageBackend for LocalBackend {
                 .await
                 .map_err(|e| Error::local("write", &tmp, e))?;
             if n != body.len() {
-                return Err(Error::Integrity {
-                    path: path.to_string(),
-                    message: format!(
+                return Err(Error::integrity(
+                    path.to_string(),
+                    format!(
                         "the body was announced as {} bytes but {n} were read",
                         body.len()
                     ),
-                });
+                ));
             }
             if let Some(want) = &opts.checksum {
                 if want.algorithm == ChecksumAlgorithm::Adler32
                     && want.value != adler.checksum().value
                 {
-                    return Err(Error::Integrity {
-                        path: path.to_string(),
-                        message: format!(
+                    return Err(Error::integrity(
+                        path.to_string(),
+                        format!(
                             "adler32 {} differs from the expected {}",
                             adler.checksum().value,
                             want.value
                         ),
-                    });
+                    ));
                 }
             }
             tokio::fs::rename(&tmp, &target)
@@ -438,9 +436,9 @@ mod tests {
         let d = b
             .get(
                 &rp(p),
-                GetOptions {
-                    range,
-                    ..Default::default()
+                match range {
+                    Some(r) => GetOptions::default().with_range(r),
+                    None => GetOptions::default(),
                 },
             )
             .await
@@ -484,12 +482,7 @@ mod tests {
         ));
         assert_eq!(read_all(&b, "a/b/f.txt", None).await, b"hello world");
         assert_eq!(
-            read_all(
-                &b,
-                "a/b/f.txt",
-                Some(ByteRange::Bounded { start: 6, end: 9 })
-            )
-            .await,
+            read_all(&b, "a/b/f.txt", Some(ByteRange::bounded(6, 9).unwrap())).await,
             b"wor"
         );
         assert_eq!(
@@ -500,12 +493,12 @@ mod tests {
             read_all(&b, "a/b/f.txt", Some(ByteRange::From(6))).await,
             b"world"
         );
-        let l = b.list(&rp("a/b")).await.unwrap();
+        let l = b.list_all(&rp("a/b")).await.unwrap();
         assert_eq!(l.len(), 1);
         assert_eq!(l[0].name, "f.txt");
         assert_eq!(l[0].size, Some(11));
         assert!(matches!(
-            b.list(&rp("a/b/f.txt")).await,
+            b.list_all(&rp("a/b/f.txt")).await,
             Err(Error::Conflict { .. })
         ));
         b.rename(&rp("a/b/f.txt"), &rp("a/g.txt"), false)
@@ -520,7 +513,7 @@ mod tests {
             Err(Error::Conflict { .. })
         ));
         b.delete(&rp("a"), true).await.unwrap();
-        assert!(b.list(&RemotePath::root()).await.unwrap().is_empty());
+        assert!(b.list_all(&RemotePath::root()).await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -206,11 +206,9 @@ impl CtaObjectStore {
     ) -> Result<PutResult> {
         let to = remote(location)?;
         if !create_only {
-            let opts = CtaPut {
-                overwrite: true,
-                create_parents: true,
-                ..Default::default()
-            };
+            let opts = CtaPut::default()
+                .with_overwrite(true)
+                .with_create_parents(true);
             self.backend
                 .put(&to, body, opts)
                 .await
@@ -221,11 +219,7 @@ impl CtaObjectStore {
             let tmp = parent
                 .join(&format!(".{}.cta-os-{:016x}", to.name(), rand_u64()))
                 .map_err(|e| err(location.as_ref(), e))?;
-            let opts = CtaPut {
-                overwrite: false,
-                create_parents: true,
-                ..Default::default()
-            };
+            let opts = CtaPut::default().with_create_parents(true);
             self.backend
                 .put(&tmp, body, opts)
                 .await
@@ -370,14 +364,16 @@ impl ObjectStore for CtaObjectStore {
             futures::stream::empty().boxed()
         } else {
             let whole = range.start == 0 && range.end == m.size;
-            let get = CtaGet {
-                range: (!whole).then_some(ByteRange::Bounded {
-                    start: range.start,
-                    end: range.end,
-                }),
-                if_match: m.e_tag.clone().filter(|_| options.if_match.is_some()),
-                want_checksums: false,
-            };
+            let mut get = CtaGet::default().with_known(entry.clone());
+            if !whole {
+                get = get.with_range(
+                    ByteRange::bounded(range.start, range.end)
+                        .map_err(|e| err(location.as_ref(), e))?,
+                );
+            }
+            if let Some(tag) = m.e_tag.clone().filter(|_| options.if_match.is_some()) {
+                get = get.with_if_match(tag);
+            }
             let loc = location.to_string();
             let dl = self
                 .backend
@@ -446,7 +442,7 @@ impl ObjectStore for CtaObjectStore {
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
         let root = prefix.map(remote).transpose()?.unwrap_or_default();
-        let entries = match self.backend.list(&root).await {
+        let entries = match self.backend.list_all(&root).await {
             Ok(v) => v,
             Err(CtaError::NotFound { .. }) | Err(CtaError::Conflict { .. }) => Vec::new(),
             Err(e) => return Err(err(&root.to_string(), e)),

@@ -71,10 +71,10 @@ pub struct Provider {
 }
 
 fn unreachable_issuer(issuer: &str, e: impl std::fmt::Display) -> Error {
-    Error::Transport {
-        target: issuer.to_string(),
-        message: format!("the identity provider cannot be reached or read: {e}"),
-    }
+    Error::transport(
+        issuer.to_string(),
+        format!("the identity provider cannot be reached or read: {e}"),
+    )
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
@@ -299,11 +299,11 @@ impl Provider {
         match resp.status().as_u16() {
             200 => Ok(true),
             401 => Err(self.secret_refused()),
-            s => Err(Error::Protocol {
-                path: url.url().path().to_string(),
-                status: Some(s),
-                message: "the identity provider did not revoke the session".into(),
-            }),
+            s => Err(Error::protocol(
+                url.url().path().to_string(),
+                Some(s),
+                "the identity provider did not revoke the session",
+            )),
         }
     }
 

@@ -143,11 +143,10 @@ where
                 st.received += b.len() as u64;
                 if expected.is_some_and(|exp| st.received > exp) {
                     st.done = true;
-                    let e = Error::protocol(
+                    let e = Error::integrity(
                         &st.path,
-                        None,
                         format!(
-                            "the server sent more than the {} bytes it announced",
+                            "the server sent more than the {} bytes it announced; nothing was kept",
                             expected.unwrap_or_default()
                         ),
                     );

@@ -267,7 +267,9 @@ mod tests {
         let found = find_tls_error(&io).cloned();
         assert_eq!(
             found,
-            Some(rustls::Error::AlertReceived(rustls::AlertDescription::UnknownCA))
+            Some(rustls::Error::AlertReceived(
+                rustls::AlertDescription::UnknownCA
+            ))
         );
         let plain = std::io::Error::other("certificate words but no TLS error");
         assert!(find_tls_error(&plain).is_none());

@@ -74,7 +74,12 @@ pub(crate) fn entry(path: RemotePath, raw: RawResponse) -> Entry {
 }
 
 type Reader = MultistatusReader<
-    tokio::io::BufReader<tokio_util::io::StreamReader<futures::stream::BoxStream<'static, std::io::Result<Bytes>>, Bytes>>,
+    tokio::io::BufReader<
+        tokio_util::io::StreamReader<
+            futures::stream::BoxStream<'static, std::io::Result<Bytes>>,
+            Bytes,
+        >,
+    >,
 >;
 
 fn reader(resp: reqwest::Response) -> Reader {
@@ -254,7 +259,10 @@ mod tests {
         let child = |h: &str| place(&base, h, &req, &dir);
         assert_eq!(child("/pnfs/a/b%20c"), Listed::Child(rp("a/b c")));
         assert_eq!(child("b"), Listed::Child(rp("a/b")));
-        assert_eq!(child("https://door:2880/pnfs/a/x"), Listed::Child(rp("a/x")));
+        assert_eq!(
+            child("https://door:2880/pnfs/a/x"),
+            Listed::Child(rp("a/x"))
+        );
         // The collection itself, with and without its slash.
         assert_eq!(child("/pnfs/a/"), Listed::Itself);
         assert_eq!(child("/pnfs/a"), Listed::Itself);
@@ -272,7 +280,10 @@ mod tests {
         assert_eq!(child("/pnfs/a/%2E%2E/%2E%2E/x"), Listed::Foreign);
         // Encoded twice: decoded once, the name keeps its '%': a literal child, never `..`.
         assert_eq!(child("/pnfs/a/%252E%252E"), Listed::Child(rp("a/%2E%2E")));
-        assert_eq!(child("/pnfs/a/%252E%252E%252Fx"), Listed::Child(rp("a/%2E%2E%2Fx")));
+        assert_eq!(
+            child("/pnfs/a/%252E%252E%252Fx"),
+            Listed::Child(rp("a/%2E%2E%2Fx"))
+        );
         assert_eq!(child("/pnfs/a/x%252Fy"), Listed::Child(rp("a/x%2Fy")));
     }
 }

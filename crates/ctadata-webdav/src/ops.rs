@@ -107,7 +107,9 @@ impl WebDav {
                 "use 'rm -r' to delete it with its contents",
             ));
         }
-        let resp = self.send(self.req(Method::DELETE, path, e.is_dir())).await?;
+        let resp = self
+            .send(self.req(Method::DELETE, path, e.is_dir()))
+            .await?;
         if resp.status().is_success() {
             Ok(())
         } else {

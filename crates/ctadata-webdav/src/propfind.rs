@@ -276,14 +276,14 @@ impl<R: AsyncBufRead + Unpin> MultistatusReader<R> {
                     let local = local.as_ref();
                     if self.field != Field::None {
                         finish_field(
-                                self.field,
-                                &self.text,
-                                &mut self.href,
-                                &mut self.cur,
-                                &mut self.cur_status,
-                                &mut self.resp_bad,
-                            );
-                            self.field = Field::None;
+                            self.field,
+                            &self.text,
+                            &mut self.href,
+                            &mut self.cur,
+                            &mut self.cur_status,
+                            &mut self.resp_bad,
+                        );
+                        self.field = Field::None;
                         self.text.clear();
                     }
                     if ns == Ns::Dav {
@@ -522,7 +522,8 @@ mod tests {
     #[tokio::test]
     async fn text_without_markup_is_cut_off() {
         use futures::StreamExt;
-        let ok: Vec<std::io::Result<bytes::Bytes>> = (0..3).map(|_| Ok(bytes::Bytes::from("<a>"))).collect();
+        let ok: Vec<std::io::Result<bytes::Bytes>> =
+            (0..3).map(|_| Ok(bytes::Bytes::from("<a>"))).collect();
         let n = limit_tag_gap(futures::stream::iter(ok)).count().await;
         assert_eq!(n, 3);
         // The gap spans chunks: two half-limit chunks pass, the third does not.
@@ -539,10 +540,11 @@ mod tests {
         let mut one = b"<a>".to_vec();
         one.extend(std::iter::repeat_n(b'x', MAX_TAG_GAP + 1));
         one.extend(b"<b>");
-        let out: Vec<_> =
-            limit_tag_gap(futures::stream::iter(vec![Ok::<_, std::io::Error>(bytes::Bytes::from(one))]))
-                .collect()
-                .await;
+        let out: Vec<_> = limit_tag_gap(futures::stream::iter(vec![Ok::<_, std::io::Error>(
+            bytes::Bytes::from(one),
+        )]))
+        .collect()
+        .await;
         assert!(out[0].is_err());
     }
 

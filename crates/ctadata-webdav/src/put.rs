@@ -112,11 +112,15 @@ impl WebDav {
             if let Some(l) = len.filter(|&l| l != bytes && l != 0) {
                 return Err(Error::integrity(
                     path,
-                    format!("sent {bytes} bytes but the server stored {l}; the remote copy was removed"),
+                    format!(
+                        "sent {bytes} bytes but the server stored {l}; the remote copy was removed"
+                    ),
                 ));
             }
             if sums.is_empty() {
-                tracing::debug!("the server gives no Digest: later uploads rely on its status and length");
+                tracing::debug!(
+                    "the server gives no Digest: later uploads rely on its status and length"
+                );
                 self.no_digest.store(true, Ordering::Relaxed);
             }
             sums

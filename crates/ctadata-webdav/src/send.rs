@@ -72,7 +72,10 @@ impl WebDav {
     }
 
     /// A fresh token after the server refused `token` with 401, when the provider has one.
-    pub(crate) async fn refreshed(&self, token: &Option<BearerToken>) -> Result<Option<BearerToken>> {
+    pub(crate) async fn refreshed(
+        &self,
+        token: &Option<BearerToken>,
+    ) -> Result<Option<BearerToken>> {
         match (&self.cfg.auth, token) {
             (Auth::Bearer(p), Some(t)) => p.refresh(t).await,
             _ => Ok(None),
@@ -87,7 +90,12 @@ impl WebDav {
     }
 
     /// The error for a `401` (or `403` to a token): names the token's source, never the token.
-    pub(crate) fn refused(&self, token: &Option<BearerToken>, path: &RemotePath, status: u16) -> Error {
+    pub(crate) fn refused(
+        &self,
+        token: &Option<BearerToken>,
+        path: &RemotePath,
+        status: u16,
+    ) -> Error {
         match token {
             Some(t) => Error::Auth {
                 problem: if t.is_expired() { AuthProblem::Expired } else { AuthProblem::Refused },
@@ -186,7 +194,12 @@ impl WebDav {
         Ok(next)
     }
 
-    pub(crate) fn req<'a>(&self, method: Method, path: &'a RemotePath, collection: bool) -> Req<'a> {
+    pub(crate) fn req<'a>(
+        &self,
+        method: Method,
+        path: &'a RemotePath,
+        collection: bool,
+    ) -> Req<'a> {
         Req {
             method,
             url: self.base.url_for(path, collection),

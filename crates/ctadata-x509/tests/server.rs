@@ -99,7 +99,7 @@ async fn list_get_put_with_a_proxy_from_grid_proxy_init() {
         .unwrap();
     assert_eq!(b.capabilities().backend, "x509");
     let names: Vec<String> = b
-        .list(&rp("cta"))
+        .list_all(&rp("cta"))
         .await
         .unwrap()
         .iter()
@@ -167,7 +167,7 @@ async fn trust_from_a_hashed_ca_directory_and_a_user_certificate() {
         ("X509_USER_KEY", key.display().to_string()),
     ]);
     let b = w.open_with("", &env).unwrap();
-    assert_eq!(b.list(&rp("cta")).await.unwrap().len(), 1);
+    assert_eq!(b.list_all(&rp("cta")).await.unwrap().len(), 1);
     let log = w.dav.access_log_lines();
     assert!(
         log[0].contains(&format!("s_dn=\"{}\"", comma(USER_SUBJECT))),
@@ -210,7 +210,7 @@ async fn the_server_refuses_a_proxy_without_its_user_certificate() {
     cfg.tls.client_identity = Some(Arc::new(Fixed(alone)));
     cfg.retry.max_retries = 0;
     let b = WebDav::new(cfg).unwrap();
-    let e = b.list(&rp("cta")).await.unwrap_err();
+    let e = b.list_all(&rp("cta")).await.unwrap_err();
     // The server's TLS alert is reported as a refused credential, not a network fault.
     assert!(matches!(e, Error::Auth { .. }), "{e}");
     assert!(
@@ -243,7 +243,7 @@ async fn the_server_refuses_a_certificate_of_another_ca() {
             &EnvSnapshot::default(),
         )
         .unwrap();
-    let e = b.list(&rp("cta")).await.unwrap_err();
+    let e = b.list_all(&rp("cta")).await.unwrap_err();
     // The server's TLS alert is reported as a refused credential, not a network fault.
     assert!(matches!(e, Error::Auth { .. }), "{e}");
     assert!(
@@ -273,7 +273,7 @@ async fn an_untrusted_server_names_the_host_and_the_trust_sources() {
             &EnvSnapshot::default(),
         )
         .unwrap();
-    let e = b.list(&rp("cta")).await.unwrap_err();
+    let e = b.list_all(&rp("cta")).await.unwrap_err();
     let t = e.to_string();
     assert!(matches!(e, Error::Transport { .. }), "{t}");
     assert!(

@@ -240,7 +240,9 @@ async fn fetch_small(
     opts: &TransferOptions,
 ) -> Result<FileDone> {
     let name = path.to_string();
-    let get = GetOptions::default().with_checksums(true);
+    let get = GetOptions::default()
+        .with_checksums(true)
+        .with_known(entry.clone());
     let dl = backend.get(path, get).await?;
     if dl.size.is_some_and(|s| s > SMALL) {
         // The file grew since it was listed: stream it to disk instead.
@@ -380,7 +382,9 @@ async fn fetch(
     let mut received = 0u64;
     let complete_already = offset > 0 && entry.size == Some(offset);
     if !complete_already {
-        let mut get = GetOptions::default().with_checksums(true);
+        let mut get = GetOptions::default()
+            .with_checksums(true)
+            .with_known(entry.clone());
         if offset > 0 {
             get = get.with_range(ByteRange::From(offset));
             if let Some(tag) = &entry.etag {
