@@ -9,15 +9,16 @@
 use std::sync::Arc;
 
 pub mod auth;
+pub mod cert;
 #[cfg(feature = "datafusion")]
 pub mod datafusion;
 pub mod porting;
 
 pub use ctadata_core::config::{self, BackendKind, LoadOptions, ResolvedProfile};
 pub use ctadata_core::{
-    retry, transfer, ByteRange, Capabilities, Checksum, Download, Entry, EntryKind, EntryStream,
-    Error, GetOptions, PutOptions, PutOutcome, RemotePath, Result, RetryPolicy, Retrying,
-    StorageBackend, Upload,
+    credentials, entry, retry, transfer, AuthProblem, ByteRange, Capabilities, Checksum,
+    Download, Entry, EntryKind, EntryStream, Error, GetOptions, PutOptions, PutOutcome,
+    RemotePath, Result, RetryPolicy, Retrying, StorageBackend, Upload,
 };
 pub use ctadata_local::LocalBackend;
 pub use ctadata_object_store::{profile_url, split_url, CtaObjectStore, SCHEME};
@@ -55,15 +56,17 @@ pub fn open(profile: &ResolvedProfile, opts: &OpenOptions) -> Result<Arc<dyn Sto
     ))
 }
 
-/// The backend alone, without the retry layer (tests of a backend's own behaviour).
+/// The backend alone, without the retry layer (tests of a backend's own behaviour), in the
+/// environment the profile was resolved in ([`ResolvedProfile::env`]): the snapshot given
+/// to [`config::load`], not the process's.
 pub fn open_bare(profile: &ResolvedProfile, opts: &OpenOptions) -> Result<Arc<dyn StorageBackend>> {
-    let env = config::EnvSnapshot::from_process();
+    let env = profile.env();
     match profile.backend() {
         BackendKind::Dcache => {
             let o = ctadata_dcache::DcacheOptions {
                 insecure: opts.insecure,
             };
-            Ok(Arc::new(ctadata_dcache::open(profile, &env, &o)?))
+            Ok(Arc::new(ctadata_dcache::open(profile, env, &o)?))
         }
         BackendKind::Local => {
             let root = profile.profile.root.clone().ok_or_else(|| {
@@ -78,13 +81,13 @@ pub fn open_bare(profile: &ResolvedProfile, opts: &OpenOptions) -> Result<Arc<dy
             let o = ctadata_x509::X509Options {
                 insecure: opts.insecure,
             };
-            Ok(Arc::new(ctadata_x509::open(profile, &env, &o)?))
+            Ok(Arc::new(ctadata_x509::open(profile, env, &o)?))
         }
         BackendKind::Downloadservice => {
             let o = ctadata_downloadservice::DownloadServiceOptions {
                 insecure: opts.insecure,
             };
-            ctadata_downloadservice::open(profile, &env, &o)
+            ctadata_downloadservice::open(profile, env, &o)
         }
     }
 }
@@ -129,4 +132,38 @@ pub fn transfer_time(t: std::time::SystemTime) -> String {
     ctadata_core::entry::format_rfc3339(t)
         .replace('T', " ")
         .replace('Z', "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A grid profile resolved in a snapshot whose `X509_USER_PROXY` the process lacks.
+    fn grid_in_snapshot() -> ResolvedProfile {
+        let env = config::EnvSnapshot::from_pairs([
+            ("HOME", "/nonexistent-home"),
+            ("X509_USER_PROXY", "/nonexistent/proxy-from-the-snapshot"),
+        ]);
+        config::load_from_map(Some("grid"), [("url", "https://door.invalid:2880")], &env).unwrap()
+    }
+
+    #[test]
+    fn open_reads_the_snapshot_the_profile_was_loaded_with() {
+        let r = grid_in_snapshot();
+        let e = open(&r, &OpenOptions::default()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("/nonexistent/proxy-from-the-snapshot"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn cert_info_finds_the_credential_in_the_snapshot() {
+        let r = grid_in_snapshot();
+        assert_eq!(
+            cert::default_info_file(&r).unwrap(),
+            std::path::PathBuf::from("/nonexistent/proxy-from-the-snapshot")
+        );
+    }
 }

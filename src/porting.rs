@@ -36,12 +36,17 @@ pub struct Client {
     profile: Option<ResolvedProfile>,
 }
 
+/// Resolves `profile` from the process environment: the old functions' entry point.
 fn load(profile: &str) -> Result<ResolvedProfile> {
+    load_in(profile, &EnvSnapshot::from_process())
+}
+
+fn load_in(profile: &str, env: &EnvSnapshot) -> Result<ResolvedProfile> {
     let opts = LoadOptions {
         profile: Some(profile.to_string()),
         ..Default::default()
     };
-    ctadata_core::config::load(&opts, &EnvSnapshot::from_process())
+    ctadata_core::config::load(&opts, env)
 }
 
 impl Client {
@@ -177,7 +182,9 @@ impl Client {
     fn certificate_profile(&self) -> Result<ResolvedProfile> {
         match &self.profile {
             Some(p) if p.profile.certificateservice_url.is_some() => Ok(p.clone()),
-            _ => load(DEFAULT_PROFILE),
+            // The platform profile, in the environment this client's profile came from.
+            Some(p) => load_in(DEFAULT_PROFILE, p.env()),
+            None => load(DEFAULT_PROFILE),
         }
     }
 
@@ -203,18 +210,17 @@ async fn personal_certificate(
     key: &str,
     user: Option<&str>,
 ) -> Result<Stored> {
-    let env = EnvSnapshot::from_process();
-    certificateservice::check_key(key, &certificateservice::allowed_keys(&env))?;
+    let env = profile.env();
+    certificateservice::check_key(key, &certificateservice::allowed_keys(env))?;
     let checked = certificateservice::check_certificate_file(file, SystemTime::now())?;
-    certificateservice::CertificateService::open(&profile, &env, false)?
+    certificateservice::CertificateService::open(&profile, env, false)?
         .upload_personal(&checked, key, user)
         .await
 }
 
 async fn shared_certificate(profile: ResolvedProfile, file: &Path) -> Result<Stored> {
-    let env = EnvSnapshot::from_process();
     let checked = certificateservice::check_certificate_file(file, SystemTime::now())?;
-    certificateservice::CertificateService::open(&profile, &env, false)?
+    certificateservice::CertificateService::open(&profile, profile.env(), false)?
         .upload_shared(&checked)
         .await
 }

@@ -6,8 +6,8 @@ use std::time::SystemTime;
 
 use ctadata::auth::{self, LogoutOutcome, SecretInput};
 use ctadata::config::{EnvSnapshot, ResolvedProfile};
+use ctadata::credentials::{human_duration, Secret};
 use ctadata::{Error, Result};
-use ctadata_core::credentials::{human_duration, Secret};
 
 use crate::cli::Global;
 
@@ -102,10 +102,10 @@ pub async fn login(
     secret: Option<String>,
     no_qr: bool,
 ) -> Result<()> {
-    let env = EnvSnapshot::from_process();
-    let input = secret_input(g, r, &env, secret_stdin, secret)?;
+    let env = r.env();
+    let input = secret_input(g, r, env, secret_stdin, secret)?;
     let draw_qr = !no_qr && std::io::stdout().is_terminal();
-    let session = auth::login(r, &env, g.insecure, input, |p| {
+    let session = auth::login(r, env, g.insecure, input, |p| {
         println!("To log in to profile '{}', open", r.name);
         println!("    {}", p.verification_uri);
         println!("and enter the code  {}", p.user_code);
@@ -136,8 +136,7 @@ pub async fn login(
 
 /// `logout` / `stop-agent`.
 pub async fn logout(g: &Global, r: &ResolvedProfile) -> Result<()> {
-    let env = EnvSnapshot::from_process();
-    let outcome = auth::logout(r, &env, g.insecure).await?;
+    let outcome = auth::logout(r, r.env(), g.insecure).await?;
     if !g.quiet {
         eprintln!(
             "{}",
@@ -153,8 +152,7 @@ pub async fn logout(g: &Global, r: &ResolvedProfile) -> Result<()> {
 
 /// `print-token`: the token on stdout (for `bearer_token_command` and scripts).
 pub async fn print_token(g: &Global, r: &ResolvedProfile) -> Result<()> {
-    let env = EnvSnapshot::from_process();
-    let t = auth::current_token(r, &env, g.insecure).await?;
+    let t = auth::current_token(r, r.env(), g.insecure).await?;
     println!("{}", t.token.expose());
     if !g.quiet {
         match t.expires {
@@ -167,8 +165,7 @@ pub async fn print_token(g: &Global, r: &ResolvedProfile) -> Result<()> {
 
 /// `token status`.
 pub async fn status(g: &Global, r: &ResolvedProfile) -> Result<()> {
-    let env = EnvSnapshot::from_process();
-    let (sources, winner) = auth::status(r, &env, g.insecure).await?;
+    let (sources, winner) = auth::status(r, r.env(), g.insecure).await?;
     if g.json {
         let v = serde_json::json!({
             "profile": r.name,
@@ -176,7 +173,7 @@ pub async fn status(g: &Global, r: &ResolvedProfile) -> Result<()> {
             "used": winner.as_ref().map(|t| serde_json::json!({
                 "source": t.source,
                 "subject": t.subject,
-                "expires": t.expires.map(ctadata_core::entry::format_rfc3339),
+                "expires": t.expires.map(ctadata::entry::format_rfc3339),
                 "scope": t.scope,
             })),
         });
@@ -203,7 +200,7 @@ pub async fn status(g: &Global, r: &ResolvedProfile) -> Result<()> {
     }
     if winner.is_none() {
         return Err(Error::Auth {
-            problem: ctadata_core::AuthProblem::Missing,
+            problem: ctadata::AuthProblem::Missing,
             message: format!("no token for profile '{}'", r.name),
             hint: format!("run 'cta-data --profile {} login'", r.name),
         });
@@ -213,8 +210,7 @@ pub async fn status(g: &Global, r: &ResolvedProfile) -> Result<()> {
 
 /// `reset-config`.
 pub fn reset(g: &Global, r: &ResolvedProfile) -> Result<()> {
-    let env = EnvSnapshot::from_process();
-    let removed = auth::reset(r, &env)?;
+    let removed = auth::reset(r, r.env())?;
     if !g.quiet {
         if removed.is_empty() {
             eprintln!("profile '{}' had no stored secret or session", r.name);

@@ -3,11 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use ctadata::config::{EnvSnapshot, ResolvedProfile};
+use ctadata::cert::{self, KeyState, PemFile, ProxyKind, ProxyPolicy};
+use ctadata::config::ResolvedProfile;
+use ctadata::credentials::human_duration;
+use ctadata::entry::format_rfc3339;
 use ctadata::Result;
-use ctadata_core::credentials::human_duration;
-use ctadata_core::entry::format_rfc3339;
-use ctadata_x509::{KeyState, PemFile, ProxyKind, ProxyPolicy};
 
 use crate::auth_cmd::local_time;
 use crate::cli::Global;
@@ -17,9 +17,9 @@ use crate::cli::Global;
 pub fn info(g: &Global, r: &ResolvedProfile, file: Option<&Path>) -> Result<()> {
     let path: PathBuf = match file {
         Some(f) => f.to_path_buf(),
-        None => ctadata_x509::default_info_file(r, &EnvSnapshot::from_process())?,
+        None => cert::default_info_file(r)?,
     };
-    let pem = ctadata_x509::inspect::read_pem_file(&path)?;
+    let pem = cert::read_pem_file(&path)?;
     let now = SystemTime::now();
     if g.json {
         println!(

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use ctadata::config::{self, EnvSnapshot, LoadOptions, ResolvedProfile};
+use ctadata::config::{self, LoadOptions, ResolvedProfile};
 use ctadata::porting::certificateservice::{
     allowed_keys, check_certificate_file, check_key, http_time, CertificateService, Stored,
 };
@@ -32,7 +32,7 @@ fn service_profile(g: &Global, r: &ResolvedProfile) -> Result<ResolvedProfile> {
         token_file: g.token_file.clone(),
         system_file: None,
     };
-    config::load(&opts, &EnvSnapshot::from_process())
+    config::load(&opts, r.env())
 }
 
 fn report(g: &Global, what: &str, file: &Path, cs: &CertificateService, stored: &Stored) {
@@ -68,8 +68,7 @@ pub async fn upload(
     key: &str,
     user: Option<&str>,
 ) -> Result<()> {
-    let env = EnvSnapshot::from_process();
-    check_key(key, &allowed_keys(&env))?;
+    check_key(key, &allowed_keys(r.env()))?;
     let checked = check_certificate_file(file, SystemTime::now())?;
     tracing::info!(
         subject = %checked.subject,
@@ -79,7 +78,7 @@ pub async fn upload(
         "certificate checked"
     );
     let profile = service_profile(g, r)?;
-    let cs = CertificateService::open(&profile, &env, g.insecure)?;
+    let cs = CertificateService::open(&profile, profile.env(), g.insecure)?;
     let stored = cs.upload_personal(&checked, key, user).await?;
     let what = match user {
         Some(u) => format!("uploaded (key {key}, for {u})"),
@@ -91,10 +90,9 @@ pub async fn upload(
 
 /// `cert upload-shared FILE`.
 pub async fn upload_shared(g: &Global, r: &ResolvedProfile, file: &Path) -> Result<()> {
-    let env = EnvSnapshot::from_process();
     let checked = check_certificate_file(file, SystemTime::now())?;
     let profile = service_profile(g, r)?;
-    let cs = CertificateService::open(&profile, &env, g.insecure)?;
+    let cs = CertificateService::open(&profile, profile.env(), g.insecure)?;
     let stored = cs.upload_shared(&checked).await?;
     report(g, "uploaded (shared)", file, &cs, &stored);
     Ok(())

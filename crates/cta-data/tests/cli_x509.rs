@@ -196,7 +196,7 @@ fn every_verb_works_with_a_proxy_from_grid_proxy_init() {
     assert!(!w.path("root/cta/up").exists());
 
     // Every request was authenticated as the proxy (its subject, issued by the user).
-    let subject = ctadata_x509::inspect::read_pem_file(&proxy)
+    let subject = ctadata::cert::read_pem_file(&proxy)
         .unwrap()
         .leaf()
         .subject
@@ -331,7 +331,7 @@ fn bad_credentials_fail_before_connecting() {
     w.pki
         .encrypted_user_key(&globus.join("userkey.pem"), "s3cret")
         .unwrap();
-    let default_proxy = ctadata_x509::credential::default_proxy_path();
+    let default_proxy = ctadata::cert::default_proxy_path();
     if !default_proxy.exists() {
         let e = fails(&run(w.cmd(), &["list", "cta"]), AUTH);
         assert!(e.contains("is encrypted"), "{e}");

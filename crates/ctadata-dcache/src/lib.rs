@@ -10,17 +10,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ctadata_core::config::{EnvSnapshot, ResolvedProfile};
+use ctadata_core::config::{current_uid, EnvSnapshot, ResolvedProfile};
 use ctadata_core::credentials::{StaticSource, TokenChain, TokenProvider, TokenSource};
 use ctadata_core::{Error, Result};
 use ctadata_oidc::{OidcAgentSource, OidcSession, ProfileStore, SessionSettings};
-use ctadata_webdav::{profile_tls, Auth, WebDav, WebDavConfig};
-
-/// The real user id, for the WLCG discovery file names.
-pub fn current_uid() -> u32 {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    unsafe { libc::getuid() }
-}
+use ctadata_webdav::{profile_tls, webdav_config, Auth, WebDav};
 
 /// What to do when no source has a token.
 pub const MISSING_TOKEN_HINT: &str =
@@ -166,32 +160,6 @@ pub fn token_chain(
         ),
         hint,
     ))
-}
-
-/// The WebDAV settings every door-facing backend shares: URL, trust, timeouts, jobs.
-pub fn webdav_config(
-    profile: &ResolvedProfile,
-    backend_name: &'static str,
-    auth: Auth,
-    env: &EnvSnapshot,
-    insecure: bool,
-) -> Result<WebDavConfig> {
-    let p = &profile.profile;
-    let url = p.url.clone().ok_or_else(|| {
-        Error::config(format!("profile '{}' has no url", profile.name), "set url")
-    })?;
-    let mut cfg = WebDavConfig::new(url, backend_name, auth);
-    cfg.tls = profile_tls(p, env, insecure);
-    if let Some(s) = p.connect_timeout {
-        cfg.connect_timeout = Duration::from_secs(s);
-    }
-    if let Some(s) = p.read_timeout {
-        cfg.read_timeout = Duration::from_secs(s);
-    }
-    if let Some(j) = p.jobs {
-        cfg.default_jobs = j.max(1) as usize;
-    }
-    Ok(cfg)
 }
 
 /// Opens the dcache backend of a resolved profile.

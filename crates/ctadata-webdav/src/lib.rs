@@ -20,6 +20,7 @@ pub mod errors;
 mod get;
 mod list;
 mod ops;
+pub mod profile;
 pub mod propfind;
 mod put;
 pub mod rawput;
@@ -29,24 +30,6 @@ pub mod urls;
 
 pub use backend::WebDav;
 pub use config::{Auth, WebDavConfig};
+pub use profile::{profile_tls, webdav_config};
 pub use send::http_client;
 pub use tls::TlsOptions;
-
-use std::path::PathBuf;
-
-use ctadata_core::config::{EnvSnapshot, Profile};
-
-/// The TLS settings of a profile: its `ca_file`, its `ca_dir` (else `X509_CERT_DIR`) and the
-/// system roots, without a client identity.
-pub fn profile_tls(profile: &Profile, env: &EnvSnapshot, insecure: bool) -> TlsOptions {
-    TlsOptions {
-        ca_file: profile.ca_file.clone(),
-        ca_dir: profile
-            .ca_dir
-            .clone()
-            .or_else(|| env.get("X509_CERT_DIR").map(PathBuf::from)),
-        insecure,
-        system_roots: true,
-        client_identity: None,
-    }
-}

@@ -126,7 +126,10 @@ impl Defaults {
 
 /// `/tmp/x509up_u<uid>`.
 pub fn default_proxy_path() -> PathBuf {
-    PathBuf::from(format!("/tmp/x509up_u{}", ctadata_dcache::current_uid()))
+    PathBuf::from(format!(
+        "/tmp/x509up_u{}",
+        ctadata_core::config::current_uid()
+    ))
 }
 
 fn origin_of(profile: &ResolvedProfile, key: &str) -> String {

@@ -49,7 +49,7 @@ pub fn webdav_config(
     grid_ca_dir: &Path,
 ) -> Result<WebDavConfig> {
     let mut cfg =
-        ctadata_dcache::webdav_config(profile, BACKEND_NAME, Auth::None, env, opts.insecure)?;
+        ctadata_webdav::webdav_config(profile, BACKEND_NAME, Auth::None, env, opts.insecure)?;
     if !cfg
         .url
         .trim_start()

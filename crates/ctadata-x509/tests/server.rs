@@ -199,7 +199,7 @@ async fn the_server_refuses_a_proxy_without_its_user_certificate() {
     let key = PrivateKeyDer::from_pem_slice(&pem).unwrap();
     let signer = rustls::crypto::ring::sign::any_supported_type(&key).unwrap();
     let alone = Arc::new(CertifiedKey::new(vec![certs[0].clone()], signer));
-    let mut cfg = ctadata_dcache::webdav_config(
+    let mut cfg = ctadata_webdav::webdav_config(
         &w.profile(&format!("ca_file = \"{}\"\n", w.pki.ca_path().display())),
         "x509",
         Auth::None,

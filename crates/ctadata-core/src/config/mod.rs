@@ -1,0 +1,280 @@
+//! Layered configuration: built-in profiles, system file, user file, environment, caller
+//! keys, flags.
+//!
+//! Later layers win. Every resolved value remembers where it came from, so
+//! `cta-data config show` can say "built-in", "file /etc/cta-data/config.toml",
+//! "variable CTADATA_PROFILES__CTA__URL", "given by the caller" or "flag --url".
+//!
+//! Files: `model.rs` (what a profile holds and its checks), `builtin.rs` (the built-in
+//! profiles), `env.rs` ([`EnvSnapshot`] and the environment layer), `layers.rs` (the other
+//! layers and the origin of each value), `errors.rs` (figment's errors in plain words); this
+//! one resolves a profile out of them ([`load`], [`load_with_keys`], [`load_from_map`]).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use figment::providers::Format;
+use figment::Figment;
+
+use crate::error::{Error, Result};
+
+mod builtin;
+mod env;
+mod errors;
+mod layers;
+mod model;
+#[cfg(test)]
+mod tests;
+
+pub use builtin::builtin;
+pub use env::{current_uid, EnvSnapshot};
+pub use layers::GIVEN_BY_CALLER;
+pub use model::{BackendKind, Config, OidcSettings, Profile};
+
+use errors::extract;
+use layers::{builtin_layer, caller_layer, flags_layer, origin_of};
+
+/// The file read system-wide.
+pub const SYSTEM_CONFIG: &str = "/etc/cta-data/config.toml";
+
+/// What the command line asks of the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `--config FILE`: replaces the user file (and must exist).
+    pub config_file: Option<PathBuf>,
+    /// `--profile NAME` (or `-d`).
+    pub profile: Option<String>,
+    /// Where `profile` came from, for messages; `None` means the `--profile` flag.
+    pub profile_origin: Option<String>,
+    /// `--url URL`: overrides the chosen profile's url.
+    pub url: Option<String>,
+    /// `--ca-file FILE`: overrides the chosen profile's ca_file.
+    pub ca_file: Option<PathBuf>,
+    /// `--token-file FILE`: overrides the chosen profile's token_file.
+    pub token_file: Option<PathBuf>,
+    /// The system-wide file; `None` means [`SYSTEM_CONFIG`].
+    pub system_file: Option<PathBuf>,
+}
+
+/// A profile after layering, with the origin of each value and the environment it was
+/// resolved in.
+#[derive(Debug, Clone)]
+pub struct ResolvedProfile {
+    /// The profile's name.
+    pub name: String,
+    /// Where the profile's name was chosen (flag, variable, default_profile).
+    pub name_origin: String,
+    /// The settings.
+    pub profile: Profile,
+    /// Dotted key (`url`, `oidc.issuer`) to where its value came from.
+    pub origins: BTreeMap<String, String>,
+    /// The configuration files that were read (existing ones only).
+    pub files: Vec<PathBuf>,
+    /// The environment the profile was resolved in; see [`ResolvedProfile::env`].
+    env: EnvSnapshot,
+}
+
+impl ResolvedProfile {
+    /// The backend (validated to be present).
+    pub fn backend(&self) -> BackendKind {
+        self.profile.backend.unwrap_or(BackendKind::Local)
+    }
+
+    /// The environment the profile was resolved in: what opening its backend reads (token
+    /// variables, `X509_CERT_DIR`, `HOME`), so a program that passed its own snapshot to
+    /// [`load`] is never overruled by the process environment.
+    pub fn env(&self) -> &EnvSnapshot {
+        &self.env
+    }
+
+    /// Every set value as (dotted key, value as TOML text, origin), in key order.
+    pub fn values(&self) -> Vec<(String, String, String)> {
+        flat_values(&self.profile)
+            .into_iter()
+            .map(|(k, val)| {
+                let origin = self
+                    .origins
+                    .get(&k)
+                    .cloned()
+                    .unwrap_or_else(|| "built-in".into());
+                (k, val, origin)
+            })
+            .collect()
+    }
+
+    /// Checks the chosen profile.
+    pub fn validate(&self) -> Result<()> {
+        self.profile.validate_as(&self.name)
+    }
+}
+
+/// Every set key of a profile as (dotted key, value as TOML text), in key order.
+fn flat_values(profile: &Profile) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let v = toml::Value::try_from(profile).unwrap_or(toml::Value::Table(Default::default()));
+    flatten("", &v, &mut out);
+    out
+}
+
+fn flatten(prefix: &str, v: &toml::Value, out: &mut Vec<(String, String)>) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        other => out.push((prefix.to_string(), other.to_string())),
+    }
+}
+
+/// Loads every layer and resolves one profile.
+pub fn load(opts: &LoadOptions, env: &EnvSnapshot) -> Result<ResolvedProfile> {
+    load_with_keys(opts, &BTreeMap::new(), env)
+}
+
+/// Resolves profile `name` (`None`: the default one) with `keys` over it: the way a program
+/// (or a Python dict) gives a profile as string keys, without a file.
+///
+/// Keys are a profile's keys, dotted below it: `backend`, `url`, `token_file`,
+/// `oidc.client_id`, ... A name no file defines is created from the keys alone. See
+/// [`load_with_keys`] for the layering.
+pub fn load_from_map<I, K, V>(
+    name: Option<&str>,
+    keys: I,
+    env: &EnvSnapshot,
+) -> Result<ResolvedProfile>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: Into<String>,
+    V: Into<String>,
+{
+    let keys: BTreeMap<String, String> = keys
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+    let opts = LoadOptions {
+        profile: name.map(str::to_string),
+        profile_origin: Some(GIVEN_BY_CALLER.into()),
+        ..Default::default()
+    };
+    load_with_keys(&opts, &keys, env)
+}
+
+/// Loads every layer and resolves one profile, with the caller's string `keys` (the
+/// profile's dotted keys, such as `url` or `oidc.issuer`) over the environment and under
+/// the flags. They pass the same parsing and checks as a file's keys: an unknown key or a
+/// bad value is refused naming the key, and `config show` says "given by the caller".
+pub fn load_with_keys(
+    opts: &LoadOptions,
+    keys: &BTreeMap<String, String>,
+    env: &EnvSnapshot,
+) -> Result<ResolvedProfile> {
+    let builtin_cfg = builtin(env);
+    let mut fig = Figment::new().merge(builtin_layer(&builtin_cfg)?);
+
+    let mut files = Vec::new();
+    let system = opts
+        .system_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(SYSTEM_CONFIG));
+    let user = match &opts.config_file {
+        Some(f) => {
+            if !f.is_file() {
+                return Err(Error::config(
+                    format!(
+                        "the config file {} given with --config does not exist",
+                        f.display()
+                    ),
+                    "check the path, or leave --config out to use the default files",
+                ));
+            }
+            f.clone()
+        }
+        None => env.config_dir().join("config.toml"),
+    };
+    for f in [system, user] {
+        if f.is_file() {
+            fig = fig.merge(figment::providers::Toml::file_exact(&f));
+            files.push(f);
+        }
+    }
+
+    // Profile names known so far decide how CTADATA_PROFILES__CTA_DEV__URL maps; a profile
+    // the caller creates from keys is known too.
+    let known: Vec<String> = {
+        let partial: Config = extract(&fig)?;
+        let mut known: Vec<String> = partial.profiles.keys().cloned().collect();
+        if let (false, Some(p)) = (keys.is_empty(), &opts.profile) {
+            known.push(p.clone());
+        }
+        known
+    };
+    fig = fig.merge(env::env_layer(env, &known));
+
+    // Which profile: flag > CTADATA_PROFILE > default_profile.
+    let partial: Config = extract(&fig)?;
+    let (name, name_origin) = if let Some(p) = &opts.profile {
+        let origin = opts.profile_origin.as_deref().unwrap_or("flag --profile");
+        (p.clone(), origin.to_string())
+    } else if let Some(p) = env.get("CTADATA_PROFILE") {
+        (p.to_string(), "variable CTADATA_PROFILE".to_string())
+    } else {
+        let origin = origin_of(&fig, "default_profile");
+        (
+            partial
+                .default_profile
+                .clone()
+                .unwrap_or_else(|| "cta".into()),
+            format!("default_profile ({origin})"),
+        )
+    };
+    if !partial.profiles.contains_key(&name) && keys.is_empty() {
+        let names: Vec<_> = partial.profiles.keys().cloned().collect();
+        return Err(Error::config(
+            format!("unknown profile '{name}' (chosen by {name_origin})"),
+            format!(
+                "use one of: {}; or add [profiles.{name}] to {}",
+                names.join(", "),
+                opts.config_file
+                    .clone()
+                    .unwrap_or_else(|| env.config_dir().join("config.toml"))
+                    .display()
+            ),
+        ));
+    }
+
+    if !keys.is_empty() {
+        fig = fig.merge(caller_layer(&name, keys));
+    }
+    fig = fig.merge(flags_layer(opts, &name));
+
+    let cfg: Config = extract(&fig)?;
+    let profile = cfg.profiles.get(&name).cloned().unwrap_or_default();
+    let origins = flat_values(&profile)
+        .into_iter()
+        .map(|(k, _)| {
+            let origin = origin_of(&fig, &format!("profiles.{name}.{k}"));
+            (k, origin)
+        })
+        .collect();
+    let resolved = ResolvedProfile {
+        name,
+        name_origin,
+        profile,
+        origins,
+        files,
+        env: env.clone(),
+    };
+    resolved.validate()?;
+    Ok(resolved)
+}
+
+/// Reads a TOML config file on its own, for `config check`-style uses and tests.
+pub fn parse_file(path: &Path) -> Result<Config> {
+    extract(&Figment::from(figment::providers::Toml::file_exact(path)))
+}
