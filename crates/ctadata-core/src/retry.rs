@@ -257,7 +257,10 @@ impl StorageBackend for Retrying {
                 },
             }
         };
-        let resumable = self.inner.capabilities().ranged_reads && d.etag.is_some();
+        // A broken body resumes only where the same file can be recognised: by its ETag,
+        // else by its size and modification time.
+        let resumable = self.inner.capabilities().ranged_reads
+            && (d.etag.is_some() || (d.size.is_some() && d.mtime.is_some()));
         let Download {
             path: dpath,
             size,
@@ -273,6 +276,8 @@ impl StorageBackend for Retrying {
                 path: path.clone(),
                 etag: etag.clone(),
                 known: opts.known.clone(),
+                size,
+                mtime,
                 pos: range.as_ref().map(|r| r.start).unwrap_or(0),
                 end: range.as_ref().map(|r| r.end).or(size),
                 budget,
@@ -326,6 +331,9 @@ struct Resume {
     path: RemotePath,
     etag: Option<String>,
     known: Option<Entry>,
+    /// The file's size and time when the read began (to recognise it without an ETag).
+    size: Option<u64>,
+    mtime: Option<SystemTime>,
     /// The absolute position of the next byte.
     pos: u64,
     /// One past the last byte wanted, when known.
@@ -359,7 +367,20 @@ fn resume_stream(state: Resume) -> ByteStream {
                     Ok(r) => s.inner.get(&s.path, opts.with_range(r)).await,
                     Err(e) => Err(e),
                 };
+                let changed = |d: &Download| {
+                    (d.size.is_some() && d.size != s.size)
+                        || (d.mtime.is_some() && s.mtime.is_some() && d.mtime != s.mtime)
+                };
                 match opened {
+                    Ok(d) if changed(&d) => {
+                        s.done = true;
+                        let e = Error::conflict(
+                            &s.path,
+                            "the file changed on the server while it was read",
+                            "run the command again to read the new version",
+                        );
+                        return Some((Err(e), s));
+                    }
                     Ok(d) if d.range.as_ref().map(|r| r.start) == Some(s.pos) => {
                         s.stream = Some(d.stream);
                         continue;

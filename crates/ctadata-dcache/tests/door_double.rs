@@ -58,10 +58,7 @@ async fn uploads_wait_for_the_redirect_and_send_the_body_only_to_the_pool() {
         .put(
             &rp("cta/run/a.bin"),
             Upload::from_file(&src).await.unwrap(),
-            PutOptions {
-                create_parents: true,
-                ..Default::default()
-            },
+            PutOptions::default().with_create_parents(true),
         )
         .await
         .unwrap();
@@ -100,10 +97,7 @@ async fn uploads_wait_for_the_redirect_and_send_the_body_only_to_the_pool() {
         &rp("cta/run/a.bin"),
         None,
         &target,
-        &TransferOptions {
-            retries: 0,
-            ..Default::default()
-        },
+        &TransferOptions::default(),
     )
     .await
     .unwrap() else {
@@ -143,10 +137,7 @@ async fn every_verb_on_the_door() {
     b.put(
         &rp("lst/DL1/x/f.h5"),
         Upload::from_bytes(data(10)),
-        PutOptions {
-            overwrite: true,
-            ..Default::default()
-        },
+        PutOptions::default().with_overwrite(true),
     )
     .await
     .unwrap();
@@ -172,10 +163,7 @@ async fn every_verb_on_the_door() {
     let dl = b
         .get(
             &rp("lst/DL1/x/f.h5"),
-            GetOptions {
-                range: Some(ctadata_core::ByteRange::Bounded { start: 2, end: 6 }),
-                ..Default::default()
-            },
+            GetOptions::default().with_range(ctadata_core::ByteRange::bounded(2, 6).unwrap()),
         )
         .await
         .unwrap();
@@ -204,10 +192,7 @@ async fn a_wrong_digest_never_replaces_the_old_file() {
             &rp("cta/f.bin"),
             None,
             &target,
-            &TransferOptions {
-                retries: 0,
-                ..Default::default()
-            },
+            &TransferOptions::default(),
         )
         .await
         .unwrap_err();
@@ -253,10 +238,7 @@ async fn a_file_that_grew_since_its_listing_is_downloaded_whole() {
         &rp("cta/f.bin"),
         Some(&listed),
         &target,
-        &TransferOptions {
-            retries: 0,
-            ..Default::default()
-        },
+        &TransferOptions::default(),
     )
     .await
     .unwrap();
@@ -280,10 +262,7 @@ async fn a_body_shorter_than_its_length_is_an_error_and_keeps_the_old_file() {
         &rp("cta/f.bin"),
         None,
         &target,
-        &TransferOptions {
-            retries: 0,
-            ..Default::default()
-        },
+        &TransferOptions::default(),
     )
     .await
     .unwrap_err();

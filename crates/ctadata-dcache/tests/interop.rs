@@ -54,10 +54,7 @@ async fn davix_and_curl_read_what_cta_data_wrote() {
     b.put(
         &remote,
         Upload::from_file(&src).await.unwrap(),
-        PutOptions {
-            create_parents: true,
-            ..Default::default()
-        },
+        PutOptions::default().with_create_parents(true),
     )
     .await
     .unwrap();

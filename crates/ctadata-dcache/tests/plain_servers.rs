@@ -21,11 +21,11 @@ async fn read(b: &dyn StorageBackend, p: &str, range: Option<ByteRange>) -> Vec<
     let d = b
         .get(
             &rp(p),
-            GetOptions {
-                range,
-                want_checksums: true,
-                ..Default::default()
-            },
+            match range {
+                Some(r) => GetOptions::default().with_range(r),
+                None => GetOptions::default(),
+            }
+            .with_checksums(true),
         )
         .await
         .unwrap();
@@ -70,10 +70,7 @@ async fn exercise(b: &dyn StorageBackend, disk: &Path) {
     b.put(
         &rp("a/b c/ε/f 1.bin"),
         Upload::from_bytes(&b"new"[..]),
-        PutOptions {
-            overwrite: true,
-            ..Default::default()
-        },
+        PutOptions::default().with_overwrite(true),
     )
     .await
     .unwrap();
@@ -81,10 +78,7 @@ async fn exercise(b: &dyn StorageBackend, disk: &Path) {
     b.put(
         &rp("a/b c/ε/f 1.bin"),
         Upload::from_bytes(data.clone()),
-        PutOptions {
-            overwrite: true,
-            ..Default::default()
-        },
+        PutOptions::default().with_overwrite(true),
     )
     .await
     .unwrap();
@@ -92,10 +86,7 @@ async fn exercise(b: &dyn StorageBackend, disk: &Path) {
     b.put(
         &rp("deep/er/x.txt"),
         Upload::from_bytes(&b"hi"[..]),
-        PutOptions {
-            create_parents: true,
-            ..Default::default()
-        },
+        PutOptions::default().with_create_parents(true),
     )
     .await
     .unwrap();
@@ -145,7 +136,7 @@ async fn exercise(b: &dyn StorageBackend, disk: &Path) {
         read(
             b,
             "a/b c/ε/f 1.bin",
-            Some(ByteRange::Bounded { start: 10, end: 20 })
+            Some(ByteRange::bounded(10, 20).unwrap())
         )
         .await,
         &data[10..20]

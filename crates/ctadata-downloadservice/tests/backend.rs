@@ -3,8 +3,10 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ctadata_core::config::{EnvSnapshot, LoadOptions};
+use ctadata_core::retry::{RetryPolicy, Retrying};
 use ctadata_core::transfer::{self, TransferOptions};
 use ctadata_core::{
     AuthProblem, ByteRange, Error, GetOptions, PutOptions, RemotePath, StorageBackend, Upload,
@@ -78,9 +80,9 @@ async fn read(b: &dyn StorageBackend, p: &str, range: Option<ByteRange>) -> Resu
     let d = b
         .get(
             &rp(p),
-            GetOptions {
-                range,
-                ..Default::default()
+            match range {
+                Some(r) => GetOptions::default().with_range(r),
+                None => GetOptions::default(),
             },
         )
         .await?;
@@ -192,13 +194,9 @@ async fn whole_and_ranged_reads() {
         b"789"
     );
     assert_eq!(
-        read(
-            &b,
-            "lst/small.txt",
-            Some(ByteRange::Bounded { start: 2, end: 5 })
-        )
-        .await
-        .unwrap(),
+        read(&b, "lst/small.txt", Some(ByteRange::bounded(2, 5).unwrap()))
+            .await
+            .unwrap(),
         b"234"
     );
 }
@@ -241,10 +239,12 @@ async fn downloads_are_checked_against_the_listed_size() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("big.bin");
     d.push_fault(Fault::FetchShort(1_000_000));
-    let opts = TransferOptions {
-        retry_delay: std::time::Duration::from_millis(10),
-        ..Default::default()
-    };
+    // Resumed by the retry layer (every backend is opened behind it).
+    let b = Retrying::new(
+        std::sync::Arc::new(b),
+        RetryPolicy::attempts(4).with_delays(Duration::from_millis(10), Duration::from_millis(50)),
+    );
+    let opts = TransferOptions::default();
     transfer::download_file(&b, &rp("lst/big.bin"), None, &target, &opts)
         .await
         .unwrap();
@@ -264,10 +264,10 @@ async fn uploads_land_in_the_user_folder() {
     assert_eq!(home, "lst/users/alice_smith___", "[^0-1a-z] becomes '_'");
     assert_eq!(b.home().await.unwrap(), rp(&home));
 
-    let put = |overwrite: bool| PutOptions {
-        overwrite,
-        create_parents: true,
-        ..Default::default()
+    let put = |overwrite: bool| {
+        PutOptions::default()
+            .with_overwrite(overwrite)
+            .with_create_parents(true)
     };
     let out = b
         .put(
@@ -613,10 +613,8 @@ async fn recursive_transfers() {
         b"CCC"
     );
     // A second run sees what is there.
-    let again = TransferOptions {
-        skip_existing: true,
-        ..Default::default()
-    };
+    let mut again = TransferOptions::default();
+    again.skip_existing = true;
     let s = transfer::upload_tree(b.clone(), src.path(), &rp("tree"), &again)
         .await
         .unwrap();

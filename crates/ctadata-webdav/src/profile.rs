@@ -7,7 +7,7 @@ use std::time::Duration;
 use ctadata_core::config::{EnvSnapshot, Profile, ResolvedProfile};
 use ctadata_core::{Error, Result};
 
-use crate::client::{Auth, WebDavConfig};
+use crate::config::{Auth, WebDavConfig};
 use crate::tls::TlsOptions;
 
 /// The TLS settings of a profile: its `ca_file`, its `ca_dir` (else `X509_CERT_DIR`) and the

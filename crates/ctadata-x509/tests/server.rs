@@ -112,10 +112,7 @@ async fn list_get_put_with_a_proxy_from_grid_proxy_init() {
         .put(
             &rp("cta/new/dir/data.bin"),
             Upload::from_bytes(body.clone()),
-            PutOptions {
-                create_parents: true,
-                ..Default::default()
-            },
+            PutOptions::default().with_create_parents(true),
         )
         .await
         .unwrap();
@@ -208,7 +205,6 @@ async fn the_server_refuses_a_proxy_without_its_user_certificate() {
     )
     .unwrap();
     cfg.tls.client_identity = Some(Arc::new(Fixed(alone)));
-    cfg.retry.max_retries = 0;
     let b = WebDav::new(cfg).unwrap();
     let e = b.list_all(&rp("cta")).await.unwrap_err();
     // The server's TLS alert is reported as a refused credential, not a network fault.
