@@ -90,7 +90,7 @@ pub async fn login(
     let lock_store = store.clone();
     let lock = tokio::task::spawn_blocking(move || lock_store.lock())
         .await
-        .map_err(|e| Error::config(format!("lock task failed: {e}"), "report this bug"))??;
+        .map_err(|e| Error::internal("the lock task failed").with_source(e))??;
     store.save_session(&new)?;
     drop(lock);
     Ok(new)

@@ -121,9 +121,23 @@ fn an_interruption_is_retried_within_the_same_run() {
     d.put_file("/cta/f.bin", &content);
     let env = Env::new(&d.url());
     d.truncate_next_get(1_000_000);
-    let o = env.run(&["get", "cta/f.bin", "out.bin"]);
+    // -v shows each retry as it starts.
+    let o = env.run(&["-v", "get", "cta/f.bin", "out.bin"]);
     ok(&o);
-    assert!(err(&o).contains("resum"), "{}", err(&o));
+    assert!(
+        err(&o).contains("resuming at byte 1000000") && err(&o).contains("(attempt 2 of 4)"),
+        "{}",
+        err(&o)
+    );
+    // Only the missing bytes were asked for again.
+    let ranges: Vec<String> = d
+        .stats()
+        .log
+        .iter()
+        .filter(|r| r.method == "GET")
+        .filter_map(|r| r.range.clone())
+        .collect();
+    assert_eq!(ranges, vec!["bytes=1000000-2999999".to_string()]);
     assert_eq!(std::fs::read(env.path("work/out.bin")).unwrap(), content);
 }
 

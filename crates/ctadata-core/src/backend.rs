@@ -331,6 +331,29 @@ impl PutOptions {
     }
 }
 
+/// The rule every backend applies before writing `path`: `Ok(false)` when nothing is
+/// there, `Ok(true)` when a file is there and may be replaced; a conflict otherwise.
+pub fn check_put_target(
+    path: &RemotePath,
+    existing: Option<&Entry>,
+    overwrite: bool,
+) -> Result<bool> {
+    match existing {
+        None => Ok(false),
+        Some(e) if e.is_dir() => Err(Error::conflict(
+            path,
+            "a directory is there",
+            "give the file's full path, or end the path with '/'",
+        )),
+        Some(_) if !overwrite => Err(Error::conflict(
+            path,
+            "a file is already there",
+            "pass --force to replace it",
+        )),
+        Some(_) => Ok(true),
+    }
+}
+
 /// What a write achieved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PutOutcome {

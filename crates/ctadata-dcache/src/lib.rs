@@ -87,7 +87,7 @@ pub fn provider_http(
         .connect_timeout(Duration::from_secs(p.connect_timeout.unwrap_or(15)))
         .timeout(Duration::from_secs(60))
         .build()
-        .map_err(|e| Error::config(format!("HTTP client setup failed: {e}"), "report this bug"))
+        .map_err(|e| Error::internal("the HTTP client could not be set up").with_source(e))
 }
 
 /// The profile's login session, when its `[oidc]` section names an issuer and a client.

@@ -18,6 +18,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use ctadata_core::backend::check_put_target;
 use ctadata_core::credentials::BearerToken;
 use ctadata_core::retry::parse_retry_after;
 use ctadata_core::{
@@ -838,24 +839,13 @@ impl StorageBackend for DownloadService {
             return Err(dots(&abs));
         }
         if !opts.known_absent {
-            match self.stat_abs(&abs, &abs).await {
-                Ok(e) if e.is_dir() => {
-                    return Err(Error::conflict(
-                        &abs,
-                        "a directory is there",
-                        "give the file's full path, or end the path with '/'",
-                    ))
-                }
-                Ok(_) if !opts.overwrite => {
-                    return Err(Error::conflict(
-                        &abs,
-                        "a file is already there",
-                        "pass --force to replace it",
-                    ))
-                }
-                Ok(_) | Err(Error::NotFound { .. }) => {}
+            let existing = match self.stat_abs(&abs, &abs).await {
+                Ok(e) => Some(e),
+                Err(Error::NotFound { .. }) => None,
                 Err(e) => return Err(e),
-            }
+            };
+            // The service replaces a file in place (204): no temporary name needed.
+            check_put_target(&abs, existing.as_ref(), opts.overwrite)?;
         }
         if opts.create_parents {
             if let Some(parent) = rel.parent().filter(|p| !p.is_root()) {

@@ -454,8 +454,29 @@ async fn bad_answers() {
         "{e}"
     );
 
-    let e = b.stat(&rp("lst/f(1).txt")).await.unwrap_err();
+    // `list/<name with '('>` fails in the service (500): a file is found through the
+    // listing of its parent; a directory cannot be, and that is said plainly (no retry).
+    let before = d.requests().len();
+    let e = b.stat(&rp("lst/f(1).txt")).await.unwrap();
+    assert_eq!(e.size, Some(1));
+    let lists: Vec<String> = d.requests()[before..]
+        .iter()
+        .map(|r| r.path_and_query.clone())
+        .collect();
+    assert!(
+        lists
+            .iter()
+            .any(|p| p.ends_with("/list/lst/f%281%29.txt") || p.ends_with("/list/lst/f(1).txt")),
+        "{lists:?}"
+    );
+    d.put_file("lst/d(2)/x", b"x");
+    let before = d.requests().len();
+    let e = b.list_all(&rp("lst/d(2)")).await.unwrap_err();
+    assert!(matches!(e, Error::Unsupported { .. }), "{e}");
     assert!(e.to_string().contains("parentheses"), "{e}");
+    assert!(e.hint().unwrap().contains("cta profile"), "{e:?}");
+    assert!(!e.is_temporary());
+    assert_eq!(d.requests().len() - before, 1, "asked once, not retried");
 }
 
 #[tokio::test(flavor = "multi_thread")]

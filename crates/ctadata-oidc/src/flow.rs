@@ -190,7 +190,7 @@ impl Provider {
         tokio::time::sleep(details.interval()).await;
         let token: CoreTokenResponse = client
             .exchange_device_access_token(&details)
-            .map_err(|e| Error::config(format!("device flow setup: {e}"), "report this bug"))?
+            .map_err(|e| Error::internal("the device flow could not be set up").with_source(e))?
             .request_async(&self.http, tokio::time::sleep, None)
             .await
             .map_err(|e| match &e {

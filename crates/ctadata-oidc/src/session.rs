@@ -120,7 +120,7 @@ impl OidcSession {
         let store = self.store.clone();
         let lock = tokio::task::spawn_blocking(move || store.lock())
             .await
-            .map_err(|e| Error::config(format!("lock task failed: {e}"), "report this bug"))??;
+            .map_err(|e| Error::internal("the lock task failed").with_source(e))??;
         let s = self.store.session()?.ok_or_else(|| Error::Auth {
             problem: AuthProblem::Missing,
             message: format!("profile '{}' has no login session", self.settings.profile),

@@ -186,9 +186,8 @@ impl ProfileStore {
 
     /// Stores the session atomically.
     pub fn save_session(&self, s: &Session) -> Result<()> {
-        let data = serde_json::to_vec_pretty(s).map_err(|e| {
-            Error::config(format!("cannot encode the session: {e}"), "report this bug")
-        })?;
+        let data = serde_json::to_vec_pretty(s)
+            .map_err(|e| Error::internal("the session cannot be encoded").with_source(e))?;
         self.write_private(&self.session_path(), &data)
     }
 

@@ -190,6 +190,54 @@ mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
 
+    #[tokio::test]
+    async fn a_stalled_body_is_given_up_temporarily() {
+        let p = RemotePath::parse("f").unwrap();
+        let url = Url::parse("https://pool.example:2880/f?dcache-http-uuid=secret").unwrap();
+        let first =
+            futures::stream::iter([Ok::<_, reqwest::Error>(bytes::Bytes::from_static(b"abc"))]);
+        let body = first.chain(futures::stream::pending());
+        let mut s = body_stream(body, p, url, Some(10), Duration::from_millis(50));
+        assert_eq!(s.next().await.unwrap().unwrap(), &b"abc"[..]);
+        let e = s.next().await.unwrap().unwrap_err();
+        assert!(e.is_temporary(), "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains("no data for 0 s from pool.example"), "{msg}");
+        assert!(
+            msg.contains("after 3 bytes") && !msg.contains("secret"),
+            "{msg}"
+        );
+        assert!(s.next().await.is_none(), "the stream ends after its error");
+    }
+
+    #[tokio::test]
+    async fn short_and_long_bodies_fail() {
+        let p = RemotePath::parse("f").unwrap();
+        let url = Url::parse("https://door/f").unwrap();
+        let chunks =
+            || futures::stream::iter([Ok::<_, reqwest::Error>(bytes::Bytes::from_static(b"abcd"))]);
+        let out: Vec<_> = body_stream(
+            chunks(),
+            p.clone(),
+            url.clone(),
+            Some(5),
+            Duration::from_secs(5),
+        )
+        .collect()
+        .await;
+        assert!(
+            matches!(out.last(), Some(Err(e)) if e.is_temporary()),
+            "short: {out:?}"
+        );
+        let out: Vec<_> = body_stream(chunks(), p, url, Some(3), Duration::from_secs(5))
+            .collect()
+            .await;
+        assert!(
+            matches!(out.last(), Some(Err(Error::Integrity { .. }))),
+            "long: {out:?}"
+        );
+    }
+
     #[test]
     fn content_ranges() {
         assert_eq!(

@@ -4,6 +4,7 @@
 
 use std::sync::atomic::Ordering;
 
+use ctadata_core::backend::check_put_target;
 use ctadata_core::{
     Checksum, ChecksumAlgorithm, Error, PutOptions, PutOutcome, RemotePath, Result, Upload,
 };
@@ -42,28 +43,16 @@ impl WebDav {
         } else {
             self.exists(path).await?
         };
-        let upload_path = match &existing {
-            Some(e) if e.is_dir() => {
-                return Err(Error::conflict(
-                    path,
-                    "a directory is there",
-                    "give the file's full path, or end the path with '/'",
-                ))
-            }
-            Some(_) if !opts.overwrite => {
-                return Err(Error::conflict(
-                    path,
-                    "a file is already there",
-                    "pass --force to replace it",
-                ))
-            }
+        let replace = check_put_target(path, existing.as_ref(), opts.overwrite)?;
+        let upload_path = if replace {
             // Replace by upload-then-move, so a failed upload leaves the old file.
-            Some(_) => path.parent().unwrap_or_default().join(&format!(
+            path.parent().unwrap_or_default().join(&format!(
                 ".{}.cta-data-upload-{:08x}",
                 path.name(),
                 fastrand::u32(..)
-            ))?,
-            None => path.clone(),
+            ))?
+        } else {
+            path.clone()
         };
         let result = self.put_verified(path, &upload_path, &body, &opts).await;
         match &result {

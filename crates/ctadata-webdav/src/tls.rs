@@ -158,7 +158,7 @@ pub fn root_store(opts: &TlsOptions) -> Result<RootCertStore> {
 pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::config(format!("TLS setup failed: {e}"), "report this bug"))?;
+        .map_err(|e| Error::internal("the TLS setup failed").with_source(e))?;
     let builder = if opts.insecure {
         builder
             .dangerous()

@@ -80,7 +80,7 @@ impl Provider for Layer {
 pub(super) fn builtin_layer(cfg: &Config) -> Result<Layer> {
     let mut layer = Layer::new("built-in");
     let v = Value::serialize(cfg)
-        .map_err(|e| Error::config(format!("built-in profiles: {e}"), "report this bug"))?;
+        .map_err(|e| Error::internal("the built-in profiles do not load").with_source(e))?;
     if let Value::Dict(_, d) = v {
         layer.dict = d;
     }

@@ -63,7 +63,9 @@ pub fn walk_with(
                 st.inflight.push(listing(st.backend.clone(), dir));
             }
             match st.inflight.next().await {
-                None => return None,
+                // The last listing in flight ended: go on with those waiting, if any.
+                None if st.pending.is_empty() => return None,
+                None => continue,
                 Some((_, Err(e))) => return Some((Err(e), st)),
                 Some((dir, Ok(e))) => {
                     if e.path.parent().as_ref() != Some(&dir) {
