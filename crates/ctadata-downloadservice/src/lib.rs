@@ -16,7 +16,7 @@ use ctadata_core::{Error, Result, StorageBackend};
 mod backend;
 pub mod certificateservice;
 mod client;
-mod listing;
+pub mod listing;
 
 pub use backend::{user_folder_name, DownloadService, RANGE_PIECE};
 pub use certificateservice::CertificateService;
