@@ -134,7 +134,7 @@ fn an_interruption_is_retried_within_the_same_run() {
         .stats()
         .log
         .iter()
-        .filter(|r| r.method == "GET")
+        .filter(|r| r.side == Side::Pool && r.method == "GET")
         .filter_map(|r| r.range.clone())
         .collect();
     assert_eq!(ranges, vec!["bytes=1000000-2999999".to_string()]);

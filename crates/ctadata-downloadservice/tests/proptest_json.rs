@@ -925,10 +925,7 @@ fn upload_with_arbitrary_answers() {
                 rt.block_on(ds.put(
                     &path,
                     Upload::from_bytes(&b"0123456789"[..]),
-                    PutOptions {
-                        known_absent: absent,
-                        ..Default::default()
-                    },
+                    PutOptions::default().with_known_absent(absent),
                 ))
                 .map_err(|e| e.to_string())
             })
@@ -1086,10 +1083,7 @@ fn upload_answer_round_trip() {
             rt.block_on(ds.put(
                 &asked,
                 Upload::from_bytes(&b"0123456789"[..]),
-                PutOptions {
-                    known_absent: true,
-                    ..Default::default()
-                },
+                PutOptions::default().with_known_absent(true),
             ))
         })
         .map_err(TestCaseError::fail)?;
