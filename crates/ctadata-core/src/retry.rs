@@ -279,6 +279,7 @@ impl StorageBackend for Retrying {
                 size,
                 mtime,
                 pos: range.as_ref().map(|r| r.start).unwrap_or(0),
+                since_open: 0,
                 end: range.as_ref().map(|r| r.end).or(size),
                 budget,
                 stream: Some(stream),
@@ -325,6 +326,9 @@ impl StorageBackend for Retrying {
     }
 }
 
+/// Bytes a read must move before a fault counts as a new one rather than another attempt.
+const PROGRESS: u64 = 1 << 20;
+
 /// The state of a download that resumes where it broke.
 struct Resume {
     inner: Arc<dyn StorageBackend>,
@@ -336,6 +340,8 @@ struct Resume {
     mtime: Option<SystemTime>,
     /// The absolute position of the next byte.
     pos: u64,
+    /// Bytes received since the body was last opened.
+    since_open: u64,
     /// One past the last byte wanted, when known.
     end: Option<u64>,
     budget: Budget,
@@ -383,6 +389,7 @@ fn resume_stream(state: Resume) -> ByteStream {
                     }
                     Ok(d) if d.range.as_ref().map(|r| r.start) == Some(s.pos) => {
                         s.stream = Some(d.stream);
+                        s.since_open = 0;
                         continue;
                     }
                     Ok(d) => {
@@ -423,10 +430,19 @@ fn resume_stream(state: Resume) -> ByteStream {
             match stream.next().await {
                 Some(Ok(b)) => {
                     s.pos += b.len() as u64;
+                    s.since_open += b.len() as u64;
                     return Some((Ok(b), s));
                 }
                 None => return None,
-                Some(Err(e)) => match s.budget.next(&e) {
+                Some(Err(e)) => match {
+                    // A read that made progress since it was opened meets a new fault:
+                    // it gets the whole policy again (a long transfer over a flaky link
+                    // goes on; one that breaks before moving a MiB runs out of attempts).
+                    if s.since_open >= PROGRESS {
+                        s.budget = Budget::new(&s.budget.policy);
+                    }
+                    s.budget.next(&e)
+                } {
                     Some(delay) => {
                         tracing::info!(
                             "read {}: {e}; resuming at byte {} in {:.1} s (attempt {} of {})",
@@ -454,6 +470,169 @@ fn resume_stream(state: Resume) -> ByteStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::VecDeque;
+
+    use bytes::Bytes;
+    use std::sync::Mutex;
+
+    use crate::entry::EntryKind;
+
+    /// A backend whose reads break where a script says, recording what was asked.
+    #[derive(Debug)]
+    struct Flaky {
+        data: Vec<u8>,
+        /// For each successive get: break after this many bytes (`None`: deliver all).
+        breaks: Mutex<VecDeque<Option<u64>>>,
+        asked: Mutex<Vec<(Option<ByteRange>, Option<String>)>>,
+        /// The size reported from the n-th get on (a file replaced meanwhile).
+        grows_at: Option<usize>,
+    }
+
+    impl Flaky {
+        fn new(len: usize, breaks: &[Option<u64>]) -> Arc<Self> {
+            Arc::new(Self {
+                data: (0..len).map(|i| (i % 251) as u8).collect(),
+                breaks: Mutex::new(breaks.iter().copied().collect()),
+                asked: Mutex::new(Vec::new()),
+                grows_at: None,
+            })
+        }
+    }
+
+    #[async_trait]
+    impl StorageBackend for Flaky {
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                backend: "flaky",
+                write: false,
+                mkdir: false,
+                delete: false,
+                rename: false,
+                ranged_reads: true,
+                etags: true,
+                checksums: Vec::new(),
+                default_jobs: 1,
+            }
+        }
+        async fn stat(&self, path: &RemotePath) -> Result<Entry> {
+            Ok(Entry::new(path.clone(), EntryKind::File))
+        }
+        async fn list(&self, _: &RemotePath) -> Result<EntryStream> {
+            Ok(futures::stream::empty().boxed())
+        }
+        async fn get(&self, path: &RemotePath, opts: GetOptions) -> Result<Download> {
+            let n = {
+                let mut a = self.asked.lock().unwrap();
+                a.push((opts.range, opts.if_match.clone()));
+                a.len()
+            };
+            let size = self.data.len() as u64 + u64::from(self.grows_at.is_some_and(|g| n >= g));
+            let r = opts.range.map(|r| r.resolve(size)).unwrap_or(0..size);
+            let brk = self.breaks.lock().unwrap().pop_front().flatten();
+            let body =
+                self.data[r.start as usize..r.end.min(self.data.len() as u64) as usize].to_vec();
+            let cut = brk
+                .map(|b| (b as usize).min(body.len()))
+                .unwrap_or(body.len());
+            let mut chunks: Vec<Result<Bytes>> = body[..cut]
+                .chunks(64 * 1024)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect();
+            if brk.is_some() {
+                chunks.push(Err(Error::transport("flaky", "the connection was reset")));
+            }
+            Ok(Download {
+                path: path.clone(),
+                size: Some(size),
+                range: Some(r),
+                mtime: None,
+                etag: Some("\"v1\"".into()),
+                checksums: Vec::new(),
+                stream: futures::stream::iter(chunks).boxed(),
+            })
+        }
+        async fn put(&self, _: &RemotePath, _: Upload, _: PutOptions) -> Result<PutOutcome> {
+            Err(Error::internal("not here"))
+        }
+        async fn mkdir(&self, _: &RemotePath, _: bool) -> Result<()> {
+            Err(Error::internal("not here"))
+        }
+        async fn delete(&self, _: &RemotePath, _: bool) -> Result<()> {
+            Err(Error::internal("not here"))
+        }
+        async fn rename(&self, _: &RemotePath, _: &RemotePath, _: bool) -> Result<()> {
+            Err(Error::internal("not here"))
+        }
+    }
+
+    fn quick(attempts: u32) -> RetryPolicy {
+        RetryPolicy::attempts(attempts).with_delays(Duration::ZERO, Duration::ZERO)
+    }
+
+    async fn read_all(b: &Retrying) -> Result<Vec<u8>> {
+        let d = b
+            .get(&RemotePath::parse("f").unwrap(), GetOptions::default())
+            .await?;
+        let mut out = Vec::new();
+        let mut s = d.stream;
+        while let Some(c) = s.next().await {
+            out.extend_from_slice(&c?);
+        }
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn a_broken_body_resumes_at_its_last_byte_under_the_etag() {
+        let f = Flaky::new(300_000, &[Some(100_000), Some(50_000), None]);
+        let b = Retrying::new(f.clone(), quick(3));
+        assert_eq!(read_all(&b).await.unwrap(), f.data);
+        let asked = f.asked.lock().unwrap().clone();
+        assert_eq!(asked.len(), 3);
+        assert_eq!(asked[0], (None, None));
+        assert_eq!(
+            asked[1],
+            (
+                Some(ByteRange::bounded(100_000, 300_000).unwrap()),
+                Some("\"v1\"".into())
+            )
+        );
+        assert_eq!(
+            asked[2].0,
+            Some(ByteRange::bounded(150_000, 300_000).unwrap())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_that_keeps_breaking_early_runs_out_of_attempts() {
+        let f = Flaky::new(300_000, &[Some(10); 10]);
+        let b = Retrying::new(f.clone(), quick(3));
+        let e = read_all(&b).await.unwrap_err();
+        assert!(e.to_string().ends_with("(attempt 3 of 3)"), "{e}");
+        assert_eq!(f.asked.lock().unwrap().len(), 3, "one open per attempt");
+    }
+
+    #[tokio::test]
+    async fn progress_earns_a_fresh_count() {
+        // Four breaks with 2 attempts allowed: each comes after more than a MiB had moved,
+        // so a long transfer over a flaky link goes on.
+        let mib = 1 << 20;
+        let f = Flaky::new(6 * mib, &[Some(mib as u64 + 1); 4]);
+        let b = Retrying::new(f.clone(), quick(2));
+        assert_eq!(read_all(&b).await.unwrap().len(), 6 * mib);
+        assert_eq!(f.asked.lock().unwrap().len(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_file_replaced_meanwhile_is_not_spliced() {
+        let f = Arc::new(Flaky {
+            grows_at: Some(2),
+            ..Arc::try_unwrap(Flaky::new(300_000, &[Some(1000), None])).unwrap()
+        });
+        let b = Retrying::new(f.clone(), quick(3));
+        let e = read_all(&b).await.unwrap_err();
+        assert!(matches!(e, Error::Conflict { .. }), "{e}");
+        assert!(e.to_string().contains("changed on the server"), "{e}");
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {
