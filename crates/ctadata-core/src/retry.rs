@@ -434,33 +434,34 @@ fn resume_stream(state: Resume) -> ByteStream {
                     return Some((Ok(b), s));
                 }
                 None => return None,
-                Some(Err(e)) => match {
+                Some(Err(e)) => {
                     // A read that made progress since it was opened meets a new fault:
                     // it gets the whole policy again (a long transfer over a flaky link
                     // goes on; one that breaks before moving a MiB runs out of attempts).
                     if s.since_open >= PROGRESS {
                         s.budget = Budget::new(&s.budget.policy);
                     }
-                    s.budget.next(&e)
-                } {
-                    Some(delay) => {
-                        tracing::info!(
-                            "read {}: {e}; resuming at byte {} in {:.1} s (attempt {} of {})",
-                            s.path,
-                            s.pos,
-                            delay.as_secs_f64(),
-                            s.budget.attempt,
-                            s.budget.policy.max_attempts
-                        );
-                        s.stream = None;
-                        tokio::time::sleep(delay).await;
+                    let next = s.budget.next(&e);
+                    match next {
+                        Some(delay) => {
+                            tracing::info!(
+                                "read {}: {e}; resuming at byte {} in {:.1} s (attempt {} of {})",
+                                s.path,
+                                s.pos,
+                                delay.as_secs_f64(),
+                                s.budget.attempt,
+                                s.budget.policy.max_attempts
+                            );
+                            s.stream = None;
+                            tokio::time::sleep(delay).await;
+                        }
+                        None => {
+                            s.done = true;
+                            let e = s.budget.gave_up(e);
+                            return Some((Err(e), s));
+                        }
                     }
-                    None => {
-                        s.done = true;
-                        let e = s.budget.gave_up(e);
-                        return Some((Err(e), s));
-                    }
-                },
+                }
             }
         }
     })
