@@ -16,7 +16,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::Url;
 use rustls_pki_types::pem::{PemObject, SectionKind};
 
-use crate::client::{content_type, location, looks_like_html, read_limited, short_text, Session};
+use crate::client::{content_type, location, read_limited, short_text, Session};
 
 /// The keys a personal certificate may be stored for when `CTACS_ALLOWED_CERT_KEYS` is unset.
 pub const DEFAULT_ALLOWED_KEYS: &str = "cta,lst,arc";
@@ -417,13 +417,12 @@ impl CertificateService {
         let said = short_text(&text);
         match status {
             200 => {
-                if looks_like_html(ctype.as_deref(), &raw) {
-                    return Err(self.s.html_instead_of_data(
-                        &format!("the upload of {file}"),
-                        &text,
-                        &token,
-                    ));
-                }
+                self.s.refuse_html(
+                    ctype.as_deref(),
+                    &raw,
+                    &format!("the upload of {file}"),
+                    &token,
+                )?;
                 serde_json::from_slice(&raw).map_err(|e| Error::protocol(redact_url(&url), Some(200), format!("the answer is not JSON ({e}): '{said}'")))
             }
             400 => Err(refusal(cert, &said, Some(400))),

@@ -1,5 +1,5 @@
-//! What both platform services share: the hub token, the HTTP client, retries, and the
-//! reading of answers that mean "your token was not accepted".
+//! What both platform services share: the hub token, the HTTP client, and the reading of
+//! answers that mean "your token was not accepted" (no retries: the retry layer owns them).
 
 use std::time::Duration;
 
@@ -338,6 +338,21 @@ impl Session {
             hint: self.token_fix(),
         }
     }
+
+    /// Refuses a `200` whose body is an HTML page where data or JSON was expected (see
+    /// [`Session::html_instead_of_data`]); `what` names the answer (`the listing of ...`).
+    pub fn refuse_html(
+        &self,
+        content_type: Option<&str>,
+        body: &[u8],
+        what: &str,
+        token: &BearerToken,
+    ) -> Result<()> {
+        if looks_like_html(content_type, body) {
+            return Err(self.html_instead_of_data(what, &String::from_utf8_lossy(body), token));
+        }
+        Ok(())
+    }
 }
 
 /// True when the answer is declared as HTML or its body starts like an HTML page.
@@ -370,7 +385,9 @@ pub fn location(resp: &Response) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Reads at most `limit` bytes of a body (error pages, JSON answers).
+/// Reads at most `limit` bytes of a body whose bytes count (JSON answers, and error answers
+/// that may say why the token was refused); an error's text alone is
+/// `ctadata_webdav::errors::excerpt`.
 pub async fn read_limited(resp: Response, limit: usize) -> Vec<u8> {
     use futures::StreamExt;
     let mut out = Vec::new();
