@@ -115,6 +115,8 @@ pub struct MultistatusReader<R> {
     count: usize,
     depth: usize,
     saw_multistatus: bool,
+    /// `</multistatus>` was read: the answer is complete.
+    closed: bool,
     in_response: bool,
     in_propstat: bool,
     in_resourcetype: bool,
@@ -139,6 +141,7 @@ impl<R: AsyncBufRead + Unpin> MultistatusReader<R> {
             count: 0,
             depth: 0,
             saw_multistatus: false,
+            closed: false,
             in_response: false,
             in_propstat: false,
             in_resourcetype: false,
@@ -288,6 +291,7 @@ impl<R: AsyncBufRead + Unpin> MultistatusReader<R> {
                     }
                     if ns == Ns::Dav {
                         match local {
+                            b"multistatus" => self.closed = true,
                             b"resourcetype" => self.in_resourcetype = false,
                             b"propstat" if self.in_propstat => {
                                 self.in_propstat = false;
@@ -328,6 +332,12 @@ impl<R: AsyncBufRead + Unpin> MultistatusReader<R> {
         if self.in_response {
             return Err(ParseError(
                 "the answer ended in the middle of a <response>".into(),
+            ));
+        }
+        if !self.closed {
+            // Cut between two responses: a shorter listing must never pass for the whole.
+            return Err(ParseError(
+                "the answer ended before </multistatus>: the listing is incomplete".into(),
             ));
         }
         Ok(None)

@@ -113,14 +113,17 @@ pub(crate) fn oid_text(contents: &[u8]) -> String {
         .join(".")
 }
 
-/// Every element below `root` (depth first), constructed ones included.
+/// Every element below `root` (depth first, in document order), constructed ones
+/// included. Iterative: a hostile certificate nested thousands deep cannot exhaust the
+/// stack.
 pub(crate) fn walk<'a>(root: Tlv<'a>, out: &mut Vec<Tlv<'a>>) {
-    out.push(root);
-    // Context-specific primitive tags may still hold DER (implicit tagging): only descend
-    // into elements marked constructed.
-    if root.constructed() {
-        for c in root.children() {
-            walk(c, out);
+    let mut stack = vec![root];
+    while let Some(t) = stack.pop() {
+        out.push(t);
+        // Context-specific primitive tags may still hold DER (implicit tagging): only
+        // descend into elements marked constructed.
+        if t.constructed() {
+            stack.extend(t.children().into_iter().rev());
         }
     }
 }
