@@ -164,7 +164,7 @@ impl Session {
             sources,
             chain,
             trust,
-            idle_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(p.idle_timeout.unwrap_or(60).max(1)),
         })
     }
 

@@ -45,6 +45,9 @@ pub fn webdav_config(
     if let Some(s) = p.read_timeout {
         cfg.read_timeout = Duration::from_secs(s);
     }
+    if let Some(s) = p.idle_timeout {
+        cfg.idle_timeout = Duration::from_secs(s.max(1));
+    }
     if let Some(j) = p.jobs {
         cfg.default_jobs = j.max(1) as usize;
     }
@@ -69,6 +72,7 @@ mod tests {
                 ("url", "https://door:2880"),
                 ("connect_timeout", "7"),
                 ("read_timeout", "9"),
+                ("idle_timeout", "11"),
                 ("jobs", "0"),
             ],
             &env,
@@ -79,6 +83,7 @@ mod tests {
         assert_eq!(c.backend_name, "dcache");
         assert_eq!(c.connect_timeout, Duration::from_secs(7));
         assert_eq!(c.read_timeout, Duration::from_secs(9));
+        assert_eq!(c.idle_timeout, Duration::from_secs(11));
         assert_eq!(c.default_jobs, 1, "at least one job");
         assert_eq!(c.tls.ca_dir, Some(PathBuf::from("/from/env")));
         assert!(!c.tls.insecure);

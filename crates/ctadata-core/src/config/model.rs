@@ -100,13 +100,22 @@ pub struct Profile {
         deserialize_with = "de_opt_u64"
     )]
     pub connect_timeout: Option<u64>,
-    /// Seconds a read may stay idle before the transfer is called broken.
+    /// Seconds to wait for an answer's head (long: dCache holds a GET while a pool stages
+    /// the file from tape).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "de_opt_u64"
     )]
     pub read_timeout: Option<u64>,
+    /// Seconds of silence inside an answer's body before the read is given up (and
+    /// resumed by the retry layer).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_u64"
+    )]
+    pub idle_timeout: Option<u64>,
     /// Parallel transfers for recursive get/put.
     #[serde(
         default,
