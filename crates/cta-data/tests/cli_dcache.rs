@@ -208,6 +208,16 @@ fn an_expired_jwt_is_refused_before_any_request() {
         nginx.access_log_lines().is_empty(),
         "no request may be sent with an expired token"
     );
+    // The same command with a token valid until 2100 is sent, and logged: the empty log
+    // above is the refusal, not a log that records nothing.
+    let valid = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1IiwiZXhwIjo0MTAyNDQ0ODAwfQ.c2ln";
+    std::fs::write(&tf, format!("{valid}\n")).unwrap();
+    ok(&run(
+        env.cmd(None),
+        &["--token-file", tf.to_str().unwrap(), "list", "/"],
+    ));
+    let log = nginx.access_log_lines();
+    assert!(log.iter().any(|l| l.starts_with("PROPFIND")), "{log:?}");
 }
 
 #[test]

@@ -151,7 +151,12 @@ fn reading_through_the_service() {
     );
     let e = fails(&w.run(&["get", "lst/DL1/20241114"]), USAGE);
     assert!(e.contains("get -r"), "{e}");
-    assert!(w.d.requests().iter().all(|r| !r.token_in_query));
+    let reqs = w.d.requests();
+    assert!(
+        reqs.len() >= 6,
+        "the commands above reached the service: {reqs:?}"
+    );
+    assert!(reqs.iter().all(|r| !r.token_in_query), "{reqs:?}");
 }
 
 #[test]

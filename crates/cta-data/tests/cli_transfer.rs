@@ -156,8 +156,14 @@ fn a_changed_remote_file_restarts_the_download() {
     d.reset_stats();
     ok(&env.run(&["get", "cta/f.bin"]));
     assert_eq!(std::fs::read(env.path("work/f.bin")).unwrap(), new);
+    let log = d.stats().log;
+    let pool_gets = log
+        .iter()
+        .filter(|r| r.side == Side::Pool && r.method == "GET")
+        .count();
+    assert_eq!(pool_gets, 1, "the new file read once, whole: {log:#?}");
     assert!(
-        d.stats().log.iter().all(|r| r.range.is_none()),
+        log.iter().all(|r| r.range.is_none()),
         "no resume of another file"
     );
 }
@@ -219,6 +225,16 @@ fn a_tree_with_empty_dirs_unicode_and_spaces_round_trips() {
         "{s}"
     );
     let new_lines = &nginx.access_log_lines()[log_before..];
+    // Both runs looked at the tree (so the log is not empty for want of requests)...
+    assert!(
+        new_lines
+            .iter()
+            .filter(|l| l.starts_with("PROPFIND"))
+            .count()
+            >= 2,
+        "{new_lines:?}"
+    );
+    // ... and moved no file.
     assert!(
         new_lines
             .iter()
@@ -255,8 +271,15 @@ fn dry_run_and_filters_transfer_nothing_or_only_what_matches() {
         "{plan}"
     );
     assert!(!env.path("work/out").exists());
+    let log = d.stats().log;
+    // The plan came from listing the three directories...
     assert!(
-        d.stats().log.iter().all(|r| r.method != "GET"),
+        log.iter().filter(|r| r.method == "PROPFIND").count() >= 3,
+        "{log:#?}"
+    );
+    // ... and no file was read.
+    assert!(
+        log.iter().all(|r| r.method != "GET"),
         "a dry run reads no file"
     );
 

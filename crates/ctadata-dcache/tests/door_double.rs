@@ -417,28 +417,159 @@ async fn hrefs_outside_the_directory_are_ignored_and_nothing_escapes() {
     .await
     .unwrap();
     assert_eq!(s.transferred, 1);
+    assert_eq!(files_under(dir.path()), ["config.toml", "inner/out/ok.txt"]);
+}
+
+/// Every file below `dir`, as sorted paths relative to it.
+fn files_under(dir: &Path) -> Vec<String> {
     let mut found = Vec::new();
-    let mut stack = vec![dir.path().to_path_buf()];
+    let mut stack = vec![dir.to_path_buf()];
     while let Some(p) = stack.pop() {
         for e in std::fs::read_dir(&p).unwrap().flatten() {
             if e.path().is_dir() {
                 stack.push(e.path());
             } else {
-                found.push(
-                    e.path()
-                        .strip_prefix(dir.path())
-                        .unwrap()
-                        .display()
-                        .to_string(),
-                );
+                found.push(e.path().strip_prefix(dir).unwrap().display().to_string());
             }
         }
     }
     found.sort();
+    found
+}
+
+/// Hrefs that name a child's path on another origin (host, port, scheme), the collection
+/// itself, or a path encoded twice: the listing holds the true children only, `..` encoded
+/// twice stays a literal name, and a recursive download asks only the door for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_origins_and_hrefs_encoded_twice_are_never_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = double(false, Duration::from_millis(10));
+    // Another server, open to all, holding what the foreign hrefs name.
+    let other = DcacheDouble::start(DcacheConfig::default());
+    other.put_file("/cta/tree/on-another-port.txt", b"foreign");
+    d.put_file("/cta/tree/ok.txt", b"ok");
+    // Literal names with '%': the door lists them encoded twice (`%252E%252E/`).
+    d.put_file("/cta/tree/%2E%2E/inner.txt", b"inner");
+    d.put_file("/cta/tree/%2E%2E%2Fsecret.txt", b"literal");
+    // What `..` decoded twice would reach.
+    d.put_file("/cta/secret.txt", b"secret");
+    let door = d.url();
+    let port = door.rsplit(':').next().unwrap().to_string();
+    d.extra_hrefs(vec![
+        format!("http://127.0.0.3:{port}/cta/tree/on-another-host.txt"),
+        // The door's own socket under another host name.
+        format!("http://localhost:{port}/cta/tree/on-localhost.txt"),
+        format!("{}/cta/tree/on-another-port.txt", other.url()),
+        format!("{}/cta/tree/on-the-pool.txt", d.pool_url()),
+        format!("https://127.0.0.1:{port}/cta/tree/over-https.txt"),
+        format!("https://127.0.0.1:{port}/cta/tree/over-https-dir/"),
+        // The collection itself, as a file and as a directory, relative and absolute.
+        "/cta/tree".into(),
+        "/cta/tree/".into(),
+        format!("{door}/cta/tree"),
+        format!("{door}/cta/tree/"),
+        // Encoded twice: `/cta/tree/../../secret.txt` if decoded twice; deeper once decoded.
+        "/cta/tree/%252E%252E/%252E%252E/secret.txt".into(),
+        "/cta/%252E%252E/secret.txt".into(),
+    ]);
+    let b = open(&d, dir.path());
+
+    let listed: Vec<(String, bool)> = b
+        .list_all(&rp("cta/tree"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.path.to_string(), e.is_dir()))
+        .collect();
+    let want = [
+        ("/cta/tree/%2E%2E", true),
+        ("/cta/tree/%2E%2E%2Fsecret.txt", false),
+        ("/cta/tree/ok.txt", false),
+    ];
+    let want: Vec<(String, bool)> = want.iter().map(|(p, d)| (p.to_string(), *d)).collect();
+    assert_eq!(listed, want);
+    let inner: Vec<String> = b
+        .list_all(&rp("cta/tree/%2E%2E"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(inner, ["inner.txt"]);
+
+    d.reset_stats();
+    let target = dir.path().join("inner/out");
+    let s = transfer::download_tree(
+        b.clone(),
+        &rp("cta/tree"),
+        &target,
+        &TransferOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert!(s.failures.is_empty(), "{:?}", s.failures);
+    assert_eq!(s.transferred, 3);
     assert_eq!(
-        found,
-        vec!["config.toml".to_string(), "inner/out/ok.txt".to_string()]
+        files_under(dir.path()),
+        [
+            "config.toml",
+            "inner/out/%2E%2E%2Fsecret.txt",
+            "inner/out/%2E%2E/inner.txt",
+            "inner/out/ok.txt",
+        ]
     );
+    let read = |rel: &str| std::fs::read(target.join(rel)).unwrap();
+    assert_eq!(read("%2E%2E%2Fsecret.txt"), b"literal");
+    assert_eq!(read("%2E%2E/inner.txt"), b"inner");
+
+    // The door and the pool were asked for the true children only, under their own names.
+    let log = d.stats().log;
+    let path = |r: &ctadata_testsupport::RequestRecord| {
+        r.path_and_query
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut fetched: Vec<String> = log
+        .iter()
+        .filter(|r| r.side == Side::Pool && r.method == "GET")
+        .map(path)
+        .collect();
+    fetched.sort();
+    assert_eq!(
+        fetched,
+        [
+            "/cta/tree/%252E%252E%252Fsecret.txt",
+            "/cta/tree/%252E%252E/inner.txt",
+            "/cta/tree/ok.txt",
+        ],
+        "{log:#?}"
+    );
+    let allowed = [
+        "/cta/tree",
+        "/cta/tree/",
+        "/cta/tree/%252E%252E",
+        "/cta/tree/%252E%252E/",
+        "/cta/tree/ok.txt",
+        "/cta/tree/%252E%252E/inner.txt",
+        "/cta/tree/%252E%252E%252Fsecret.txt",
+    ];
+    assert!(log.len() > fetched.len(), "{log:#?}");
+    for r in &log {
+        assert!(
+            allowed.contains(&path(r).as_str()),
+            "a request outside the tree: {r:?}"
+        );
+    }
+    // Nothing reached the other server, with or without the token...
+    assert!(other.stats().log.is_empty(), "{:?}", other.stats().log);
+    // ... which does record what reaches it.
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let o = open(&other, &elsewhere);
+    assert!(o.stat(&rp("cta/tree/on-another-port.txt")).await.is_ok());
+    assert!(!other.stats().log.is_empty());
 }
 
 /// A listing of 100,000 entries is read as a stream: measured in a child process that does

@@ -219,8 +219,18 @@ async fn downloads_are_checked_against_the_listed_size() {
 
     // A missing file is never fetched (the service would answer 200 with an HTML page).
     let before = d.requests().len();
+    assert!(
+        d.requests()
+            .iter()
+            .any(|r| r.path_and_query.contains("/fetch/")),
+        "a read fetches through /fetch/"
+    );
     let e = read(&b, "lst/missing.bin", None).await.unwrap_err();
     assert!(matches!(e, Error::NotFound { .. }), "{e}");
+    assert!(
+        d.requests().len() > before,
+        "the service was asked about it"
+    );
     assert!(d.requests()[before..]
         .iter()
         .all(|r| !r.path_and_query.contains("/fetch/")));
@@ -338,6 +348,12 @@ async fn uploads_land_in_the_user_folder() {
 
     // Outside the user folder: refused before anything is sent.
     let before = d.requests().len();
+    assert!(
+        d.requests()
+            .iter()
+            .any(|r| r.path_and_query.contains("/upload/")),
+        "the uploads above went through /upload/"
+    );
     let e = b
         .put(&rp("lst/DL1/x"), Upload::from_bytes(&b"x"[..]), put(false))
         .await
@@ -606,7 +622,12 @@ async fn tokens() {
         names(&b.list_all(&rp("lst")).await.unwrap()),
         ["f", "users"]
     );
-    assert!(d.requests().iter().all(|r| !r.token_in_query));
+    let reqs = d.requests();
+    assert!(
+        reqs.iter().filter(|r| r.authorization).count() >= 2,
+        "two listings with a token: {reqs:?}"
+    );
+    assert!(reqs.iter().all(|r| !r.token_in_query), "{reqs:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

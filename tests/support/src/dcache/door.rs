@@ -330,13 +330,14 @@ async fn propfind(
         Ok(p) => p,
         Err(e) => return text(400, &e),
     };
-    let (malformed, corrupt, extras, synthetic) = {
+    let (malformed, corrupt, extras, synthetic, pause) = {
         let f = shared.faults();
         (
             f.malformed_propfind,
             f.corrupt_digest,
             f.extra_hrefs.clone(),
             f.synthetic.get(&path).copied().unwrap_or(0),
+            f.synthetic_pause,
         )
     };
     let listing = {
@@ -394,10 +395,20 @@ async fn propfind(
             return;
         }
         let mtime = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        // `synthetic_pause`: stop once `at` entries are sent (or before the footer).
+        let (at, pause) =
+            pause.map_or((usize::MAX, Duration::ZERO), |(n, d)| (n.min(synthetic), d));
         let mut i = 0usize;
-        while i < synthetic {
+        loop {
+            if i == at {
+                tokio::time::sleep(pause).await;
+            }
+            if i >= synthetic {
+                break;
+            }
             let mut chunk = String::with_capacity(64 * 1024);
             let end = (i + 200).min(synthetic);
+            let end = if i < at { end.min(at) } else { end };
             for k in i..end {
                 let name = format!("entry-{k:07}.dat");
                 let e = Entry {

@@ -160,6 +160,7 @@ struct Faults {
     malformed_propfind: bool,
     extra_hrefs: Vec<String>,
     synthetic: HashMap<DPath, usize>,
+    synthetic_pause: Option<(usize, Duration)>,
     locality: HashMap<DPath, Locality>,
     full: bool,
 }
@@ -501,6 +502,14 @@ impl DcacheDouble {
         let p = DPath::from_decoded(path).expect("a valid path");
         std::fs::create_dir_all(p.fs(self.root())).expect("create the synthetic directory");
         self.shared.faults().synthetic.insert(p, n_entries);
+    }
+
+    /// Every synthetic listing (see [`DcacheDouble::synthetic_dir`]) stops for `pause`
+    /// once its first `after_entries` entries have been sent, then goes on: a server slow
+    /// in the middle of a long answer. `after_entries` at or beyond the listing's size
+    /// pauses before the closing tag.
+    pub fn synthetic_pause(&self, after_entries: usize, pause: Duration) {
+        self.shared.faults().synthetic_pause = Some((after_entries, pause));
     }
 
     /// Sets the `FileLocality` reported for a file (`ONLINE` by default).
