@@ -85,11 +85,11 @@ impl CtaObjectStoreRegistry {
         if let Some(s) = opened.get(name) {
             return Ok(s.clone());
         }
-        let load = LoadOptions {
-            profile: Some(name.to_string()),
-            profile_origin: Some(format!("the URL {}://{name}/", crate::SCHEME)),
-            ..self.load.clone()
-        };
+        let load = self
+            .load
+            .clone()
+            .with_profile(Some(name.to_string()))
+            .with_profile_origin(Some(format!("the URL {}://{name}/", crate::SCHEME)));
         let profile = config::load(&load, &self.env)?;
         let (_, store) = crate::object_store(&profile, &self.open)?;
         let store: Arc<dyn ObjectStore> = store;

@@ -94,10 +94,7 @@ pub fn open_bare(profile: &ResolvedProfile, opts: &OpenOptions) -> Result<Arc<dy
 
 /// Resolves a profile from the process environment and opens it: the one-liner for programs.
 pub fn open_profile(name: Option<&str>) -> Result<Arc<dyn StorageBackend>> {
-    let opts = LoadOptions {
-        profile: name.map(str::to_string),
-        ..Default::default()
-    };
+    let opts = LoadOptions::default().with_profile(name.map(str::to_string));
     let resolved = config::load(&opts, &config::EnvSnapshot::from_process())?;
     open(&resolved, &OpenOptions::default())
 }
@@ -119,10 +116,7 @@ pub fn object_store(
 /// Resolves a profile by name (`None`: the default one) from the process environment and
 /// opens it as an `object_store::ObjectStore`, with the URL to register it under.
 pub fn object_store_for_profile(name: Option<&str>) -> Result<(url::Url, Arc<CtaObjectStore>)> {
-    let opts = LoadOptions {
-        profile: name.map(str::to_string),
-        ..Default::default()
-    };
+    let opts = LoadOptions::default().with_profile(name.map(str::to_string));
     let resolved = config::load(&opts, &config::EnvSnapshot::from_process())?;
     object_store(&resolved, &OpenOptions::default())
 }

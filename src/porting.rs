@@ -42,10 +42,7 @@ fn load(profile: &str) -> Result<ResolvedProfile> {
 }
 
 fn load_in(profile: &str, env: &EnvSnapshot) -> Result<ResolvedProfile> {
-    let opts = LoadOptions {
-        profile: Some(profile.to_string()),
-        ..Default::default()
-    };
+    let opts = LoadOptions::default().with_profile(Some(profile.to_string()));
     ctadata_core::config::load(&opts, env)
 }
 

@@ -42,11 +42,9 @@ async fn the_example_queries_parquet_on_the_storage() {
     std::env::set_var("BEARER_TOKEN", "t");
 
     // Two Parquet files in a directory, written through the adapter.
-    let opts = ctadata::LoadOptions {
-        config_file: Some(cfg.clone()),
-        profile: Some("t".into()),
-        ..Default::default()
-    };
+    let opts = ctadata::LoadOptions::default()
+        .with_config_file(Some(cfg.clone()))
+        .with_profile(Some("t".into()));
     let profile =
         ctadata::config::load(&opts, &ctadata::config::EnvSnapshot::from_process()).unwrap();
     let store = Arc::new(CtaObjectStore::new(

@@ -21,17 +21,16 @@ fn service_profile(g: &Global, r: &ResolvedProfile) -> Result<ResolvedProfile> {
     if r.profile.certificateservice_url.is_some() {
         return Ok(r.clone());
     }
-    let opts = LoadOptions {
-        config_file: g.config.clone(),
-        profile: Some("platform".into()),
-        profile_origin: Some(
+    let opts = LoadOptions::default()
+        .with_config_file(g.config.clone())
+        .with_profile(Some("platform".into()))
+        .with_profile_origin(Some(
             "cert upload, as the current profile has no certificateservice_url".into(),
-        ),
-        url: None,
-        ca_file: g.ca_file.clone(),
-        token_file: g.token_file.clone(),
-        system_file: None,
-    };
+        ))
+        .with_url(None)
+        .with_ca_file(g.ca_file.clone())
+        .with_token_file(g.token_file.clone())
+        .with_system_file(None);
     config::load(&opts, r.env())
 }
 

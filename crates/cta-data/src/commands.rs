@@ -100,19 +100,18 @@ fn write_stdout(buf: &[u8]) -> Result<()> {
 }
 
 pub(crate) fn resolve(g: &Global) -> Result<ResolvedProfile> {
-    let opts = LoadOptions {
-        config_file: g.config.clone(),
-        profile: if g.dev {
+    let opts = LoadOptions::default()
+        .with_config_file(g.config.clone())
+        .with_profile(if g.dev {
             Some("cta-dev".into())
         } else {
             g.profile.clone()
-        },
-        profile_origin: g.dev.then(|| "flag -d/--dev".to_string()),
-        url: g.url.clone(),
-        ca_file: g.ca_file.clone(),
-        token_file: g.token_file.clone(),
-        system_file: None,
-    };
+        })
+        .with_profile_origin(g.dev.then(|| "flag -d/--dev".to_string()))
+        .with_url(g.url.clone())
+        .with_ca_file(g.ca_file.clone())
+        .with_token_file(g.token_file.clone())
+        .with_system_file(None);
     config::load(&opts, &EnvSnapshot::from_process())
 }
 

@@ -430,12 +430,10 @@ async fn porting_functions() {
         ("CTACS_URL", w.d.certificateservice_url()),
         ("HOME", w.path("home").display().to_string()),
     ]);
-    let opts = ctadata::LoadOptions {
-        profile: Some("platform".into()),
-        token_file: Some(tf),
-        system_file: Some(w.path("none.toml")),
-        ..Default::default()
-    };
+    let opts = ctadata::LoadOptions::default()
+        .with_profile(Some("platform".into()))
+        .with_token_file(Some(tf))
+        .with_system_file(Some(w.path("none.toml")));
     let profile = ctadata::config::load(&opts, &env).unwrap();
     let c = Client::with_backend(ctadata::open(&profile, &Default::default()).unwrap());
 

@@ -234,6 +234,7 @@ fn gen_profile() -> impl Strategy<Value = GenProfile> {
                         key,
                         connect_timeout: connect_timeout.as_ref().map(|n| n.0),
                         read_timeout: read_timeout.as_ref().map(|n| n.0),
+                        idle_timeout: None,
                         jobs: jobs.as_ref().map(|n| n.0),
                         oidc,
                     },
@@ -602,13 +603,7 @@ proptest! {
                     p
                 });
                 let env = snapshot(&pairs, &dir.path().join("home"));
-                let opts = LoadOptions {
-                    config_file,
-                    profile,
-                    url,
-                    system_file: Some(dir.path().join("no-system.toml")),
-                    ..Default::default()
-                };
+                let opts = LoadOptions::default().with_config_file(config_file).with_profile(profile).with_url(url).with_system_file(Some(dir.path().join("no-system.toml")));
                 load(&opts, &env)
             }
         })
@@ -646,11 +641,7 @@ proptest! {
         let r = bounded(move || {
             let dir = tempfile::tempdir().unwrap();
             let env = snapshot(&pairs, &dir.path().join("home"));
-            let opts = LoadOptions {
-                profile,
-                system_file: Some(dir.path().join("no-system.toml")),
-                ..Default::default()
-            };
+            let opts = LoadOptions::default().with_profile(profile).with_system_file(Some(dir.path().join("no-system.toml")));
             load_with_keys(&opts, &keys, &env)
         })
         .map_err(TestCaseError::fail)?;
@@ -689,10 +680,7 @@ proptest! {
         }
         let dir = tempfile::tempdir().unwrap();
         let env = snapshot(&pairs, &dir.path().join("home"));
-        let opts = LoadOptions {
-            system_file: Some(dir.path().join("no-system.toml")),
-            ..Default::default()
-        };
+        let opts = LoadOptions::default().with_system_file(Some(dir.path().join("no-system.toml")));
         let r = load(&opts, &env).map_err(|e| TestCaseError::fail(format!("{e}\n{pairs:?}")))?;
         prop_assert_eq!(&r.name, &name);
         prop_assert_eq!(r.profile.backend, Some(backend));

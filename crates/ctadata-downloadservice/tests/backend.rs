@@ -61,13 +61,11 @@ fn open_full(
     ];
     pairs.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let env = EnvSnapshot::from_pairs(pairs);
-    let opts = LoadOptions {
-        profile: Some("platform".into()),
-        system_file: Some("/nonexistent/config.toml".into()),
-        token_file: token_file.map(Path::to_path_buf),
-        ca_file: ca_file.map(Path::to_path_buf),
-        ..Default::default()
-    };
+    let opts = LoadOptions::default()
+        .with_profile(Some("platform".into()))
+        .with_system_file(Some("/nonexistent/config.toml".into()))
+        .with_token_file(token_file.map(Path::to_path_buf))
+        .with_ca_file(ca_file.map(Path::to_path_buf));
     let profile = ctadata_core::config::load(&opts, &env).unwrap();
     open_service(&profile, &env, &Default::default()).unwrap()
 }

@@ -158,11 +158,9 @@ fn service(d: &PlatformDouble, token: &str) -> CertificateService {
         ("JUPYTERHUB_API_TOKEN", token.to_string()),
         ("HOME", "/nonexistent-home".to_string()),
     ]);
-    let opts = LoadOptions {
-        profile: Some("platform".into()),
-        system_file: Some("/nonexistent/config.toml".into()),
-        ..Default::default()
-    };
+    let opts = LoadOptions::default()
+        .with_profile(Some("platform".into()))
+        .with_system_file(Some("/nonexistent/config.toml".into()));
     let profile = ctadata_core::config::load(&opts, &env).unwrap();
     CertificateService::open(&profile, &env, false).unwrap()
 }

@@ -760,11 +760,9 @@ impl Fake {
     }
 
     fn profile(&self) -> ctadata_core::config::ResolvedProfile {
-        let opts = LoadOptions {
-            profile: Some("platform".into()),
-            system_file: Some("/nonexistent/config.toml".into()),
-            ..Default::default()
-        };
+        let opts = LoadOptions::default()
+            .with_profile(Some("platform".into()))
+            .with_system_file(Some("/nonexistent/config.toml".into()));
         ctadata_core::config::load(&opts, &self.env()).unwrap()
     }
 

@@ -120,12 +120,10 @@ mod tests {
     fn profile(url: &str, extra: impl FnOnce(&mut Profile)) -> ResolvedProfile {
         let env = EnvSnapshot::from_pairs([("HOME", "/nonexistent-home")]);
         let mut r = ctadata_core::config::load(
-            &LoadOptions {
-                profile: Some("grid".into()),
-                system_file: Some("/nonexistent/system.toml".into()),
-                config_file: None,
-                ..Default::default()
-            },
+            &LoadOptions::default()
+                .with_profile(Some("grid".into()))
+                .with_system_file(Some("/nonexistent/system.toml".into()))
+                .with_config_file(None),
             &env,
         )
         .unwrap();

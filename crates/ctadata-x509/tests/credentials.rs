@@ -22,12 +22,10 @@ fn profile(dir: &Path, extra: &str) -> ResolvedProfile {
     )
     .unwrap();
     load(
-        &LoadOptions {
-            config_file: Some(cfg),
-            profile: Some("door".into()),
-            system_file: Some(dir.join("no-system.toml")),
-            ..Default::default()
-        },
+        &LoadOptions::default()
+            .with_config_file(Some(cfg))
+            .with_profile(Some("door".into()))
+            .with_system_file(Some(dir.join("no-system.toml"))),
         &EnvSnapshot::from_pairs([("HOME", dir.join("home").display().to_string())]),
     )
     .unwrap()

@@ -44,12 +44,10 @@ impl World {
         )
         .unwrap();
         load(
-            &LoadOptions {
-                config_file: Some(cfg),
-                profile: Some("door".into()),
-                system_file: Some(self.tmp.path().join("no-system.toml")),
-                ..Default::default()
-            },
+            &LoadOptions::default()
+                .with_config_file(Some(cfg))
+                .with_profile(Some("door".into()))
+                .with_system_file(Some(self.tmp.path().join("no-system.toml"))),
             &EnvSnapshot::default(),
         )
         .unwrap()

@@ -34,12 +34,10 @@ pub fn dcache_profile(
         ("HOME", dir.display().to_string()),
         (token_var, token.to_string()),
     ]);
-    let opts = LoadOptions {
-        config_file: Some(cfg),
-        profile: Some("t".into()),
-        system_file: Some(dir.join("none")),
-        ..Default::default()
-    };
+    let opts = LoadOptions::default()
+        .with_config_file(Some(cfg))
+        .with_profile(Some("t".into()))
+        .with_system_file(Some(dir.join("none")));
     let profile = ctadata_core::config::load(&opts, &env).unwrap();
     LoadedProfile { profile, env }
 }

@@ -37,8 +37,10 @@ use layers::{builtin_layer, caller_layer, flags_layer, origin_of};
 /// The file read system-wide.
 pub const SYSTEM_CONFIG: &str = "/etc/cta-data/config.toml";
 
-/// What the command line asks of the configuration.
+/// What the command line asks of the configuration; build it with `LoadOptions::default()`
+/// and the `with_*` methods.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct LoadOptions {
     /// `--config FILE`: replaces the user file (and must exist).
     pub config_file: Option<PathBuf>,
@@ -54,6 +56,50 @@ pub struct LoadOptions {
     pub token_file: Option<PathBuf>,
     /// The system-wide file; `None` means [`SYSTEM_CONFIG`].
     pub system_file: Option<PathBuf>,
+}
+
+impl LoadOptions {
+    /// `--config FILE`.
+    pub fn with_config_file(mut self, v: Option<PathBuf>) -> Self {
+        self.config_file = v;
+        self
+    }
+
+    /// `--profile NAME`.
+    pub fn with_profile(mut self, v: Option<String>) -> Self {
+        self.profile = v;
+        self
+    }
+
+    /// Where the profile name came from (for messages).
+    pub fn with_profile_origin(mut self, v: Option<String>) -> Self {
+        self.profile_origin = v;
+        self
+    }
+
+    /// `--url URL`.
+    pub fn with_url(mut self, v: Option<String>) -> Self {
+        self.url = v;
+        self
+    }
+
+    /// `--ca-file FILE`.
+    pub fn with_ca_file(mut self, v: Option<PathBuf>) -> Self {
+        self.ca_file = v;
+        self
+    }
+
+    /// `--token-file FILE`.
+    pub fn with_token_file(mut self, v: Option<PathBuf>) -> Self {
+        self.token_file = v;
+        self
+    }
+
+    /// The system-wide file instead of [`SYSTEM_CONFIG`].
+    pub fn with_system_file(mut self, v: Option<PathBuf>) -> Self {
+        self.system_file = v;
+        self
+    }
 }
 
 /// A profile after layering, with the origin of each value and the environment it was
