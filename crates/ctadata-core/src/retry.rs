@@ -198,7 +198,22 @@ impl Retrying {
         &self.inner
     }
 
-    async fn run<T, F, Fut>(&self, op: &str, path: &RemotePath, mut f: F) -> Result<T>
+    async fn run<T, F, Fut>(&self, op: &str, path: &RemotePath, f: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.run_counted(op, path, f).await.map(|(v, _)| v)
+    }
+
+    /// [`Retrying::run`], also handing back the attempts spent (a read goes on counting
+    /// against them while its body streams).
+    async fn run_counted<T, F, Fut>(
+        &self,
+        op: &str,
+        path: &RemotePath,
+        mut f: F,
+    ) -> Result<(T, Budget)>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
@@ -206,7 +221,7 @@ impl Retrying {
         let mut budget = Budget::new(&self.policy);
         loop {
             match f().await {
-                Ok(v) => return Ok(v),
+                Ok(v) => return Ok((v, budget)),
                 Err(e) => match budget.next(&e) {
                     Some(delay) => {
                         tracing::info!(
@@ -239,24 +254,9 @@ impl StorageBackend for Retrying {
     }
 
     async fn get(&self, path: &RemotePath, opts: GetOptions) -> Result<Download> {
-        let mut budget = Budget::new(&self.policy);
-        let d = loop {
-            match self.inner.get(path, opts.clone()).await {
-                Ok(d) => break d,
-                Err(e) => match budget.next(&e) {
-                    Some(delay) => {
-                        tracing::info!(
-                            "read {path}: {e}; retrying in {:.1} s (attempt {} of {})",
-                            delay.as_secs_f64(),
-                            budget.attempt,
-                            self.policy.max_attempts
-                        );
-                        tokio::time::sleep(delay).await;
-                    }
-                    None => return Err(budget.gave_up(e)),
-                },
-            }
-        };
+        let (d, budget) = self
+            .run_counted("read", path, || self.inner.get(path, opts.clone()))
+            .await?;
         // A broken body resumes only where the same file can be recognised: by its ETag,
         // else by its size and modification time.
         let resumable = self.inner.capabilities().ranged_reads
