@@ -263,15 +263,19 @@ async fn list(
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let mut n = 0usize;
     loop {
-        // While the server is slow, what is buffered is shown first.
+        // While the server is slow, what is buffered is shown first (after a short grace,
+        // so that a fast listing is written in large blocks, not once per network chunk).
         let next = match entries.next().now_or_never() {
             Some(next) => next,
-            None => {
-                if let Err(err) = out.flush() {
-                    return stdout_result(err);
+            None => match tokio::time::timeout(FLUSH_GRACE, entries.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    if let Err(err) = out.flush() {
+                        return stdout_result(err);
+                    }
+                    entries.next().await
                 }
-                entries.next().await
-            }
+            },
         };
         let Some(e) = next else { break };
         let e = match e {
@@ -288,7 +292,7 @@ async fn list(
         let written = if g.json {
             json_element(&mut out, &e, n == 0)
         } else {
-            writeln!(out, "{}", list_line(&e, path, long, recursive))
+            write_list_line(&mut out, &e, path, long, recursive)
         };
         if let Err(err) = written {
             return stdout_result(err);
@@ -307,6 +311,9 @@ async fn list(
     closing.and_then(|()| out.flush()).or_else(stdout_result)
 }
 
+/// How long `list` waits for the next entry before it shows what it has.
+const FLUSH_GRACE: Duration = Duration::from_millis(50);
+
 /// One element of a JSON array written as it goes, laid out as `serde_json`'s pretty
 /// printer lays out a whole array.
 fn json_element(out: &mut impl Write, e: &Entry, first: bool) -> std::io::Result<()> {
@@ -323,32 +330,35 @@ fn json_element(out: &mut impl Write, e: &Entry, first: bool) -> std::io::Result
 }
 
 /// One line of `list`: the name (the path below the listed directory with `-r`), with a
-/// trailing `/` for directories; `-l` adds kind, size, time and tape locality.
-fn list_line(e: &Entry, dir: &RemotePath, long: bool, recursive: bool) -> String {
+/// trailing `/` for directories; `-l` adds kind, size, time and tape locality. Written
+/// straight into the buffer (a million lines make no million strings).
+fn write_list_line(
+    out: &mut impl Write,
+    e: &Entry,
+    dir: &RemotePath,
+    long: bool,
+    recursive: bool,
+) -> std::io::Result<()> {
     let shown = if recursive {
-        e.path
-            .strip_prefix(dir)
-            .unwrap_or(e.path.as_str())
-            .to_string()
+        e.path.strip_prefix(dir).unwrap_or(e.path.as_str())
     } else {
-        e.name.clone()
+        e.name.as_str()
     };
-    let shown = if e.is_dir() {
-        format!("{shown}/")
-    } else {
-        shown
-    };
+    let slash = if e.is_dir() { "/" } else { "" };
     if !long {
-        return shown;
+        return writeln!(out, "{shown}{slash}");
     }
     let kind = if e.is_dir() { "d" } else { "-" };
-    let size = e.size.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
-    let mtime = e
-        .mtime
-        .map(ctadata::transfer_time)
-        .unwrap_or_else(|| "-".into());
     let loc = e.locality.map(|l| l.as_str()).unwrap_or("");
-    format!("{kind} {size:>14} {mtime:>20} {loc:<9} {shown}")
+    match e.size {
+        Some(s) => write!(out, "{kind} {s:>14} ")?,
+        None => write!(out, "{kind} {:>14} ", "-")?,
+    }
+    match e.mtime {
+        Some(t) => write!(out, "{:>20} ", ctadata::transfer_time(t))?,
+        None => write!(out, "{:>20} ", "-")?,
+    }
+    writeln!(out, "{loc:<9} {shown}{slash}")
 }
 
 /// A failed write to stdout: a closed pipe (e.g. `| head`) ends the output quietly.

@@ -2,15 +2,23 @@
 //! the answer is parsed, and hrefs that do not name a child of the listed collection on
 //! the same server refused.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
 use bytes::Bytes;
 use ctadata_core::{Entry, EntryKind, EntryStream, Error, RemotePath, Result};
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt};
 use reqwest::header::HeaderValue;
 use reqwest::{Method, Url};
 
 use crate::backend::{ext_method, WebDav};
+use crate::body::checked_body;
 use crate::errors::status_error;
-use crate::propfind::{limit_tag_gap, MultistatusReader, RawResponse, PROPFIND_BODY};
+use crate::propfind::{
+    limit_tag_gap, too_long, MultistatusReader, RawResponse, TagGap, PROPFIND_BODY,
+};
 use crate::urls::Base;
 
 /// How one `<response>` of a listing relates to the collection listed.
@@ -27,17 +35,42 @@ pub(crate) enum Listed {
 /// Places the href of a listing's `<response>`: resolved against the request URL (RFC 3986),
 /// percent-decoded once, on the request's origin, and directly below `dir`.
 pub(crate) fn place(base: &Base, href: &str, request: &Url, dir: &RemotePath) -> Listed {
-    let Some(url) = resolve(href, request) else {
-        return Listed::Foreign;
+    let href = href.trim();
+    // The usual href, an absolute path (dCache, nginx, Apache): on the request's origin by
+    // definition, so no URL needs building. Anything a URL parser would rewrite (dot
+    // segments, `\\`, `?`, `#`, another authority) takes the full road below.
+    let found = if is_plain_absolute_path(href) {
+        base.raw_path_to_remote(href)
+    } else {
+        let Some(url) = resolve(href, request) else {
+            return Listed::Foreign;
+        };
+        if !same_origin(&url, request) {
+            return Listed::Foreign;
+        }
+        base.raw_path_to_remote(url.path())
     };
-    if !same_origin(&url, request) {
-        return Listed::Foreign;
-    }
-    match base.href_to_path(url.as_str(), request) {
+    match found {
         Some(p) if &p == dir => Listed::Itself,
         Some(p) if p.parent().as_ref() == Some(dir) => Listed::Child(p),
         _ => Listed::Foreign,
     }
+}
+
+/// `/a/b%20c`: an absolute path with nothing a URL parser would change.
+fn is_plain_absolute_path(href: &str) -> bool {
+    href.starts_with('/')
+        && !href.starts_with("//")
+        && !href
+            .bytes()
+            .any(|b| matches!(b, b'\\' | b'?' | b'#') || b.is_ascii_control())
+        && !href.split('/').any(|seg| {
+            matches!(seg, "." | "..")
+                || seg.eq_ignore_ascii_case("%2e")
+                || seg.eq_ignore_ascii_case("%2e%2e")
+                || seg.eq_ignore_ascii_case(".%2e")
+                || seg.eq_ignore_ascii_case("%2e.")
+        })
 }
 
 fn resolve(href: &str, request: &Url) -> Option<Url> {
@@ -157,64 +190,237 @@ impl WebDav {
     pub(crate) async fn op_list(&self, dir: &RemotePath) -> Result<EntryStream> {
         let resp = self.propfind(dir, 1, true).await?;
         let request = resp.url().clone();
-        let mut rd = reader(resp);
-        // Read up to the first child, so that "not a directory" is the outer error.
-        let mut first = Vec::new();
-        let mut itself = None;
-        let dir_c = dir.clone();
-        let base = self.base.clone();
-        loop {
-            let Some(raw) = rd.next_response().await.map_err(|e| parse_error(dir, e))? else {
-                break;
-            };
-            if let Some(e) = classify(&base, raw, &request, &dir_c, &mut itself) {
-                first.push(e);
-                break;
-            }
-            if itself.is_some() {
-                // The collection came first, as servers send it: children follow.
-                break;
-            }
-        }
-        if itself == Some(false) {
-            return Err(Error::conflict(
-                dir,
-                "it is a file, not a directory",
-                "use 'cta-data stat' for a file",
-            ));
-        }
-        struct St {
-            rd: Reader,
-            base: Base,
-            request: Url,
-            dir: RemotePath,
-            itself: Option<bool>,
-        }
-        let st = St {
-            rd,
-            base,
+        // The body is parsed on a thread of its own, with the blocking XML reader (half
+        // the CPU of the async one): a pump hands it the body's chunks, it hands back
+        // entries in batches, and a batch goes out whenever the parser would wait for the
+        // network, so the first entries never wait for the last ones.
+        let body = checked_body(resp, dir, None, self.cfg.idle_timeout);
+        let (chunk_tx, chunk_rx) = tokio::sync::mpsc::channel(16);
+        let broke: Arc<Mutex<Option<Error>>> = Arc::default();
+        tokio::spawn(pump(body, chunk_tx, broke.clone()));
+        let (batch_tx, mut batch_rx) = tokio::sync::mpsc::channel(4);
+        let done = Arc::new(AtomicBool::new(false));
+        let job = ParseJob {
+            base: self.base.clone(),
             request,
-            dir: dir_c,
-            itself,
+            dir: dir.clone(),
+            broke,
+            done: done.clone(),
         };
-        let rest = futures::stream::try_unfold(st, |mut st| async move {
-            loop {
-                let Some(raw) = st
-                    .rd
-                    .next_response()
-                    .await
-                    .map_err(|e| parse_error(&st.dir, e))?
-                else {
-                    return Ok(None);
-                };
-                if let Some(e) = classify(&st.base, raw, &st.request, &st.dir, &mut st.itself) {
-                    return Ok(Some((e, st)));
+        tokio::task::spawn_blocking(move || job.run(chunk_rx, batch_tx));
+        // The first batch says whether `dir` is a directory at all: that is the outer error.
+        let mut first = batch_rx.recv().await.unwrap_or_default();
+        if let Some(Err(_)) = first.first() {
+            return Err(first
+                .swap_remove(0)
+                .expect_err("the first item is an error"));
+        }
+        let dir = dir.clone();
+        let rest = futures::stream::unfold(Some(batch_rx), move |rx| {
+            let done = done.clone();
+            let dir = dir.clone();
+            async move {
+                let mut rx = rx?;
+                match rx.recv().await {
+                    Some(b) => Some((b, Some(rx))),
+                    // The parser stopped without finishing (it panicked): never a short
+                    // listing passed off as whole.
+                    None if !done.load(Ordering::Acquire) => Some((
+                        vec![Err(Error::internal(format!(
+                            "the parser of the listing of {dir} stopped early"
+                        )))],
+                        None,
+                    )),
+                    None => None,
                 }
             }
+        })
+        .flat_map(futures::stream::iter);
+        Ok(futures::stream::iter(first).chain(rest).boxed())
+    }
+}
+
+/// Hands the chunks of a listing's body to its parser, checking that no more than
+/// [`crate::propfind::MAX_TAG_GAP`] bytes go by without markup; a failure of the body is
+/// kept in `broke` (with its kind: a stall or a reset is temporary) for the parser to report.
+async fn pump(
+    body: ctadata_core::ByteStream,
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    broke: Arc<Mutex<Option<Error>>>,
+) {
+    let mut body = body.fuse();
+    let mut gap = TagGap::default();
+    let mut next = body.next().await;
+    while let Some(chunk) = next.take() {
+        // Chunks that are already here travel together (fewer wake-ups of the parser);
+        // none waits for the network.
+        let chunk = chunk.map(|first| {
+            let mut joined: Option<bytes::BytesMut> = None;
+            while joined.as_ref().map_or(first.len(), |j| j.len()) < PUMP_BLOCK {
+                match body.next().now_or_never() {
+                    Some(Some(Ok(more))) => joined
+                        .get_or_insert_with(|| bytes::BytesMut::from(&first[..]))
+                        .extend_from_slice(&more),
+                    // An error or the end: handled in the next round.
+                    Some(other) => {
+                        next = other;
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            joined.map_or(first, bytes::BytesMut::freeze)
         });
-        Ok(futures::stream::iter(first.into_iter().map(Ok))
-            .chain(rest.into_stream())
-            .boxed())
+        let item = match chunk {
+            Ok(c) if gap.accept(&c) => Ok(c),
+            Ok(_) => Err(too_long()),
+            Err(e) => {
+                let msg = e.to_string();
+                if let Ok(mut b) = broke.lock() {
+                    *b = Some(e);
+                }
+                Err(std::io::Error::other(msg))
+            }
+        };
+        let stop = item.is_err();
+        if tx.send(item).await.is_err() || stop {
+            return;
+        }
+        if next.is_none() && !body.is_done() {
+            next = body.next().await;
+        }
+    }
+}
+
+/// How many bytes the pump gathers into one hand-over when they are already there.
+const PUMP_BLOCK: usize = 256 * 1024;
+
+/// What the parsing thread of one listing needs.
+struct ParseJob {
+    base: Base,
+    request: Url,
+    dir: RemotePath,
+    broke: Arc<Mutex<Option<Error>>>,
+    /// Set when the parser has said all it will (the whole listing, or its error).
+    done: Arc<AtomicBool>,
+}
+
+/// Entries handed on at once (fewer when the network keeps the parser waiting).
+const BATCH: usize = 256;
+
+type Batch = Vec<Result<Entry>>;
+
+impl ParseJob {
+    fn run(
+        self,
+        chunks: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+        out: tokio::sync::mpsc::Sender<Batch>,
+    ) {
+        let pending: Rc<RefCell<Batch>> = Rc::default();
+        let feed = Feed {
+            chunks,
+            cur: Bytes::new(),
+            pending: pending.clone(),
+            out: out.clone(),
+        };
+        let mut rd = MultistatusReader::new(feed);
+        let mut itself = None;
+        let mut children = 0usize;
+        loop {
+            let item = match rd.next_response_blocking() {
+                Ok(Some(raw)) => {
+                    match classify(&self.base, raw, &self.request, &self.dir, &mut itself) {
+                        Some(e) => {
+                            children += 1;
+                            Some(Ok(e))
+                        }
+                        // The collection itself is a file: not a directory (the outer error).
+                        None if itself == Some(false) && children == 0 => {
+                            Some(Err(Error::conflict(
+                                &self.dir,
+                                "it is a file, not a directory",
+                                "use 'cta-data stat' for a file",
+                            )))
+                        }
+                        None => None,
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // A broken body explains a parse error better than the parser can.
+                    let broke = self.broke.lock().ok().and_then(|mut b| b.take());
+                    Some(Err(broke.unwrap_or_else(|| parse_error(&self.dir, e))))
+                }
+            };
+            let Some(item) = item else { continue };
+            let last = item.is_err();
+            let full = {
+                let mut p = pending.borrow_mut();
+                p.push(item);
+                p.len() >= BATCH
+            };
+            if full || last {
+                let batch = std::mem::take(&mut *pending.borrow_mut());
+                if last {
+                    self.done.store(true, Ordering::Release);
+                }
+                if out.blocking_send(batch).is_err() || last {
+                    return;
+                }
+            }
+        }
+        let batch = std::mem::take(&mut *pending.borrow_mut());
+        self.done.store(true, Ordering::Release);
+        if !batch.is_empty() {
+            let _ = out.blocking_send(batch);
+        }
+    }
+}
+
+/// A listing's body as a blocking reader for the parser: chunks from the pump, and before
+/// each wait for the network, the entries parsed so far go out.
+struct Feed {
+    chunks: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    cur: Bytes,
+    pending: Rc<RefCell<Batch>>,
+    out: tokio::sync::mpsc::Sender<Batch>,
+}
+
+impl std::io::Read for Feed {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let have = std::io::BufRead::fill_buf(self)?;
+        let n = have.len().min(buf.len());
+        buf[..n].copy_from_slice(&have[..n]);
+        std::io::BufRead::consume(self, n);
+        Ok(n)
+    }
+}
+
+impl std::io::BufRead for Feed {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        while self.cur.is_empty() {
+            let next = match self.chunks.try_recv() {
+                Ok(c) => Some(c),
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
+                    let batch = std::mem::take(&mut *self.pending.borrow_mut());
+                    if !batch.is_empty() && self.out.blocking_send(batch).is_err() {
+                        return Err(std::io::Error::other("the listing was dropped"));
+                    }
+                    self.chunks.blocking_recv()
+                }
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => None,
+            };
+            match next {
+                Some(Ok(c)) => self.cur = c,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(&[]),
+            }
+        }
+        Ok(&self.cur)
+    }
+
+    fn consume(&mut self, amt: usize) {
+        bytes::Buf::advance(&mut self.cur, amt);
     }
 }
 

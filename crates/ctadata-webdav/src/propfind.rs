@@ -51,8 +51,9 @@ pub struct RawResponse {
 #[derive(Debug)]
 pub struct ParseError(pub String);
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 enum Field {
+    #[default]
     None,
     Href,
     Status,
@@ -112,6 +113,13 @@ pub const MAX_TAG_GAP: usize = 1 << 20;
 pub struct MultistatusReader<R> {
     xml: NsReader<R>,
     buf: Vec<u8>,
+    st: State,
+}
+
+/// Where the parser is in the document, apart from the bytes: shared by the async and the
+/// blocking reader.
+#[derive(Default)]
+struct State {
     count: usize,
     depth: usize,
     saw_multistatus: bool,
@@ -130,37 +138,17 @@ pub struct MultistatusReader<R> {
     finished: bool,
 }
 
-impl<R: AsyncBufRead + Unpin> MultistatusReader<R> {
-    /// A reader over a multistatus body.
-    pub fn new(reader: R) -> Self {
-        let mut xml = NsReader::from_reader(reader);
-        xml.config_mut().trim_text(false);
-        Self {
-            xml,
-            buf: Vec::with_capacity(4096),
-            count: 0,
-            depth: 0,
-            saw_multistatus: false,
-            closed: false,
-            in_response: false,
-            in_propstat: false,
-            in_resourcetype: false,
-            field: Field::None,
-            text: String::new(),
-            href: String::new(),
-            resp_bad: false,
-            good: Props::default(),
-            cur: Props::default(),
-            cur_status: String::new(),
-            finished: false,
-        }
-    }
+/// What one XML event meant.
+enum Step {
+    /// Nothing to hand out yet.
+    More,
+    /// A `<response>` ended.
+    Response(RawResponse),
+    /// The input ended.
+    Eof,
+}
 
-    /// How many `<response>` elements were read so far.
-    pub fn count(&self) -> usize {
-        self.count
-    }
-
+impl State {
     fn push_text(&mut self, t: &str) -> Result<(), ParseError> {
         if self.text.len() + t.len() > MAX_FIELD_TEXT {
             return Err(ParseError(format!(
@@ -171,158 +159,147 @@ impl<R: AsyncBufRead + Unpin> MultistatusReader<R> {
         Ok(())
     }
 
-    /// The next `<response>`, or `None` at the end of a complete document.
-    pub async fn next_response(&mut self) -> Result<Option<RawResponse>, ParseError> {
-        if self.finished {
-            return Ok(None);
-        }
-        loop {
-            self.buf.clear();
-            let (ns, ev) = match self.xml.read_resolved_event_into_async(&mut self.buf).await {
-                Ok(x) => x,
-                Err(e) => {
-                    let at = self.xml.buffer_position();
-                    return Err(ParseError(format!("malformed XML at byte {at}: {e}")));
+    /// Takes in one event, with its element's namespace.
+    fn handle(&mut self, ns: ResolveResult<'_>, ev: Event<'_>) -> Result<Step, ParseError> {
+        let ns = match ns {
+            ResolveResult::Bound(Namespace(n)) if n == DAV => Ns::Dav,
+            ResolveResult::Bound(Namespace(n)) if n == DCACHE => Ns::Dcache,
+            ResolveResult::Bound(Namespace(n)) if n == SRM => Ns::Srm,
+            _ => Ns::Other,
+        };
+        match ev {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let empty = matches!(ev, Event::Empty(_));
+                if !empty {
+                    self.depth += 1;
+                    if self.depth > MAX_DEPTH {
+                        return Err(ParseError(format!(
+                            "elements nested more than {MAX_DEPTH} deep"
+                        )));
+                    }
                 }
-            };
-            let ns = match ns {
-                ResolveResult::Bound(Namespace(n)) if n == DAV => Ns::Dav,
-                ResolveResult::Bound(Namespace(n)) if n == DCACHE => Ns::Dcache,
-                ResolveResult::Bound(Namespace(n)) if n == SRM => Ns::Srm,
-                _ => Ns::Other,
-            };
-            match ev {
-                Event::Start(ref e) | Event::Empty(ref e) => {
-                    let empty = matches!(ev, Event::Empty(_));
-                    if !empty {
-                        self.depth += 1;
-                        if self.depth > MAX_DEPTH {
-                            return Err(ParseError(format!(
-                                "elements nested more than {MAX_DEPTH} deep"
-                            )));
+                let local = e.local_name();
+                let local = local.as_ref();
+                if ns == Ns::Dav {
+                    match local {
+                        b"multistatus" => self.saw_multistatus = true,
+                        b"response" => {
+                            self.in_response = true;
+                            self.href.clear();
+                            self.resp_bad = false;
+                            self.good = Props::default();
                         }
-                    }
-                    let local = e.local_name();
-                    let local = local.as_ref();
-                    if ns == Ns::Dav {
-                        match local {
-                            b"multistatus" => self.saw_multistatus = true,
-                            b"response" => {
-                                self.in_response = true;
-                                self.href.clear();
-                                self.resp_bad = false;
-                                self.good = Props::default();
-                            }
-                            b"href" if self.in_response && !self.in_propstat => {
-                                self.field = Field::Href
-                            }
-                            b"propstat" if self.in_response => {
-                                self.in_propstat = true;
-                                self.cur = Props::default();
-                                self.cur_status.clear();
-                            }
-                            b"status" if self.in_propstat => self.field = Field::Status,
-                            b"status" if self.in_response => self.field = Field::ResponseStatus,
-                            b"resourcetype" if self.in_propstat => self.in_resourcetype = !empty,
-                            b"collection" if self.in_resourcetype => self.cur.is_collection = true,
-                            b"getcontentlength" if self.in_propstat => self.field = Field::Length,
-                            b"getlastmodified" if self.in_propstat => self.field = Field::Modified,
-                            b"getetag" if self.in_propstat => self.field = Field::Etag,
-                            _ => {}
+                        b"href" if self.in_response && !self.in_propstat => {
+                            self.field = Field::Href
                         }
-                    } else if ns == Ns::Dcache && local == b"Checksums" && self.in_propstat {
-                        self.field = Field::Checksums;
-                    } else if ns == Ns::Srm && local == b"FileLocality" && self.in_propstat {
-                        self.field = Field::Locality;
-                    }
-                    if empty {
-                        // An empty element ends at once: nothing to collect.
-                        if self.field != Field::None {
-                            finish_field(
-                                self.field,
-                                "",
-                                &mut self.href,
-                                &mut self.cur,
-                                &mut self.cur_status,
-                                &mut self.resp_bad,
-                            );
-                            self.field = Field::None;
+                        b"propstat" if self.in_response => {
+                            self.in_propstat = true;
+                            self.cur = Props::default();
+                            self.cur_status.clear();
                         }
-                    } else {
-                        self.text.clear();
+                        b"status" if self.in_propstat => self.field = Field::Status,
+                        b"status" if self.in_response => self.field = Field::ResponseStatus,
+                        b"resourcetype" if self.in_propstat => self.in_resourcetype = !empty,
+                        b"collection" if self.in_resourcetype => self.cur.is_collection = true,
+                        b"getcontentlength" if self.in_propstat => self.field = Field::Length,
+                        b"getlastmodified" if self.in_propstat => self.field = Field::Modified,
+                        b"getetag" if self.in_propstat => self.field = Field::Etag,
+                        _ => {}
                     }
+                } else if ns == Ns::Dcache && local == b"Checksums" && self.in_propstat {
+                    self.field = Field::Checksums;
+                } else if ns == Ns::Srm && local == b"FileLocality" && self.in_propstat {
+                    self.field = Field::Locality;
                 }
-                Event::Text(t) if self.field != Field::None => {
-                    let t = t
-                        .decode()
-                        .map_err(|e| ParseError(format!("bad text: {e}")))?
-                        .into_owned();
-                    self.push_text(&t)?;
-                }
-                Event::CData(t) if self.field != Field::None => {
-                    let t = String::from_utf8_lossy(&t).into_owned();
-                    self.push_text(&t)?;
-                }
-                Event::GeneralRef(r) if self.field != Field::None => {
-                    let name = r
-                        .decode()
-                        .map_err(|e| ParseError(format!("bad entity: {e}")))?
-                        .into_owned();
-                    match resolve_entity(&name) {
-                        Some(s) => self.push_text(&s)?,
-                        None => return Err(ParseError(format!("unknown entity &{name};"))),
-                    }
-                }
-                Event::End(ref e) => {
-                    self.depth = self.depth.saturating_sub(1);
-                    let local = e.local_name();
-                    let local = local.as_ref();
+                if empty {
+                    // An empty element ends at once: nothing to collect.
                     if self.field != Field::None {
                         finish_field(
                             self.field,
-                            &self.text,
+                            "",
                             &mut self.href,
                             &mut self.cur,
                             &mut self.cur_status,
                             &mut self.resp_bad,
                         );
                         self.field = Field::None;
-                        self.text.clear();
                     }
-                    if ns == Ns::Dav {
-                        match local {
-                            b"multistatus" => self.closed = true,
-                            b"resourcetype" => self.in_resourcetype = false,
-                            b"propstat" if self.in_propstat => {
-                                self.in_propstat = false;
-                                // A propstat without status is taken as 200 (lenient servers).
-                                if self.cur_status.is_empty() || status_ok(&self.cur_status) {
-                                    merge(&mut self.good, std::mem::take(&mut self.cur));
-                                }
+                } else {
+                    self.text.clear();
+                }
+            }
+            Event::Text(t) if self.field != Field::None => {
+                let t = t
+                    .decode()
+                    .map_err(|e| ParseError(format!("bad text: {e}")))?;
+                self.push_text(&t)?;
+            }
+            Event::CData(t) if self.field != Field::None => {
+                self.push_text(&String::from_utf8_lossy(&t))?;
+            }
+            Event::GeneralRef(r) if self.field != Field::None => {
+                let name = r
+                    .decode()
+                    .map_err(|e| ParseError(format!("bad entity: {e}")))?;
+                match resolve_entity(&name) {
+                    Some(s) => self.push_text(&s)?,
+                    None => return Err(ParseError(format!("unknown entity &{name};"))),
+                }
+            }
+            Event::End(ref e) => {
+                self.depth = self.depth.saturating_sub(1);
+                let local = e.local_name();
+                let local = local.as_ref();
+                if self.field != Field::None {
+                    finish_field(
+                        self.field,
+                        &self.text,
+                        &mut self.href,
+                        &mut self.cur,
+                        &mut self.cur_status,
+                        &mut self.resp_bad,
+                    );
+                    self.field = Field::None;
+                    self.text.clear();
+                }
+                if ns == Ns::Dav {
+                    match local {
+                        b"multistatus" => self.closed = true,
+                        b"resourcetype" => self.in_resourcetype = false,
+                        b"propstat" if self.in_propstat => {
+                            self.in_propstat = false;
+                            // A propstat without status is taken as 200 (lenient servers).
+                            if self.cur_status.is_empty() || status_ok(&self.cur_status) {
+                                merge(&mut self.good, std::mem::take(&mut self.cur));
                             }
-                            b"response" if self.in_response => {
-                                self.in_response = false;
-                                let g = std::mem::take(&mut self.good);
-                                self.count += 1;
-                                return Ok(Some(RawResponse {
-                                    href: std::mem::take(&mut self.href),
-                                    is_collection: g.is_collection,
-                                    size: g.size,
-                                    mtime: g.mtime,
-                                    etag: g.etag,
-                                    checksums: g.checksums,
-                                    locality: g.locality,
-                                    bad_status: self.resp_bad,
-                                }));
-                            }
-                            _ => {}
                         }
+                        b"response" if self.in_response => {
+                            self.in_response = false;
+                            let g = std::mem::take(&mut self.good);
+                            self.count += 1;
+                            return Ok(Step::Response(RawResponse {
+                                href: std::mem::take(&mut self.href),
+                                is_collection: g.is_collection,
+                                size: g.size,
+                                mtime: g.mtime,
+                                etag: g.etag,
+                                checksums: g.checksums,
+                                locality: g.locality,
+                                bad_status: self.resp_bad,
+                            }));
+                        }
+                        _ => {}
                     }
                 }
-                Event::Eof => break,
-                _ => {}
             }
+            Event::Eof => return Ok(Step::Eof),
+            _ => {}
         }
+        Ok(Step::More)
+    }
+
+    /// Checks, at the end of the input, that the document was whole.
+    fn finish(&mut self) -> Result<Option<RawResponse>, ParseError> {
         self.finished = true;
         if !self.saw_multistatus {
             return Err(ParseError(
@@ -341,6 +318,75 @@ impl<R: AsyncBufRead + Unpin> MultistatusReader<R> {
             ));
         }
         Ok(None)
+    }
+}
+
+impl<R> MultistatusReader<R> {
+    /// A reader over a multistatus body.
+    pub fn new(reader: R) -> Self {
+        let mut xml = NsReader::from_reader(reader);
+        xml.config_mut().trim_text(false);
+        Self {
+            xml,
+            buf: Vec::with_capacity(4096),
+            st: State::default(),
+        }
+    }
+
+    /// How many `<response>` elements were read so far.
+    pub fn count(&self) -> usize {
+        self.st.count
+    }
+
+    fn malformed(&self, e: quick_xml::Error) -> ParseError {
+        let at = self.xml.buffer_position();
+        ParseError(format!("malformed XML at byte {at}: {e}"))
+    }
+}
+
+impl<R: AsyncBufRead + Unpin> MultistatusReader<R> {
+    /// The next `<response>`, or `None` at the end of a complete document.
+    pub async fn next_response(&mut self) -> Result<Option<RawResponse>, ParseError> {
+        if self.st.finished {
+            return Ok(None);
+        }
+        loop {
+            self.buf.clear();
+            let (ns, ev) = match self.xml.read_resolved_event_into_async(&mut self.buf).await {
+                Ok(x) => x,
+                Err(e) => {
+                    let at = self.xml.buffer_position();
+                    return Err(ParseError(format!("malformed XML at byte {at}: {e}")));
+                }
+            };
+            match self.st.handle(ns, ev)? {
+                Step::More => {}
+                Step::Response(r) => return Ok(Some(r)),
+                Step::Eof => return self.st.finish(),
+            }
+        }
+    }
+}
+
+impl<R: std::io::BufRead> MultistatusReader<R> {
+    /// [`MultistatusReader::next_response`] from a blocking reader: the fast way for a
+    /// large listing, parsed on a thread of its own.
+    pub fn next_response_blocking(&mut self) -> Result<Option<RawResponse>, ParseError> {
+        if self.st.finished {
+            return Ok(None);
+        }
+        loop {
+            self.buf.clear();
+            let (ns, ev) = match self.xml.read_resolved_event_into(&mut self.buf) {
+                Ok(x) => x,
+                Err(e) => return Err(self.malformed(e)),
+            };
+            match self.st.handle(ns, ev)? {
+                Step::More => {}
+                Step::Response(r) => return Ok(Some(r)),
+                Step::Eof => return self.st.finish(),
+            }
+        }
     }
 }
 
@@ -366,6 +412,29 @@ where
     Ok(r.count())
 }
 
+/// Counts the bytes since the last `<` across the chunks of a body.
+#[derive(Debug, Default, Clone)]
+pub struct TagGap {
+    gap: usize,
+}
+
+impl TagGap {
+    /// Takes in the next chunk; false when more than [`MAX_TAG_GAP`] bytes went by without
+    /// a `<`.
+    pub fn accept(&mut self, chunk: &[u8]) -> bool {
+        let mut at = 0usize;
+        for i in memchr::memchr_iter(b'<', chunk) {
+            if self.gap + (i - at) > MAX_TAG_GAP {
+                return false;
+            }
+            self.gap = 0;
+            at = i + 1;
+        }
+        self.gap += chunk.len() - at;
+        self.gap <= MAX_TAG_GAP
+    }
+}
+
 /// Passes a byte stream on, failing it when more than [`MAX_TAG_GAP`] bytes go by without
 /// a `<`: no single XML event of a listing can then outgrow that bound.
 pub fn limit_tag_gap<S, E>(stream: S) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>>
@@ -374,33 +443,19 @@ where
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     use futures::StreamExt;
-    let mut gap = 0usize;
+    let mut gap = TagGap::default();
     stream.map(move |chunk| {
         let chunk = chunk.map_err(std::io::Error::other)?;
-        match chunk.iter().rposition(|&b| b == b'<') {
-            Some(last) => {
-                let first = chunk.iter().position(|&b| b == b'<').unwrap_or(last);
-                let inner_gap = chunk[..=last]
-                    .split(|&b| b == b'<')
-                    .skip(1)
-                    .map(<[u8]>::len)
-                    .max()
-                    .unwrap_or(0);
-                if gap + first > MAX_TAG_GAP || inner_gap > MAX_TAG_GAP {
-                    return Err(too_long());
-                }
-                gap = chunk.len() - last - 1;
-            }
-            None => gap += chunk.len(),
+        if gap.accept(&chunk) {
+            Ok(chunk)
+        } else {
+            Err(too_long())
         }
-        if gap > MAX_TAG_GAP {
-            return Err(too_long());
-        }
-        Ok(chunk)
     })
 }
 
-fn too_long() -> std::io::Error {
+/// The error of a body with too much text between two tags.
+pub fn too_long() -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::InvalidData,
         format!("more than {MAX_TAG_GAP} bytes without markup: not a listing"),

@@ -91,8 +91,13 @@ impl Base {
             Ok(u) => u,
             Err(_) => request.join(href).ok()?,
         };
-        // Decode the raw (still encoded) path as the server sent it.
-        let raw_path = url.path();
+        self.raw_path_to_remote(url.path())
+    }
+
+    /// The remote path of a URL path on this server (absolute, still percent-encoded as
+    /// the server sent it), or `None` when it lies outside the base or is not a valid path.
+    pub fn raw_path_to_remote(&self, raw_path: &str) -> Option<RemotePath> {
+        // Decoded once: `%252E` stays a literal `%2E`, never `.`.
         let decoded = percent_decode_str(raw_path).decode_utf8().ok()?;
         let rest = decoded.strip_prefix(self.prefix.as_str()).or_else(|| {
             // The base itself without its trailing slash.
