@@ -31,6 +31,9 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// How long node may take to print its ready line.
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// The `aud` claim of the access tokens.
 pub const AUDIENCE: &str = "dcache";
 
@@ -203,13 +206,20 @@ impl OidcProvider {
             options,
             logdir,
         };
-        let line = match rx.recv_timeout(Duration::from_secs(30)) {
+        // Generous: a cold start of node with oidc-provider's module tree, several at once
+        // on a busy 2-core CI machine, has been seen to take more than 30 s.
+        let line = match rx.recv_timeout(READY_TIMEOUT) {
             Ok(Ok(line)) if !line.trim().is_empty() => line,
             Ok(Ok(_)) => {
                 return Err(provider.failure("node exited before it was ready"));
             }
             Ok(Err(e)) => return Err(provider.failure(&format!("reading node's stdout: {e}"))),
-            Err(_) => return Err(provider.failure("node was not ready within 30 s")),
+            Err(_) => {
+                return Err(provider.failure(&format!(
+                    "node was not ready within {} s",
+                    READY_TIMEOUT.as_secs()
+                )))
+            }
         };
         let ready: serde_json::Value = serde_json::from_str(&line)
             .map_err(|e| provider.failure(&format!("bad ready line {line:?}: {e}")))?;
