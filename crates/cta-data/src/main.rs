@@ -85,6 +85,8 @@ fn init_logging(g: &cli::Global) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| progress::LogWriter)
+        // Colours only for a person at a terminal, never into a file or a pipe.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(g.verbose >= 2)
         .without_time()
         .try_init();

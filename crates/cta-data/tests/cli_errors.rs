@@ -89,6 +89,8 @@ fn a_refused_connection_is_retried_and_shows_its_cause_under_v() {
         "{e}"
     );
     assert!(!e.contains(TOKEN), "{e}");
+    // Into a pipe: plain text, no terminal colour codes.
+    assert!(!e.contains('\u{1b}'), "{e:?}");
 }
 
 #[test]
