@@ -446,32 +446,7 @@ async fn foreign_origins_and_hrefs_encoded_twice_are_never_followed() {
     let d = double(false, Duration::from_millis(10));
     // Another server, open to all, holding what the foreign hrefs name.
     let other = DcacheDouble::start(DcacheConfig::default());
-    other.put_file("/cta/tree/on-another-port.txt", b"foreign");
-    d.put_file("/cta/tree/ok.txt", b"ok");
-    // Literal names with '%': the door lists them encoded twice (`%252E%252E/`).
-    d.put_file("/cta/tree/%2E%2E/inner.txt", b"inner");
-    d.put_file("/cta/tree/%2E%2E%2Fsecret.txt", b"literal");
-    // What `..` decoded twice would reach.
-    d.put_file("/cta/secret.txt", b"secret");
-    let door = d.url();
-    let port = door.rsplit(':').next().unwrap().to_string();
-    d.extra_hrefs(vec![
-        format!("http://127.0.0.3:{port}/cta/tree/on-another-host.txt"),
-        // The door's own socket under another host name.
-        format!("http://localhost:{port}/cta/tree/on-localhost.txt"),
-        format!("{}/cta/tree/on-another-port.txt", other.url()),
-        format!("{}/cta/tree/on-the-pool.txt", d.pool_url()),
-        format!("https://127.0.0.1:{port}/cta/tree/over-https.txt"),
-        format!("https://127.0.0.1:{port}/cta/tree/over-https-dir/"),
-        // The collection itself, as a file and as a directory, relative and absolute.
-        "/cta/tree".into(),
-        "/cta/tree/".into(),
-        format!("{door}/cta/tree"),
-        format!("{door}/cta/tree/"),
-        // Encoded twice: `/cta/tree/../../secret.txt` if decoded twice; deeper once decoded.
-        "/cta/tree/%252E%252E/%252E%252E/secret.txt".into(),
-        "/cta/%252E%252E/secret.txt".into(),
-    ]);
+    d.plant_foreign_tree(&other);
     let b = open(&d, dir.path());
 
     let listed: Vec<(String, bool)> = b

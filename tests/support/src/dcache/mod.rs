@@ -495,6 +495,37 @@ impl DcacheDouble {
         self.shared.faults().extra_hrefs = hrefs;
     }
 
+    /// A tree `/cta/tree` for tests of hostile listings: real files `ok.txt`,
+    /// `%2E%2E/inner.txt` and `%2E%2E%2Fsecret.txt` (literal names the door lists encoded
+    /// twice), `/cta/secret.txt` outside it (what `..` decoded twice would reach), and hrefs
+    /// that name a child's path on another origin (127.0.0.3, `localhost` on the door's own
+    /// socket, `other` on another port, the pool, https), the collection itself four ways,
+    /// and paths encoded twice. `other` holds what one of the foreign hrefs names.
+    pub fn plant_foreign_tree(&self, other: &DcacheDouble) {
+        other.put_file("/cta/tree/on-another-port.txt", b"foreign");
+        self.put_file("/cta/tree/ok.txt", b"ok");
+        self.put_file("/cta/tree/%2E%2E/inner.txt", b"inner");
+        self.put_file("/cta/tree/%2E%2E%2Fsecret.txt", b"literal");
+        self.put_file("/cta/secret.txt", b"secret");
+        let door = self.url();
+        let port = door.rsplit(':').next().unwrap_or_default().to_string();
+        self.extra_hrefs(vec![
+            format!("http://127.0.0.3:{port}/cta/tree/on-another-host.txt"),
+            format!("http://localhost:{port}/cta/tree/on-localhost.txt"),
+            format!("{}/cta/tree/on-another-port.txt", other.url()),
+            format!("{}/cta/tree/on-the-pool.txt", self.pool_url()),
+            format!("https://127.0.0.1:{port}/cta/tree/over-https.txt"),
+            format!("https://127.0.0.1:{port}/cta/tree/over-https-dir/"),
+            "/cta/tree".into(),
+            "/cta/tree/".into(),
+            format!("{door}/cta/tree"),
+            format!("{door}/cta/tree/"),
+            // `/cta/tree/../../secret.txt` if decoded twice; deeper once decoded.
+            "/cta/tree/%252E%252E/%252E%252E/secret.txt".into(),
+            "/cta/%252E%252E/secret.txt".into(),
+        ]);
+    }
+
     /// Creates directory `path` and makes its `Depth: 1` listing also show `n_entries`
     /// empty files `entry-0000000.dat` ... that exist in listings only (streamed, never on
     /// disk, never held in memory at once).
