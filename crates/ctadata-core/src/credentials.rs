@@ -7,6 +7,11 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 
+/// How far in the future a certificate's start may lie and still be used: the server judges
+/// validity by its own clock, and clocks of grid hosts differ by minutes (grid-proxy-init
+/// backdates proxies by five minutes for the same reason).
+pub const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+
 /// A secret string: its `Debug` and `Display` never show the value.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);

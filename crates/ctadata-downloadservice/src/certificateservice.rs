@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use ctadata_core::config::{EnvSnapshot, ResolvedProfile};
-use ctadata_core::credentials::human_duration;
+use ctadata_core::credentials::{human_duration, CLOCK_SKEW};
 use ctadata_core::{AuthProblem, Error, Result};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::Url;
@@ -224,7 +224,7 @@ pub fn check_certificate_pem(
             hint: FRESH_HINT.into(),
         });
     }
-    if not_before > now {
+    if not_before > now + CLOCK_SKEW {
         let wait = not_before.duration_since(now).unwrap_or_default();
         return Err(Error::usage(
             format!(

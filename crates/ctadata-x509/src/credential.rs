@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use ctadata_core::config::{EnvSnapshot, ResolvedProfile};
-use ctadata_core::credentials::human_duration;
+use ctadata_core::credentials::{human_duration, CLOCK_SKEW};
 use ctadata_core::entry::format_rfc3339;
 use ctadata_core::{AuthProblem, Error, Result};
 use rustls::client::ResolvesClientCert;
@@ -482,7 +482,7 @@ impl Credential {
     pub fn check_time(&self, now: SystemTime) -> Result<Option<String>> {
         let vo = self.file.vo();
         let first = self.file.latest_start();
-        if first.not_before > now {
+        if first.not_before > now + CLOCK_SKEW {
             let wait = first.not_before.duration_since(now).unwrap_or_default();
             return Err(refused(
                 format!(

@@ -124,6 +124,11 @@ fn expired_and_not_yet_valid_proxies_fail_with_their_times() {
     assert!(t.contains(USER_SUBJECT), "{t}");
     assert!(t.contains("grid-proxy-init -rfc -out"), "{t}");
 
+    let skewed = pki.path("skewed");
+    pki.proxy_with_dates(&skewed, now + Duration::from_secs(120), now + 5 * HOUR)
+        .unwrap();
+    load_proxy(&skewed).unwrap().check_time(now).unwrap();
+
     let future = pki.path("future");
     pki.proxy_with_dates(&future, now + 2 * HOUR, now + 5 * HOUR)
         .unwrap();
