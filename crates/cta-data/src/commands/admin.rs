@@ -1,8 +1,9 @@
 //! `config show`, `cat`: the commands that are neither listings nor transfers.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use ctadata::config::ResolvedProfile;
+use ctadata::config::{self, EnvSnapshot, ResolvedProfile};
 use ctadata::transfer;
 use ctadata::{Error, RemotePath, Result, StorageBackend};
 
@@ -52,4 +53,39 @@ pub(crate) async fn cat(backend: Arc<dyn StorageBackend>, path: &RemotePath) -> 
         return Err(e);
     }
     written.map(drop).or_else(stdout_result)
+}
+
+/// `config paths`: the config files read, in order (later wins), and whether each exists.
+pub(crate) fn config_paths(g: &Global) -> Result<()> {
+    let env = EnvSnapshot::from_process();
+    let user = g
+        .config
+        .clone()
+        .unwrap_or_else(|| env.config_dir().join("config.toml"));
+    for p in [PathBuf::from(config::SYSTEM_CONFIG), user] {
+        let state = if p.is_file() { "read" } else { "absent" };
+        println!("{}\t{state}", p.display());
+    }
+    Ok(())
+}
+
+/// `rm`: a file, an empty directory, or with `recursive` a whole tree.
+pub(crate) async fn rm(
+    backend: Arc<dyn StorageBackend>,
+    path: &str,
+    recursive: bool,
+) -> Result<()> {
+    let p = RemotePath::parse(path)?;
+    let e = backend.stat(&p).await?;
+    if e.is_dir() && !recursive {
+        // An empty directory may go without -r, as rmdir would.
+        return match backend.delete(&p, false).await {
+            Err(Error::Conflict { .. }) => Err(Error::usage(
+                format!("{p} is a directory that is not empty"),
+                format!("use 'cta-data rm -r {path}' to delete it with its contents"),
+            )),
+            other => other,
+        };
+    }
+    backend.delete(&p, recursive).await
 }

@@ -10,12 +10,11 @@ mod list;
 mod output;
 mod transfers;
 
-use admin::{cat, config_show};
+use admin::{cat, config_paths, config_show, rm};
 use list::{list, print_stat};
 pub(crate) use output::{stdout_result, write_stdout};
 use transfers::{get, put};
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use ctadata::config::{self, EnvSnapshot, LoadOptions, ResolvedProfile};
@@ -45,18 +44,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let resolved = resolve(g)?;
             match action {
                 ConfigAction::Show => config_show(g, &resolved),
-                ConfigAction::Paths => {
-                    let env = EnvSnapshot::from_process();
-                    let user = g
-                        .config
-                        .clone()
-                        .unwrap_or_else(|| env.config_dir().join("config.toml"));
-                    for p in [PathBuf::from(config::SYSTEM_CONFIG), user] {
-                        let state = if p.is_file() { "read" } else { "absent" };
-                        println!("{}\t{state}", p.display());
-                    }
-                    Ok(())
-                }
+                ConfigAction::Paths => config_paths(g),
             }
         }
         Command::Login {
@@ -165,21 +153,7 @@ async fn run_storage(
             transfer,
         } => put(g, r, backend, local, remote, *recursive, *force, transfer).await,
         Command::Mkdir { path, parents } => backend.mkdir(&rp(path)?, *parents).await,
-        Command::Rm { path, recursive } => {
-            let p = rp(path)?;
-            let e = backend.stat(&p).await?;
-            if e.is_dir() && !*recursive {
-                // An empty directory may go without -r, as rmdir would.
-                return match backend.delete(&p, false).await {
-                    Err(Error::Conflict { .. }) => Err(Error::usage(
-                        format!("{p} is a directory that is not empty"),
-                        format!("use 'cta-data rm -r {path}' to delete it with its contents"),
-                    )),
-                    other => other,
-                };
-            }
-            backend.delete(&p, *recursive).await
-        }
+        Command::Rm { path, recursive } => rm(backend, path, *recursive).await,
         Command::Mv { from, to, force } => backend.rename(&rp(from)?, &rp(to)?, *force).await,
         Command::Cat { path } => cat(backend, &rp(path)?).await,
         Command::Config { .. }
