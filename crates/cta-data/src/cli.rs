@@ -64,17 +64,28 @@ pub enum Command {
         /// Remote path; the root when left out.
         #[arg(default_value = "/")]
         path: String,
-        /// Long format: type, size, modification time (and tape locality when known).
+        /// Long format: type, size, modification time with its offset (and tape locality
+        /// when known).
         #[arg(short, long)]
         long: bool,
         /// Descend into subdirectories.
         #[arg(short, long)]
         recursive: bool,
+        /// Do not sort: print entries in the server's order as they arrive (for directories
+        /// of millions: the first line comes at once and memory stays flat).
+        #[arg(short = 'U', long)]
+        unsorted: bool,
+        /// Times in UTC instead of the local time zone (JSON always gives UTC).
+        #[arg(long)]
+        utc: bool,
     },
     /// Show the metadata of one file or directory.
     Stat {
         /// Remote path.
         path: String,
+        /// Times in UTC instead of the local time zone (JSON always gives UTC).
+        #[arg(long)]
+        utc: bool,
     },
     /// Download a file, or a directory with -r.
     Get {
@@ -198,8 +209,16 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) on standard output.
-    Man,
+    /// Print the man page (roff) on standard output, or write every page with --dir.
+    Man {
+        /// A subcommand whose page to print (e.g. `list`, `config show`); the main page when
+        /// left out.
+        command: Vec<String>,
+        /// Write every page (cta-data.1, cta-data-list.1, ...) into this directory, e.g.
+        /// /usr/local/share/man/man1.
+        #[arg(long, value_name = "DIR", conflicts_with = "command")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Options of get and put.
@@ -272,4 +291,7 @@ pub enum ConfigAction {
     Show,
     /// Print the config files read, in order (later wins).
     Paths,
+    /// Print the names of the profiles known (built in, and from the config files and
+    /// variables), one per line.
+    Profiles,
 }

@@ -5,6 +5,8 @@ mod cert_info;
 mod cert_upload;
 mod cli;
 mod commands;
+mod completions;
+mod man;
 mod progress;
 
 use std::io::Write;
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
         }
     };
     let verbose = cli.global.verbose;
+    let json = cli.global.json;
     let result = runtime.block_on(async {
         tokio::select! {
             r = commands::run(cli) => r,
@@ -43,14 +46,18 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            report(&e, verbose);
+            report(&e, verbose, json);
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
         }
     }
 }
 
-/// One clear line, then what to do; `-v` adds the chain of causes.
-fn report(e: &Error, verbose: u8) {
+/// One clear line, then what to do; `-v` adds the chain of causes. With `--json`, the
+/// error is also the run's JSON document on stdout, unless one was written already.
+fn report(e: &Error, verbose: u8, json: bool) {
+    if json && !commands::json_emitted() {
+        let _ = commands::emit_json(&commands::error_json(e));
+    }
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "error: {e}");
     if verbose > 0 {

@@ -1,33 +1,36 @@
-//! `config show`, `cat`: the commands that are neither listings nor transfers.
+//! `config show`/`paths`, `cat`, `rm`: the commands that are neither listings nor transfers.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use ctadata::config::{self, EnvSnapshot, ResolvedProfile};
 use ctadata::transfer;
-use ctadata::{Error, RemotePath, Result, StorageBackend};
+use ctadata::{Error, GetOptions, RemotePath, Result, StorageBackend};
 
-use super::stdout_result;
+use super::{emit_json, stdout_result, write_stdout};
 use crate::cli::Global;
 
+/// `config show`: the resolved profile, each value with where it came from.
 pub(crate) fn config_show(g: &Global, r: &ResolvedProfile) -> Result<()> {
     let values = r.values();
     if g.json {
-        let v = serde_json::json!({
+        let doc = serde_json::json!({
             "profile": r.name,
             "chosen_by": r.name_origin,
             "files": r.files,
-            "values": values.iter().map(|(k, v, o)| serde_json::json!({"key": k, "value": v, "origin": o})).collect::<Vec<_>>(),
+            "values": values
+                .iter()
+                .map(|(k, v, o)| serde_json::json!({"key": k, "value": typed(v), "origin": o}))
+                .collect::<Vec<_>>(),
         });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-        return Ok(());
+        return emit_json(&doc);
     }
-    println!("# profile '{}' (chosen by {})", r.name, r.name_origin);
+    let mut text = format!("# profile '{}' (chosen by {})\n", r.name, r.name_origin);
     if r.files.is_empty() {
-        println!("# no config file read");
+        text.push_str("# no config file read\n");
     }
     for f in &r.files {
-        println!("# read {}", f.display());
+        text.push_str(&format!("# read {}\n", f.display()));
     }
     let width = values
         .iter()
@@ -36,13 +39,33 @@ pub(crate) fn config_show(g: &Global, r: &ResolvedProfile) -> Result<()> {
         .unwrap_or(0);
     for (k, v, o) in values {
         let line = format!("{k} = {v}");
-        println!("{line:width$}  # {o}");
+        text.push_str(&format!("{line:width$}  # {o}\n"));
     }
-    Ok(())
+    write_stdout(text.as_bytes())
 }
 
+/// A value of `config show` (TOML text) as the JSON value it is: `"dcache"`, `4`, `true`.
+fn typed(toml_text: &str) -> serde_json::Value {
+    toml::from_str::<toml::Table>(&format!("v = {toml_text}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .and_then(|v| serde_json::to_value(v).ok())
+        .unwrap_or_else(|| serde_json::Value::String(toml_text.to_string()))
+}
+
+/// `cat`: a file's bytes on stdout; a directory is refused before anything is printed
+/// (a server's HTML index must never pass for file content).
 pub(crate) async fn cat(backend: Arc<dyn StorageBackend>, path: &RemotePath) -> Result<()> {
-    let dl = backend.get(path, Default::default()).await?;
+    let entry = backend.stat(path).await?;
+    if entry.is_dir() {
+        return Err(Error::usage(
+            format!("{path} is a directory"),
+            format!("use 'cta-data list {path}' to see what it holds, or give a file's path"),
+        ));
+    }
+    let dl = backend
+        .get(path, GetOptions::default().with_known(entry))
+        .await?;
     // Chunks go to a writer thread as they are (no copies, no blocking-pool hand-offs).
     let mut out = transfer::ThreadWriter::new(std::io::stdout())
         .map_err(|e| Error::local("write", "standard output", e))?;
@@ -62,30 +85,56 @@ pub(crate) fn config_paths(g: &Global) -> Result<()> {
         .config
         .clone()
         .unwrap_or_else(|| env.config_dir().join("config.toml"));
-    for p in [PathBuf::from(config::SYSTEM_CONFIG), user] {
-        let state = if p.is_file() { "read" } else { "absent" };
-        println!("{}\t{state}", p.display());
+    let files = [
+        ("system", PathBuf::from(config::SYSTEM_CONFIG)),
+        ("user", user),
+    ];
+    if g.json {
+        let doc: Vec<_> = files
+            .iter()
+            .map(|(role, p)| serde_json::json!({"path": p, "role": role, "read": p.is_file()}))
+            .collect();
+        return emit_json(&doc);
     }
-    Ok(())
+    let mut text = String::new();
+    for (_, p) in files {
+        let state = if p.is_file() { "read" } else { "absent" };
+        text.push_str(&format!("{}\t{state}\n", p.display()));
+    }
+    write_stdout(text.as_bytes())
 }
 
 /// `rm`: a file, an empty directory, or with `recursive` a whole tree.
 pub(crate) async fn rm(
     backend: Arc<dyn StorageBackend>,
-    path: &str,
+    p: &RemotePath,
+    typed: &str,
     recursive: bool,
 ) -> Result<()> {
-    let p = RemotePath::parse(path)?;
-    let e = backend.stat(&p).await?;
+    let e = backend.stat(p).await?;
     if e.is_dir() && !recursive {
         // An empty directory may go without -r, as rmdir would.
-        return match backend.delete(&p, false).await {
+        return match backend.delete(p, false).await {
             Err(Error::Conflict { .. }) => Err(Error::usage(
                 format!("{p} is a directory that is not empty"),
-                format!("use 'cta-data rm -r {path}' to delete it with its contents"),
+                format!("use 'cta-data rm -r {typed}' to delete it with its contents"),
             )),
             other => other,
         };
     }
-    backend.delete(&p, recursive).await
+    backend.delete(p, recursive).await
+}
+
+/// `config profiles`: the names of the known profiles (what `--profile` completes).
+pub(crate) fn config_profiles(g: &Global, r: &ResolvedProfile) -> Result<()> {
+    let names = r.profile_names();
+    if g.json {
+        return emit_json(&names);
+    }
+    let mut text = String::new();
+    for n in names {
+        text.push_str(&n);
+        text.push('\n');
+    }
+    write_stdout(text.as_bytes())
 }

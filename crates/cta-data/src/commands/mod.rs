@@ -10,9 +10,9 @@ mod list;
 mod output;
 mod transfers;
 
-use admin::{cat, config_paths, config_show, rm};
-use list::{list, print_stat};
-pub(crate) use output::{stdout_result, write_stdout};
+use admin::{cat, config_paths, config_profiles, config_show, rm};
+use list::{list, stat, ListStyle};
+pub(crate) use output::{emit_json, error_json, json_emitted, stdout_result, write_stdout};
 use transfers::{get, put};
 
 use std::sync::Arc;
@@ -25,26 +25,27 @@ use crate::cli::{CertAction, Cli, Command, ConfigAction, Global, TokenAction};
 /// Runs one command.
 pub async fn run(cli: Cli) -> Result<()> {
     let g = &cli.global;
+    if g.json {
+        refuse_json(&cli.command)?;
+    }
     match &cli.command {
-        Command::Completions { shell } => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
-            let mut buf = Vec::new();
-            clap_complete::generate(*shell, &mut cmd, "cta-data", &mut buf);
-            write_stdout(&buf)
-        }
-        Command::Man => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            let mut buf = Vec::new();
-            clap_mangen::Man::new(cmd)
-                .render(&mut buf)
-                .map_err(|e| Error::local("write", "standard output", e))?;
-            write_stdout(&buf)
-        }
+        Command::Completions { shell } => write_stdout(&crate::completions::script(*shell)),
+        Command::Man { command, dir } => match dir {
+            Some(dir) => {
+                let mut text = String::new();
+                for p in crate::man::write_all(dir)? {
+                    text.push_str(&format!("{}\n", p.display()));
+                }
+                write_stdout(text.as_bytes())
+            }
+            None => write_stdout(&crate::man::page(command)?),
+        },
         Command::Config { action } => {
             let resolved = resolve(g)?;
             match action {
                 ConfigAction::Show => config_show(g, &resolved),
                 ConfigAction::Paths => config_paths(g),
+                ConfigAction::Profiles => config_profiles(g, &resolved),
             }
         }
         Command::Login {
@@ -52,12 +53,20 @@ pub async fn run(cli: Cli) -> Result<()> {
             secret,
             no_qr,
         } => crate::auth_cmd::login(g, &resolve(g)?, *secret_stdin, secret.clone(), *no_qr).await,
-        Command::Logout => crate::auth_cmd::logout(g, &resolve(g)?).await,
+        Command::Logout => {
+            let r = resolve(g)?;
+            crate::auth_cmd::logout(g, &r).await?;
+            done_json(g, "logout", &r, None, None)
+        }
         Command::PrintToken => crate::auth_cmd::print_token(g, &resolve(g)?).await,
         Command::Token {
             action: TokenAction::Status,
         } => crate::auth_cmd::status(g, &resolve(g)?).await,
-        Command::ResetConfig => crate::auth_cmd::reset(g, &resolve(g)?),
+        Command::ResetConfig => {
+            let r = resolve(g)?;
+            crate::auth_cmd::reset(g, &r)?;
+            done_json(g, "reset-config", &r, None, None)
+        }
         Command::Cert {
             action: CertAction::Info { file },
         } => crate::cert_info::info(g, &resolve(g)?, file.as_deref()),
@@ -103,6 +112,47 @@ pub(crate) fn resolve(g: &Global) -> Result<ResolvedProfile> {
     config::load(&opts, &EnvSnapshot::from_process())
 }
 
+/// Commands whose output is data of its own (bytes, a script, a page, a conversation)
+/// refuse `--json` instead of mixing it in.
+fn refuse_json(cmd: &Command) -> Result<()> {
+    let (name, why) = match cmd {
+        Command::Cat { .. } => ("cat", "its output is the file's bytes"),
+        Command::Completions { .. } => ("completions", "its output is a shell script"),
+        Command::Man { .. } => ("man", "its output is a man page"),
+        Command::Login { .. } => (
+            "login",
+            "it is a conversation with you; 'cta-data token status --json' reports the result",
+        ),
+        _ => return Ok(()),
+    };
+    Err(Error::usage(
+        format!("--json does not apply to '{name}': {why}"),
+        "leave out --json",
+    ))
+}
+
+/// With `--json`, the document of a command that only acts (mkdir, rm, mv, logout...):
+/// `{"command", "profile", "path", "to"}`.
+fn done_json(
+    g: &Global,
+    command: &str,
+    r: &ResolvedProfile,
+    path: Option<&RemotePath>,
+    to: Option<&RemotePath>,
+) -> Result<()> {
+    if !g.json {
+        return Ok(());
+    }
+    let mut doc = serde_json::json!({"command": command, "profile": r.name});
+    if let Some(p) = path {
+        doc["path"] = p.to_string().into();
+    }
+    if let Some(t) = to {
+        doc["to"] = t.to_string().into();
+    }
+    emit_json(&doc)
+}
+
 pub(crate) fn rp(s: &str) -> Result<RemotePath> {
     RemotePath::parse(s)
 }
@@ -118,16 +168,18 @@ async fn run_storage(
             path,
             long,
             recursive,
-        } => list(g, backend, &rp(path)?, *long, *recursive).await,
-        Command::Stat { path } => {
-            let e = backend.stat(&rp(path)?).await?;
-            if g.json {
-                println!("{}", serde_json::to_string_pretty(&e).unwrap_or_default());
-            } else {
-                print_stat(&e);
-            }
-            Ok(())
+            unsorted,
+            utc,
+        } => {
+            let style = ListStyle {
+                long: *long,
+                recursive: *recursive,
+                unsorted: *unsorted,
+                utc: *utc,
+            };
+            list(g, backend, &rp(path)?, style).await
         }
+        Command::Stat { path, utc } => stat(g, backend, &rp(path)?, *utc).await,
         Command::Get {
             remote,
             local,
@@ -152,13 +204,25 @@ async fn run_storage(
             force,
             transfer,
         } => put(g, r, backend, local, remote, *recursive, *force, transfer).await,
-        Command::Mkdir { path, parents } => backend.mkdir(&rp(path)?, *parents).await,
-        Command::Rm { path, recursive } => rm(backend, path, *recursive).await,
-        Command::Mv { from, to, force } => backend.rename(&rp(from)?, &rp(to)?, *force).await,
+        Command::Mkdir { path, parents } => {
+            let p = rp(path)?;
+            backend.mkdir(&p, *parents).await?;
+            done_json(g, "mkdir", r, Some(&p), None)
+        }
+        Command::Rm { path, recursive } => {
+            let p = rp(path)?;
+            rm(backend, &p, path, *recursive).await?;
+            done_json(g, "rm", r, Some(&p), None)
+        }
+        Command::Mv { from, to, force } => {
+            let (from, to) = (rp(from)?, rp(to)?);
+            backend.rename(&from, &to, *force).await?;
+            done_json(g, "mv", r, Some(&from), Some(&to))
+        }
         Command::Cat { path } => cat(backend, &rp(path)?).await,
         Command::Config { .. }
         | Command::Completions { .. }
-        | Command::Man
+        | Command::Man { .. }
         | Command::Login { .. }
         | Command::Logout
         | Command::PrintToken

@@ -118,6 +118,8 @@ pub struct ResolvedProfile {
     pub files: Vec<PathBuf>,
     /// The environment the profile was resolved in; see [`ResolvedProfile::env`].
     env: EnvSnapshot,
+    /// The names of every profile of the resolved configuration, sorted.
+    names: Vec<String>,
 }
 
 impl ResolvedProfile {
@@ -131,6 +133,11 @@ impl ResolvedProfile {
     /// [`load`] is never overruled by the process environment.
     pub fn env(&self) -> &EnvSnapshot {
         &self.env
+    }
+
+    /// The names of every profile the configuration knows (built in, files, variables), sorted.
+    pub fn profile_names(&self) -> Vec<String> {
+        self.names.clone()
     }
 
     /// Every set value as (dotted key, value as TOML text, origin), in key order.
@@ -315,6 +322,7 @@ pub fn load_with_keys(
         origins,
         files,
         env: env.clone(),
+        names: cfg.profiles.keys().cloned().collect(),
     };
     resolved.validate()?;
     Ok(resolved)
