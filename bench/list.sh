@@ -312,9 +312,11 @@ row() {
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 N=$ENTRIES
 if want_tool cta-data; then
-    row cta-data "cta-data list DIR" lines "$N" -- "${CTA[@]}" list "${DIR#/}"
-    row cta-data "cta-data list -l DIR" lines "$N" -- "${CTA[@]}" list -l "${DIR#/}"
-    row cta-data "cta-data --json list DIR" json "$N" -- "${CTA[@]}" --json list "${DIR#/}"
+    # -U streams in the server's order (the goal's case); the default sorts by name first.
+    row cta-data "cta-data list -U DIR" lines "$N" -- "${CTA[@]}" list -U "${DIR#/}"
+    row cta-data "cta-data list -l -U DIR" lines "$N" -- "${CTA[@]}" list -l -U "${DIR#/}"
+    row cta-data "cta-data --json list -U DIR" json "$N" -- "${CTA[@]}" --json list -U "${DIR#/}"
+    row cta-data "cta-data list DIR (sorted)" lines "$N" -- "${CTA[@]}" list "${DIR#/}"
 fi
 if want_tool curl; then
     row curl "curl -X PROPFIND -H 'Depth: 1' (cta-data's body)" propfind "$((N + 1))" -- "${CURL[@]}"
@@ -365,7 +367,7 @@ ok = {r[0] + "\t" + r[1]: r for r in rows if r[10] == "ok"}
 curl = next((float(r[3]) for r in rows if r[0] == "curl" and r[10] == "ok"), None)
 if n != 1_000_000:
     print(f"- (measured with {n} entries, not the goal's 1,000,000)")
-for label in ["cta-data list DIR", "cta-data list -l DIR", "cta-data --json list DIR"]:
+for label in ["cta-data list -U DIR", "cta-data list -l -U DIR", "cta-data --json list -U DIR", "cta-data list DIR (sorted)"]:
     r = ok.get("cta-data\t" + label)
     if r is None:
         continue
@@ -376,7 +378,7 @@ for label in ["cta-data list DIR", "cta-data list -l DIR", "cta-data --json list
         wall = f"wall {med:.2f} s = {q:.2f} × curl ({curl:.2f} s): {'met' if q <= goal_ratio else 'NOT met'}"
     else:
         wall = "wall: no curl figure to compare with"
-    extra = "" if label == "cta-data list DIR" else " (the goal names plain `list`; shown for comparison)"
+    extra = "" if label == "cta-data list -U DIR" else " (the goal names the streamed `list -U`; shown for comparison)"
     print(f"- `{label}`: {mem}; {wall}{extra}")
 EOF
     if [[ -s $FAILURES ]]; then

@@ -19,7 +19,11 @@ pub fn script(shell: Shell) -> Vec<u8> {
     let text = String::from_utf8_lossy(&buf).into_owned();
     let ask = "cta-data config profiles 2>/dev/null";
     let text = match shell {
-        Shell::Bash => text.replace(&format!("\"{SENTINEL}\""), &format!("\"$({ask})\"")),
+        // clap_complete 4.6 names the case labels of subcommands `cta__subcmd__data__...`
+        // but sets `cmd=cta__data__...`: no option of any subcommand would complete.
+        Shell::Bash => text
+            .replace(&format!("\"{SENTINEL}\""), &format!("\"$({ask})\""))
+            .replace("cta__subcmd__data", "cta__data"),
         Shell::Zsh => text.replace(
             &format!("({SENTINEL})"),
             &format!("{{compadd -- ${{(f)\"$({ask})\"}}}}"),

@@ -1,4 +1,4 @@
-//! `cta-data list` prints a listing as the server's answer arrives: against the dCache door
+//! `cta-data list -U` prints a listing as the server's answer arrives: against the dCache door
 //! double with a synthetic listing that stops in the middle (`synthetic_pause`), the first
 //! line (or JSON element) comes out while the server is still silent, and everything
 //! arrives in order once it goes on. A closed pipe ends `list` quietly.
@@ -155,7 +155,7 @@ fn assert_streamed(t: &Timed, what: &str) {
 fn list_prints_the_first_line_before_the_answer_ends() {
     let d = paused_door(N, AFTER, PAUSE);
     let env = Env::new(&d.url());
-    let t = timed(&env, &["list", "cta/many"], |out| {
+    let t = timed(&env, &["list", "-U", "cta/many"], |out| {
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
         line
@@ -174,7 +174,7 @@ fn list_prints_the_first_line_before_the_answer_ends() {
 fn list_json_writes_the_first_element_before_the_answer_ends() {
     let d = paused_door(N, AFTER, PAUSE);
     let env = Env::new(&d.url());
-    let t = timed(&env, &["--json", "list", "cta/many"], |out| {
+    let t = timed(&env, &["--json", "list", "-U", "cta/many"], |out| {
         // Up to the end of the first element, as serde_json's pretty printer closes it.
         let mut text = String::new();
         loop {
@@ -212,7 +212,7 @@ fn list_into_a_closed_pipe_stops_quietly() {
     // on reading after its reader left would sit in the pause.
     let d = paused_door(200_000, 150_000, Duration::from_secs(30));
     let env = Env::new(&d.url());
-    let mut child = env.spawn(&["list", "cta/many"]);
+    let mut child = env.spawn(&["list", "-U", "cta/many"]);
     let stderr = drain_stderr(&mut child);
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();

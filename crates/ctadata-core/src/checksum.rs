@@ -4,9 +4,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-/// A checksum algorithm.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// A checksum algorithm; in JSON its RFC 3230 name (`"adler32"`, `"md5"`, `"sha-256"`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ChecksumAlgorithm {
     /// Adler-32, dCache's default.
     Adler32,
@@ -37,6 +36,12 @@ impl ChecksumAlgorithm {
             Self::Sha256 => "sha-256",
             Self::Other(s) => s,
         }
+    }
+}
+
+impl Serialize for ChecksumAlgorithm {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
     }
 }
 
