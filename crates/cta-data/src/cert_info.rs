@@ -22,10 +22,7 @@ pub fn info(g: &Global, r: &ResolvedProfile, file: Option<&Path>) -> Result<()> 
     let pem = cert::read_pem_file(&path)?;
     let now = SystemTime::now();
     if g.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json(&pem, now)).unwrap_or_default()
-        );
+        crate::commands::emit_json(&json(&pem, now))?;
     } else {
         print!("{}", human(&pem, now));
     }

@@ -36,10 +36,9 @@ fn service_profile(g: &Global, r: &ResolvedProfile) -> Result<ResolvedProfile> {
 
 fn report(g: &Global, what: &str, file: &Path, cs: &CertificateService, stored: &Stored) {
     if g.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&stored.answer).unwrap_or_default()
-        );
+        // A failed write to stdout is all that could go wrong here, and it is not worth
+        // failing an upload that succeeded.
+        let _ = crate::commands::emit_json(&stored.answer);
         return;
     }
     let message = if stored.message.is_empty() {

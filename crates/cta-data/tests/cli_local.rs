@@ -375,10 +375,10 @@ fn list_plain_long_and_recursive() {
     assert_eq!(sb.ok(&["list"]), "a.txt\nd/\ne/\n");
     assert_eq!(sb.ok(&["ls", "d"]), "b.txt\n");
     let long = sb.ok(&["list", "-l"]);
-    // kind, size, date, time, name
+    // kind, size, date, time, offset, name
     let row = |l: &str| {
         let f: Vec<String> = l.split_whitespace().map(String::from).collect();
-        [f[0].clone(), f[1].clone(), f[4].clone()]
+        [f[0].clone(), f[1].clone(), f[5].clone()]
     };
     let rows: Vec<[String; 3]> = long.lines().map(row).collect();
     assert_eq!(rows.len(), 3, "{long}");
@@ -601,11 +601,12 @@ fn config_show_json() {
     let values = v["values"].as_array().unwrap();
     let root = values.iter().find(|e| e["key"] == "root").expect("root");
     let want = sb.path("xdg-data/cta-data/local");
-    assert_eq!(root["value"], format!("\"{}\"", want.display()));
+    // Values keep their type: a string is a JSON string, not TOML text.
+    assert_eq!(root["value"], want.display().to_string());
     assert_eq!(root["origin"], "built-in");
     let backend = values.iter().find(|e| e["key"] == "backend");
     let backend = backend.expect("backend");
-    assert_eq!(backend["value"], "\"local\"");
+    assert_eq!(backend["value"], "local");
     assert_eq!(backend["origin"], "built-in");
 }
 
