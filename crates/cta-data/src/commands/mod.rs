@@ -87,6 +87,18 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Whether the program was started as `cta-data-direct` (set once by `main`).
+static DIRECT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records the name the program was started under (argv[0]): as `cta-data-direct`, the old
+/// client's dCache command, the default profile is `cta`.
+pub(crate) fn set_program_name(argv0: Option<&std::ffi::OsStr>) {
+    let direct = argv0
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .is_some_and(|n| n == config::DIRECT_COMMAND);
+    DIRECT.store(direct, std::sync::atomic::Ordering::Relaxed);
+}
+
 pub(crate) fn resolve(g: &Global) -> Result<ResolvedProfile> {
     let opts = LoadOptions::default()
         .with_config_file(g.config.clone())
@@ -99,12 +111,26 @@ pub(crate) fn resolve(g: &Global) -> Result<ResolvedProfile> {
         .with_url(g.url.clone())
         .with_ca_file(g.ca_file.clone())
         .with_token_file(g.token_file.clone())
-        .with_system_file(None);
-    config::load(&opts, &EnvSnapshot::from_process())
+        .with_system_file(None)
+        .with_direct(DIRECT.load(std::sync::atomic::Ordering::Relaxed));
+    let r = config::load(&opts, &EnvSnapshot::from_process())?;
+    tracing::info!(
+        "profile '{}' ({} backend), chosen by {}",
+        r.name,
+        r.backend().as_str(),
+        r.name_origin
+    );
+    Ok(r)
 }
 
 pub(crate) fn rp(s: &str) -> Result<RemotePath> {
     RemotePath::parse(s)
+}
+
+/// A remote path argument: a path, or a URL of the profile's door (see
+/// [`ResolvedProfile::remote_arg`]).
+fn remote(r: &ResolvedProfile, s: &str) -> Result<RemotePath> {
+    rp(&r.remote_arg(s)?)
 }
 
 async fn run_storage(
@@ -118,9 +144,9 @@ async fn run_storage(
             path,
             long,
             recursive,
-        } => list(g, backend, &rp(path)?, *long, *recursive).await,
+        } => list(g, backend, &remote(r, path)?, *long, *recursive).await,
         Command::Stat { path } => {
-            let e = backend.stat(&rp(path)?).await?;
+            let e = backend.stat(&remote(r, path)?).await?;
             if g.json {
                 println!("{}", serde_json::to_string_pretty(&e).unwrap_or_default());
             } else {
@@ -129,7 +155,7 @@ async fn run_storage(
             Ok(())
         }
         Command::Get {
-            remote,
+            remote: remote_arg,
             local,
             recursive,
             transfer,
@@ -138,7 +164,7 @@ async fn run_storage(
                 g,
                 r,
                 backend,
-                &rp(remote)?,
+                &remote(r, remote_arg)?,
                 local.as_deref(),
                 *recursive,
                 transfer,
@@ -151,11 +177,18 @@ async fn run_storage(
             recursive,
             force,
             transfer,
-        } => put(g, r, backend, local, remote, *recursive, *force, transfer).await,
-        Command::Mkdir { path, parents } => backend.mkdir(&rp(path)?, *parents).await,
-        Command::Rm { path, recursive } => rm(backend, path, *recursive).await,
-        Command::Mv { from, to, force } => backend.rename(&rp(from)?, &rp(to)?, *force).await,
-        Command::Cat { path } => cat(backend, &rp(path)?).await,
+        } => {
+            let remote = r.remote_arg(remote)?;
+            put(g, r, backend, local, &remote, *recursive, *force, transfer).await
+        }
+        Command::Mkdir { path, parents } => backend.mkdir(&remote(r, path)?, *parents).await,
+        Command::Rm { path, recursive } => rm(backend, &r.remote_arg(path)?, *recursive).await,
+        Command::Mv { from, to, force } => {
+            backend
+                .rename(&remote(r, from)?, &remote(r, to)?, *force)
+                .await
+        }
+        Command::Cat { path } => cat(backend, &remote(r, path)?).await,
         Command::Config { .. }
         | Command::Completions { .. }
         | Command::Man
