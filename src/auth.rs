@@ -254,16 +254,30 @@ pub struct SourceStatus {
     pub state: String,
 }
 
+/// What `token status` found: every source in order, the token that would be used, and
+/// the first error a source gave (the one a command would fail with).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct StatusReport {
+    /// Every source of the chain, in order, with what it holds (nothing secret).
+    pub sources: Vec<SourceStatus>,
+    /// The token that would be used.
+    pub winner: Option<BearerToken>,
+    /// The first error a source gave before a token was found.
+    pub first_error: Option<Error>,
+}
+
 /// Every source of the chain in order, with what it holds (nothing secret), and the token
 /// that would be used. Turn the outcome into the command's verdict with [`status_verdict`].
 pub async fn status(
     profile: &ResolvedProfile,
     env: &EnvSnapshot,
     insecure: bool,
-) -> Result<(Vec<SourceStatus>, Option<BearerToken>)> {
+) -> Result<StatusReport> {
     let chain = token_chain(profile, env, insecure)?;
     let mut out = Vec::new();
     let mut winner = None;
+    let mut first_error = None;
     for s in chain.source_list() {
         let state = if winner.is_some() {
             "not consulted".to_string()
@@ -274,7 +288,11 @@ pub async fn status(
                     "token (used)".to_string()
                 }
                 Ok(None) => "none".to_string(),
-                Err(e) => format!("error: {e}"),
+                Err(e) => {
+                    let state = format!("error: {e}");
+                    first_error.get_or_insert(e);
+                    state
+                }
             }
         };
         out.push(SourceStatus {
@@ -282,18 +300,26 @@ pub async fn status(
             state,
         });
     }
-    Ok((out, winner))
+    Ok(StatusReport {
+        sources: out,
+        winner,
+        first_error,
+    })
 }
 
-/// The verdict of `token status` once its report is printed: `Ok` when a token is there
-/// and not expired; otherwise the authentication error (exit 4) with the fix.
+/// The verdict of `token status` once its report is printed: `Ok` when a token is there,
+/// not expired, and no source before it failed; otherwise the error a command would fail
+/// with (a source's error, or an authentication error, exit 4, naming the fix).
 pub fn status_verdict(
     profile: &ResolvedProfile,
     env: &EnvSnapshot,
     insecure: bool,
-    winner: Option<&BearerToken>,
+    report: StatusReport,
 ) -> Result<()> {
-    match winner {
+    if let Some(e) = report.first_error {
+        return Err(e);
+    }
+    match &report.winner {
         Some(t) if t.is_expired() => Err(expired(t)),
         Some(_) => Ok(()),
         None => {

@@ -183,7 +183,8 @@ pub async fn print_token(g: &Global, r: &ResolvedProfile) -> Result<()> {
 
 /// `token status`.
 pub async fn status(g: &Global, r: &ResolvedProfile) -> Result<()> {
-    let (sources, winner) = auth::status(r, r.env(), g.insecure).await?;
+    let report = auth::status(r, r.env(), g.insecure).await?;
+    let (sources, winner) = (&report.sources, &report.winner);
     if g.json {
         let v = serde_json::json!({
             "profile": r.name,
@@ -217,7 +218,7 @@ pub async fn status(g: &Global, r: &ResolvedProfile) -> Result<()> {
         }
     }
     // The report is out; an expired or missing token makes the exit status 4.
-    auth::status_verdict(r, r.env(), g.insecure, winner.as_ref())
+    auth::status_verdict(r, r.env(), g.insecure, report)
 }
 
 /// `reset-config`.

@@ -164,7 +164,10 @@ impl Provider {
     fn secret_refused(&self) -> Error {
         Error::Auth {
             problem: AuthProblem::Refused,
-            message: format!("the identity provider refused the client secret of client '{}'", self.client_id),
+            message: format!(
+                "the identity provider refused the client secret of client '{}'",
+                self.client_id
+            ),
             hint: format!(
                 "reset it with {}, then {} asks for the secret again",
                 self.command("reset-config"),
@@ -219,7 +222,10 @@ impl Provider {
                     DeviceCodeErrorResponseType::AccessDenied => Error::Auth {
                         problem: AuthProblem::Refused,
                         message: "the login was denied at the identity provider".into(),
-                        hint: format!("run {} again and approve the request", self.command("login")),
+                        hint: format!(
+                            "run {} again and approve the request",
+                            self.command("login")
+                        ),
                     },
                     DeviceCodeErrorResponseType::ExpiredToken => Error::Auth {
                         problem: AuthProblem::Expired,
