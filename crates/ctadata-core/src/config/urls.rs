@@ -234,7 +234,14 @@ impl ResolvedProfile {
                 )
             })
             .and_then(|r| r.ok());
-        let names: Vec<String> = owners.iter().map(|(n, _)| format!("'{n}'")).collect();
+        let names = match owners.as_slice() {
+            [] => String::new(),
+            [(n, _)] => format!("'{n}'"),
+            [(n, _), rest @ ..] => {
+                let rest: Vec<String> = rest.iter().map(|(m, _)| format!("'{m}'")).collect();
+                format!("'{n}' (and of {})", rest.join(", "))
+            }
+        };
         let message = if takes_urls {
             format!(
                 "the URL {} is on {}, not on the door of profile '{}' ({})",
@@ -256,12 +263,10 @@ impl ResolvedProfile {
         };
         let hint = match (owners.first(), &path_hint) {
             (Some((n, _)), Some(p)) => format!(
-                "that is the url of profile {}: run the command with --profile {n}, or give the path {p} on this profile",
-                names.join(", ")
+                "that is the url of profile {names}: run the command with --profile {n}, or give the path {p} on this profile"
             ),
             (Some((n, _)), None) => format!(
-                "that is the url of profile {}: run the command with --profile {n}",
-                names.join(", ")
+                "that is the url of profile {names}: run the command with --profile {n}"
             ),
             (None, _) if takes_urls => format!(
                 "no profile has that server: to use it, pass --url {} (or add a profile with that url to your config file)",
