@@ -7,8 +7,10 @@
 //!
 //! Files: `model.rs` (what a profile holds and its checks), `builtin.rs` (the built-in
 //! profiles), `env.rs` ([`EnvSnapshot`] and the environment layer), `layers.rs` (the other
-//! layers and the origin of each value), `errors.rs` (figment's errors in plain words); this
-//! one resolves a profile out of them ([`load`], [`load_with_keys`], [`load_from_map`]).
+//! layers and the origin of each value), `errors.rs` (figment's errors in plain words),
+//! `urls.rs` (URLs of the profile's door as remote paths, [`ResolvedProfile::remote_arg`]);
+//! this one resolves a profile out of them ([`load`], [`load_with_keys`], [`load_from_map`])
+//! and chooses it when none is named, as the old client did ([`legacy_default`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
