@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use ctadata_core::config::{BackendKind, EnvSnapshot, ResolvedProfile};
 use ctadata_core::credentials::{BearerToken, Secret, TokenProvider};
-use ctadata_core::{Error, Result};
+use ctadata_core::{AuthProblem, Error, Result};
 use ctadata_oidc::store::read_legacy_secret;
 use ctadata_oidc::{DevicePrompt, OidcSession, ProfileStore, Session};
 
@@ -17,22 +17,65 @@ pub enum SecretInput {
     Stored,
 }
 
-/// The profile's login session, or a configuration error saying why it has none.
+/// What a profile without an identity provider authenticates with, and how to get it.
+fn credential_of(profile: &ResolvedProfile) -> (&'static str, &'static str) {
+    match profile.backend() {
+        BackendKind::Downloadservice => (
+            "the hub token (JUPYTERHUB_API_TOKEN, which JupyterHub sets in your session; or --token-file)",
+            "on the platform's JupyterHub nothing is needed; elsewhere make a token on the hub's token page and export JUPYTERHUB_API_TOKEN",
+        ),
+        BackendKind::X509 => (
+            "a grid proxy (X509_USER_PROXY, /tmp/x509up_u<uid>, or proxy/cert/key in the profile)",
+            "make a proxy with voms-proxy-init (or grid-proxy-init); 'cta-data --profile grid cert info' shows the one in use",
+        ),
+        BackendKind::Local => ("nothing (a local directory needs no credential)", "use it as it is"),
+        BackendKind::Dcache => ("bearer tokens", "see 'cta-data token status'"),
+    }
+}
+
+/// Checks that `login` (and `logout`) make sense on the profile, before anything is asked
+/// or read: a backend without an identity provider is a usage error (exit 2) saying what the
+/// profile authenticates with; a `dcache` profile without `[oidc]` issuer and client_id is a
+/// configuration error (exit 3) naming the section to add.
+pub fn check_can_login(profile: &ResolvedProfile) -> Result<()> {
+    if profile.backend() != BackendKind::Dcache {
+        let (what, how) = credential_of(profile);
+        return Err(Error::usage(
+            format!(
+                "profile '{}' ({} backend) has no identity provider to log in to: it authenticates with {what}",
+                profile.name,
+                profile.backend().as_str(),
+            ),
+            format!("{how}; to log in to dCache with a token instead: 'cta-data --profile cta login'"),
+        ));
+    }
+    let has_idp = profile
+        .profile
+        .oidc
+        .as_ref()
+        .is_some_and(|o| o.issuer.is_some() && o.client_id.is_some());
+    if !has_idp {
+        return Err(Error::config(
+            format!(
+                "profile '{}' has no identity provider: its [oidc] section has no issuer and client_id",
+                profile.name
+            ),
+            format!(
+                "add [profiles.{}.oidc] with issuer and client_id to your config file, or give a token with --token-file FILE",
+                profile.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The profile's login session, or the error of [`check_can_login`] saying why it has none.
 pub fn session(
     profile: &ResolvedProfile,
     env: &EnvSnapshot,
     insecure: bool,
 ) -> Result<Arc<OidcSession>> {
-    if profile.backend() != BackendKind::Dcache {
-        return Err(Error::config(
-            format!(
-                "profile '{}' uses the {} backend, which has no OIDC login",
-                profile.name,
-                profile.backend().as_str()
-            ),
-            "log in with a dcache profile (cta, cta-dev), e.g. 'cta-data --profile cta login'",
-        ));
-    }
+    check_can_login(profile)?;
     ctadata_dcache::oidc_session(profile, env, insecure)?.ok_or_else(|| {
         Error::config(
             format!(
@@ -80,7 +123,10 @@ pub async fn login(
             if stored_secret(profile, env)?.is_none() {
                 return Err(Error::usage(
                     format!("no client secret is stored for profile '{}'", profile.name),
-                    "run 'cta-data login' in a terminal to be asked for it, or pipe it in with --secret-stdin",
+                    format!(
+                        "run 'cta-data --profile {} login' in a terminal to be asked for it, or pipe it in with --secret-stdin",
+                        profile.name
+                    ),
                 ));
             }
         }
@@ -147,13 +193,36 @@ pub fn reset(profile: &ResolvedProfile, env: &EnvSnapshot) -> Result<Vec<std::pa
     Ok(removed)
 }
 
-/// The token the profile would use now (refreshed if needed), with its source.
+/// The token the profile would use now, with its source: a login session's token is
+/// refreshed when it is about to expire; a token that has expired (a JWT whose `exp` is
+/// past) is refreshed when its source can, else refused with an authentication error
+/// (exit 4) whose hint names the fix. An expired token is never returned.
 pub async fn current_token(
     profile: &ResolvedProfile,
     env: &EnvSnapshot,
     insecure: bool,
 ) -> Result<BearerToken> {
-    token_chain(profile, env, insecure)?.token().await
+    let chain = token_chain(profile, env, insecure)?;
+    let t = chain.token().await?;
+    if !t.is_expired() {
+        return Ok(t);
+    }
+    if let Some(fresh) = chain.refresh(&t).await? {
+        if !fresh.is_expired() {
+            tracing::info!(source = %fresh.source, "the expired token was replaced by a fresh one");
+            return Ok(fresh);
+        }
+    }
+    Err(expired(&t))
+}
+
+/// The error for a token whose `exp` is past: its source, when, and the fix.
+pub fn expired(t: &BearerToken) -> Error {
+    Error::Auth {
+        problem: AuthProblem::Expired,
+        message: format!("the token from {} {}", t.source, t.describe_expiry()),
+        hint: t.fix.clone(),
+    }
 }
 
 /// The token chain of a `dcache` profile.
@@ -163,9 +232,14 @@ pub fn token_chain(
     insecure: bool,
 ) -> Result<ctadata_core::credentials::TokenChain> {
     if profile.backend() != BackendKind::Dcache {
+        let (what, _) = credential_of(profile);
         return Err(Error::config(
-            format!("profile '{}' uses the {} backend, which does not use bearer tokens from this chain", profile.name, profile.backend().as_str()),
-            "use a dcache profile (cta, cta-dev)",
+            format!(
+                "profile '{}' ({} backend) has no bearer token chain: it authenticates with {what}",
+                profile.name,
+                profile.backend().as_str()
+            ),
+            "print-token and token status are for the dcache profiles, e.g. 'cta-data --profile cta print-token'",
         ));
     }
     ctadata_dcache::token_chain(profile, env, insecure)
@@ -180,15 +254,30 @@ pub struct SourceStatus {
     pub state: String,
 }
 
-/// Every source of the chain in order, with what it holds (nothing secret).
+/// What `token status` found: every source in order, the token that would be used, and
+/// the first error a source gave (the one a command would fail with).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct StatusReport {
+    /// Every source of the chain, in order, with what it holds (nothing secret).
+    pub sources: Vec<SourceStatus>,
+    /// The token that would be used.
+    pub winner: Option<BearerToken>,
+    /// The first error a source gave before a token was found.
+    pub first_error: Option<Error>,
+}
+
+/// Every source of the chain in order, with what it holds (nothing secret), and the token
+/// that would be used. Turn the outcome into the command's verdict with [`status_verdict`].
 pub async fn status(
     profile: &ResolvedProfile,
     env: &EnvSnapshot,
     insecure: bool,
-) -> Result<(Vec<SourceStatus>, Option<BearerToken>)> {
+) -> Result<StatusReport> {
     let chain = token_chain(profile, env, insecure)?;
     let mut out = Vec::new();
     let mut winner = None;
+    let mut first_error = None;
     for s in chain.source_list() {
         let state = if winner.is_some() {
             "not consulted".to_string()
@@ -199,7 +288,11 @@ pub async fn status(
                     "token (used)".to_string()
                 }
                 Ok(None) => "none".to_string(),
-                Err(e) => format!("error: {e}"),
+                Err(e) => {
+                    let state = format!("error: {e}");
+                    first_error.get_or_insert(e);
+                    state
+                }
             }
         };
         out.push(SourceStatus {
@@ -207,5 +300,39 @@ pub async fn status(
             state,
         });
     }
-    Ok((out, winner))
+    Ok(StatusReport {
+        sources: out,
+        winner,
+        first_error,
+    })
+}
+
+/// The verdict of `token status` once its report is printed: `Ok` when a token is there,
+/// not expired, and no source before it failed; otherwise the error a command would fail
+/// with (a source's error, or an authentication error, exit 4, naming the fix).
+pub fn status_verdict(
+    profile: &ResolvedProfile,
+    env: &EnvSnapshot,
+    insecure: bool,
+    report: StatusReport,
+) -> Result<()> {
+    if let Some(e) = report.first_error {
+        return Err(e);
+    }
+    match &report.winner {
+        Some(t) if t.is_expired() => Err(expired(t)),
+        Some(_) => Ok(()),
+        None => {
+            let chain = token_chain(profile, env, insecure)?;
+            Err(Error::Auth {
+                problem: AuthProblem::Missing,
+                message: format!(
+                    "no token for profile '{}'; tried, in order: {}",
+                    profile.name,
+                    chain.sources().join(", ")
+                ),
+                hint: chain.missing_hint().to_string(),
+            })
+        }
+    }
 }

@@ -71,7 +71,10 @@ fn secret_input(
         if s.trim().is_empty() {
             return Err(Error::usage(
                 "no client secret was given",
-                "run 'cta-data login' again and type the secret you were given",
+                format!(
+                    "run 'cta-data --profile {} login' again and type the secret you were given",
+                    r.name
+                ),
             ));
         }
         return Ok(SecretInput::Given(Secret::new(s.trim())));
@@ -81,7 +84,10 @@ fn secret_input(
             "no client secret is stored for profile '{}' and there is no terminal to ask for it",
             r.name
         ),
-        "pipe it in: cta-data login --secret-stdin < secret-file",
+        format!(
+            "pipe it in: cta-data --profile {} login --secret-stdin < secret-file",
+            r.name
+        ),
     ))
 }
 
@@ -103,6 +109,8 @@ pub async fn login(
     no_qr: bool,
 ) -> Result<()> {
     let env = r.env();
+    // Before any prompt or read of stdin: a profile without an identity provider fails here.
+    auth::check_can_login(r)?;
     let input = secret_input(g, r, env, secret_stdin, secret)?;
     let draw_qr = !no_qr && std::io::stdout().is_terminal();
     let session = auth::login(r, env, g.insecure, input, |p| {
@@ -150,10 +158,20 @@ pub async fn logout(g: &Global, r: &ResolvedProfile) -> Result<()> {
     Ok(())
 }
 
-/// `print-token`: the token on stdout (for `bearer_token_command` and scripts).
+/// `print-token`: the token on stdout (for `bearer_token_command` and scripts), never an
+/// expired one; with `--json` one object `{"token", "expires_at", "source"}`.
 pub async fn print_token(g: &Global, r: &ResolvedProfile) -> Result<()> {
     let t = auth::current_token(r, r.env(), g.insecure).await?;
-    println!("{}", t.token.expose());
+    if g.json {
+        let v = serde_json::json!({
+            "token": t.token.expose(),
+            "expires_at": t.expires.map(ctadata::entry::format_rfc3339),
+            "source": t.source,
+        });
+        crate::commands::emit_json(&v)?;
+    } else {
+        crate::commands::write_stdout(format!("{}\n", t.token.expose()).as_bytes())?;
+    }
     if !g.quiet {
         match t.expires {
             Some(e) => eprintln!("valid till {} (from {})", local_time(e), t.source),
@@ -165,7 +183,8 @@ pub async fn print_token(g: &Global, r: &ResolvedProfile) -> Result<()> {
 
 /// `token status`.
 pub async fn status(g: &Global, r: &ResolvedProfile) -> Result<()> {
-    let (sources, winner) = auth::status(r, r.env(), g.insecure).await?;
+    let report = auth::status(r, r.env(), g.insecure).await?;
+    let (sources, winner) = (&report.sources, &report.winner);
     if g.json {
         let v = serde_json::json!({
             "profile": r.name,
@@ -177,7 +196,7 @@ pub async fn status(g: &Global, r: &ResolvedProfile) -> Result<()> {
                 "scope": t.scope,
             })),
         });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        crate::commands::emit_json(&v)?;
     } else {
         println!("profile '{}': token sources, in order", r.name);
         for (i, s) in sources.iter().enumerate() {
@@ -198,14 +217,8 @@ pub async fn status(g: &Global, r: &ResolvedProfile) -> Result<()> {
             None => println!("no source holds a token"),
         }
     }
-    if winner.is_none() {
-        return Err(Error::Auth {
-            problem: ctadata::AuthProblem::Missing,
-            message: format!("no token for profile '{}'", r.name),
-            hint: format!("run 'cta-data --profile {} login'", r.name),
-        });
-    }
-    Ok(())
+    // The report is out; an expired or missing token makes the exit status 4.
+    auth::status_verdict(r, r.env(), g.insecure, report)
 }
 
 /// `reset-config`.

@@ -16,6 +16,7 @@ use clap::Parser;
 use ctadata::Error;
 
 fn main() -> ExitCode {
+    commands::set_program_name(std::env::args_os().next().as_deref());
     let cli = cli::Cli::parse();
     init_logging(&cli.global);
     if cli.global.insecure {

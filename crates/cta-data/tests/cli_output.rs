@@ -246,6 +246,24 @@ fn every_json_document_matches_its_schema() {
         "the token itself never shows: {v}"
     );
 
+    let v = s.check(
+        "print-token.schema.json",
+        ok(&env.door(&["--json", "print-token"])).as_bytes(),
+    );
+    assert_eq!(v["token"], TOKEN);
+    assert_eq!(v["expires_at"], Value::Null, "not a JWT: {v}");
+    // An expired token: `token status` prints its report and fails; the report stays the
+    // one document (no error document after it).
+    let expired = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1IiwiZXhwIjoxMDAwfQ.c2ln";
+    let o = env
+        .cmd()
+        .env("BEARER_TOKEN", expired)
+        .args(["--profile", "door", "--json", "token", "status"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    s.check("token-status.schema.json", &o.stdout);
+
     let pki = ProxyPki::new("json CA");
     let alice = pki.user("Alice", -3600, 86400);
     let proxy = env.path("x509up");

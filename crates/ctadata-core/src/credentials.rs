@@ -206,6 +206,11 @@ impl TokenChain {
         }
     }
 
+    /// What to do when no source has a token.
+    pub fn missing_hint(&self) -> &str {
+        &self.missing_hint
+    }
+
     /// The sources, in order.
     pub fn source_list(&self) -> &[std::sync::Arc<dyn TokenSource>] {
         &self.sources

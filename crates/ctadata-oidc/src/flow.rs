@@ -68,6 +68,7 @@ pub struct Provider {
     client_id: String,
     secret: Secret,
     scope: Option<String>,
+    profile: Option<String>,
 }
 
 fn unreachable_issuer(issuer: &str, e: impl std::fmt::Display) -> Error {
@@ -131,12 +132,28 @@ impl Provider {
                         client_id: client_id.to_string(),
                         secret,
                         scope: scope.filter(|s| !s.trim().is_empty()),
+                        profile: None,
                     })
                 }
                 Err(e) => last = Some(chain(&e)),
             }
         }
         Err(unreachable_issuer(issuer, last.unwrap_or_default()))
+    }
+
+    /// Names the profile this provider logs in for, so hints give the whole command
+    /// (`cta-data --profile NAME login`), right whichever profile is the default.
+    pub fn with_profile(mut self, profile: impl Into<String>) -> Self {
+        self.profile = Some(profile.into());
+        self
+    }
+
+    /// `'cta-data [--profile NAME] <verb>'`, quoted, for hints.
+    fn command(&self, verb: &str) -> String {
+        match &self.profile {
+            Some(p) => format!("'cta-data --profile {p} {verb}'"),
+            None => format!("'cta-data {verb}'"),
+        }
     }
 
     /// The issuer as the provider names itself.
@@ -147,8 +164,15 @@ impl Provider {
     fn secret_refused(&self) -> Error {
         Error::Auth {
             problem: AuthProblem::Refused,
-            message: format!("the identity provider refused the client secret of client '{}'", self.client_id),
-            hint: "reset it with 'cta-data reset-config', then 'cta-data login' asks for the secret again".into(),
+            message: format!(
+                "the identity provider refused the client secret of client '{}'",
+                self.client_id
+            ),
+            hint: format!(
+                "reset it with {}, then {} asks for the secret again",
+                self.command("reset-config"),
+                self.command("login")
+            ),
         }
     }
 
@@ -198,7 +222,10 @@ impl Provider {
                     DeviceCodeErrorResponseType::AccessDenied => Error::Auth {
                         problem: AuthProblem::Refused,
                         message: "the login was denied at the identity provider".into(),
-                        hint: "run 'cta-data login' again and approve the request".into(),
+                        hint: format!(
+                            "run {} again and approve the request",
+                            self.command("login")
+                        ),
                     },
                     DeviceCodeErrorResponseType::ExpiredToken => Error::Auth {
                         problem: AuthProblem::Expired,
@@ -207,7 +234,10 @@ impl Provider {
                             prompt.user_code,
                             prompt.expires_in.as_secs()
                         ),
-                        hint: "run 'cta-data login' again and enter the new code in time".into(),
+                        hint: format!(
+                            "run {} again and enter the new code in time",
+                            self.command("login")
+                        ),
                     },
                     DeviceCodeErrorResponseType::Basic(CoreErrorResponseType::InvalidClient) => {
                         self.secret_refused()
@@ -218,7 +248,7 @@ impl Provider {
                             "the identity provider ended the login: {}",
                             other.as_ref()
                         ),
-                        hint: "run 'cta-data login' again".into(),
+                        hint: format!("run {} again", self.command("login")),
                     },
                 },
                 _ => unreachable_issuer(&self.issuer(), chain(&e)),
@@ -233,7 +263,7 @@ impl Provider {
             return Err(Error::Auth {
                 problem: AuthProblem::Expired,
                 message: "the login session has expired and holds no refresh token".into(),
-                hint: "run 'cta-data login'".into(),
+                hint: format!("run {}", self.command("login")),
             });
         };
         let rt = RefreshToken::new(rt.clone());
@@ -257,7 +287,7 @@ impl Provider {
                         message:
                             "the login session has expired or was revoked at the identity provider"
                                 .into(),
-                        hint: "run 'cta-data login'".into(),
+                        hint: format!("run {}", self.command("login")),
                     }
                 }
                 RequestTokenError::ServerResponse(r)

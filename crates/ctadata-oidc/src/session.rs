@@ -84,6 +84,7 @@ impl OidcSession {
                     self.settings.http.clone(),
                 )
                 .await
+                .map(|p| p.with_profile(&self.settings.profile))
             })
             .await
     }

@@ -96,6 +96,18 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Whether the program was started as `cta-data-direct` (set once by `main`).
+static DIRECT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records the name the program was started under (argv[0]): as `cta-data-direct`, the old
+/// client's dCache command, the default profile is `cta`.
+pub(crate) fn set_program_name(argv0: Option<&std::ffi::OsStr>) {
+    let direct = argv0
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .is_some_and(|n| n == config::DIRECT_COMMAND);
+    DIRECT.store(direct, std::sync::atomic::Ordering::Relaxed);
+}
+
 pub(crate) fn resolve(g: &Global) -> Result<ResolvedProfile> {
     let opts = LoadOptions::default()
         .with_config_file(g.config.clone())
@@ -108,8 +120,16 @@ pub(crate) fn resolve(g: &Global) -> Result<ResolvedProfile> {
         .with_url(g.url.clone())
         .with_ca_file(g.ca_file.clone())
         .with_token_file(g.token_file.clone())
-        .with_system_file(None);
-    config::load(&opts, &EnvSnapshot::from_process())
+        .with_system_file(None)
+        .with_direct(DIRECT.load(std::sync::atomic::Ordering::Relaxed));
+    let r = config::load(&opts, &EnvSnapshot::from_process())?;
+    tracing::info!(
+        "profile '{}' ({} backend), chosen by {}",
+        r.name,
+        r.backend().as_str(),
+        r.name_origin
+    );
+    Ok(r)
 }
 
 /// Commands whose output is data of its own (bytes, a script, a page, a conversation)
@@ -157,6 +177,12 @@ pub(crate) fn rp(s: &str) -> Result<RemotePath> {
     RemotePath::parse(s)
 }
 
+/// A remote path argument: a path, or a URL of the profile's door (see
+/// [`ResolvedProfile::remote_arg`]).
+fn remote(r: &ResolvedProfile, s: &str) -> Result<RemotePath> {
+    rp(&r.remote_arg(s)?)
+}
+
 async fn run_storage(
     cmd: &Command,
     g: &Global,
@@ -177,11 +203,11 @@ async fn run_storage(
                 unsorted: *unsorted,
                 utc: *utc,
             };
-            list(g, backend, &rp(path)?, style).await
+            list(g, backend, &remote(r, path)?, style).await
         }
-        Command::Stat { path, utc } => stat(g, backend, &rp(path)?, *utc).await,
+        Command::Stat { path, utc } => stat(g, backend, &remote(r, path)?, *utc).await,
         Command::Get {
-            remote,
+            remote: remote_arg,
             local,
             recursive,
             transfer,
@@ -190,7 +216,7 @@ async fn run_storage(
                 g,
                 r,
                 backend,
-                &rp(remote)?,
+                &remote(r, remote_arg)?,
                 local.as_deref(),
                 *recursive,
                 transfer,
@@ -203,23 +229,27 @@ async fn run_storage(
             recursive,
             force,
             transfer,
-        } => put(g, r, backend, local, remote, *recursive, *force, transfer).await,
+        } => {
+            let remote = r.remote_arg(remote)?;
+            put(g, r, backend, local, &remote, *recursive, *force, transfer).await
+        }
         Command::Mkdir { path, parents } => {
-            let p = rp(path)?;
+            let p = remote(r, path)?;
             backend.mkdir(&p, *parents).await?;
             done_json(g, "mkdir", r, Some(&p), None)
         }
         Command::Rm { path, recursive } => {
-            let p = rp(path)?;
-            rm(backend, &p, path, *recursive).await?;
+            let typed = r.remote_arg(path)?;
+            let p = rp(&typed)?;
+            rm(backend, &p, &typed, *recursive).await?;
             done_json(g, "rm", r, Some(&p), None)
         }
         Command::Mv { from, to, force } => {
-            let (from, to) = (rp(from)?, rp(to)?);
+            let (from, to) = (remote(r, from)?, remote(r, to)?);
             backend.rename(&from, &to, *force).await?;
             done_json(g, "mv", r, Some(&from), Some(&to))
         }
-        Command::Cat { path } => cat(backend, &rp(path)?).await,
+        Command::Cat { path } => cat(backend, &remote(r, path)?).await,
         Command::Config { .. }
         | Command::Completions { .. }
         | Command::Man { .. }

@@ -7,8 +7,10 @@
 //!
 //! Files: `model.rs` (what a profile holds and its checks), `builtin.rs` (the built-in
 //! profiles), `env.rs` ([`EnvSnapshot`] and the environment layer), `layers.rs` (the other
-//! layers and the origin of each value), `errors.rs` (figment's errors in plain words); this
-//! one resolves a profile out of them ([`load`], [`load_with_keys`], [`load_from_map`]).
+//! layers and the origin of each value), `errors.rs` (figment's errors in plain words),
+//! `urls.rs` (URLs of the profile's door as remote paths, [`ResolvedProfile::remote_arg`]);
+//! this one resolves a profile out of them ([`load`], [`load_with_keys`], [`load_from_map`])
+//! and chooses it when none is named, as the old client did ([`legacy_default`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +27,7 @@ mod layers;
 mod model;
 #[cfg(test)]
 mod tests;
+mod urls;
 
 pub use builtin::builtin;
 pub use env::{current_uid, EnvSnapshot};
@@ -56,6 +59,9 @@ pub struct LoadOptions {
     pub token_file: Option<PathBuf>,
     /// The system-wide file; `None` means [`SYSTEM_CONFIG`].
     pub system_file: Option<PathBuf>,
+    /// The program runs as the old client's `cta-data-direct`: when no profile is named
+    /// (flag, `CTADATA_PROFILE`), the default is `cta`, whatever the hub variables say.
+    pub direct: bool,
 }
 
 impl LoadOptions {
@@ -100,6 +106,53 @@ impl LoadOptions {
         self.system_file = v;
         self
     }
+
+    /// Invoked as `cta-data-direct` (the old client's dCache command).
+    pub fn with_direct(mut self, v: bool) -> Self {
+        self.direct = v;
+        self
+    }
+}
+
+/// The name the old client's dCache command had; invoked under it, the default is `cta`.
+pub const DIRECT_COMMAND: &str = "cta-data-direct";
+
+/// The variables of a JupyterHub session that made the old `cta-data` use the
+/// downloadservice: either one chooses `platform` when no profile is named.
+pub const HUB_VARIABLES: [&str; 2] = ["JUPYTERHUB_API_TOKEN", "CTADS_URL"];
+
+/// The profile the old client would have used when nothing names one, and why (the words
+/// follow "chosen by"): `platform` when a hub variable is set, else `cta`.
+pub fn legacy_default(env: &EnvSnapshot, direct: bool) -> (String, String) {
+    if direct {
+        return (
+            "cta".into(),
+            format!("the command name {DIRECT_COMMAND} (the old client's dCache command)"),
+        );
+    }
+    let set: Vec<&str> = HUB_VARIABLES
+        .iter()
+        .copied()
+        .filter(|v| env.get(v).is_some())
+        .collect();
+    if set.is_empty() {
+        (
+            "cta".into(),
+            "the built-in default: neither JUPYTERHUB_API_TOKEN nor CTADS_URL is set (the old cta-data-direct used dCache)".into(),
+        )
+    } else {
+        let (what, verb) = if set.len() == 1 {
+            (set[0].to_string(), "is")
+        } else {
+            (set.join(" and "), "are")
+        };
+        (
+            "platform".into(),
+            format!(
+                "the environment: {what} {verb} set (the old cta-data used the downloadservice)"
+            ),
+        )
+    }
 }
 
 /// A profile after layering, with the origin of each value and the environment it was
@@ -120,6 +173,9 @@ pub struct ResolvedProfile {
     env: EnvSnapshot,
     /// The names of every profile of the resolved configuration, sorted.
     names: Vec<String>,
+    /// Every profile of the resolved configuration with a url (name, url), to say which
+    /// profile a pasted URL belongs to.
+    profile_urls: Vec<(String, String)>,
 }
 
 impl ResolvedProfile {
@@ -269,22 +325,21 @@ pub fn load_with_keys(
     };
     fig = fig.merge(env::env_layer(env, &known));
 
-    // Which profile: flag > CTADATA_PROFILE > default_profile.
+    // Which profile: flag > CTADATA_PROFILE > the command name cta-data-direct >
+    // default_profile of a file or variable > the old client's choice (hub variables).
     let partial: Config = extract(&fig)?;
+    let default_origin = origin_of(&fig, "default_profile");
     let (name, name_origin) = if let Some(p) = &opts.profile {
         let origin = opts.profile_origin.as_deref().unwrap_or("flag --profile");
         (p.clone(), origin.to_string())
     } else if let Some(p) = env.get("CTADATA_PROFILE") {
         (p.to_string(), "variable CTADATA_PROFILE".to_string())
+    } else if opts.direct {
+        legacy_default(env, true)
+    } else if let (Some(p), false) = (&partial.default_profile, default_origin == "built-in") {
+        (p.clone(), format!("default_profile ({default_origin})"))
     } else {
-        let origin = origin_of(&fig, "default_profile");
-        (
-            partial
-                .default_profile
-                .clone()
-                .unwrap_or_else(|| "cta".into()),
-            format!("default_profile ({origin})"),
-        )
+        legacy_default(env, false)
     };
     if !partial.profiles.contains_key(&name) && keys.is_empty() {
         let names: Vec<_> = partial.profiles.keys().cloned().collect();
@@ -315,6 +370,11 @@ pub fn load_with_keys(
             (k, origin)
         })
         .collect();
+    let profile_urls = cfg
+        .profiles
+        .iter()
+        .filter_map(|(n, p)| Some((n.clone(), p.url.clone()?)))
+        .collect();
     let resolved = ResolvedProfile {
         name,
         name_origin,
@@ -323,6 +383,7 @@ pub fn load_with_keys(
         files,
         env: env.clone(),
         names: cfg.profiles.keys().cloned().collect(),
+        profile_urls,
     };
     resolved.validate()?;
     Ok(resolved)

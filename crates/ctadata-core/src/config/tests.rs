@@ -373,3 +373,147 @@ fn the_resolved_profile_keeps_its_environment() {
     assert!(dbg.contains("CTADATA_TOKEN"), "{dbg}");
     assert!(!dbg.contains("secret-token"), "{dbg}");
 }
+
+#[test]
+fn without_a_named_profile_the_old_clients_choice_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts_with(dir.path());
+    let pick = |o: &LoadOptions, vars: &[(&str, &str)]| {
+        let r = load(o, &env(vars)).unwrap();
+        (r.name, r.name_origin)
+    };
+    // No hub variable: cta, as the old cta-data-direct.
+    let (n, why) = pick(&o, &[]);
+    assert_eq!(n, "cta");
+    assert!(
+        why.contains("neither JUPYTERHUB_API_TOKEN nor CTADS_URL"),
+        "{why}"
+    );
+    // On a hub: the downloadservice, as the old cta-data.
+    let (n, why) = pick(&o, &[("JUPYTERHUB_API_TOKEN", "t")]);
+    assert_eq!(n, "platform");
+    assert_eq!(
+        why,
+        "the environment: JUPYTERHUB_API_TOKEN is set (the old cta-data used the downloadservice)"
+    );
+    let (n, why) = pick(&o, &[("CTADS_URL", "http://h/ds/")]);
+    assert_eq!(
+        (n.as_str(), why.contains("CTADS_URL is set")),
+        ("platform", true)
+    );
+    let (_, why) = pick(
+        &o,
+        &[("CTADS_URL", "http://h/ds/"), ("JUPYTERHUB_API_TOKEN", "t")],
+    );
+    assert!(
+        why.contains("JUPYTERHUB_API_TOKEN and CTADS_URL are set"),
+        "{why}"
+    );
+    // An empty variable counts as unset.
+    assert_eq!(pick(&o, &[("JUPYTERHUB_API_TOKEN", "")]).0, "cta");
+    // Invoked as cta-data-direct: cta whatever the hub says.
+    let direct = opts_with(dir.path()).with_direct(true);
+    let (n, why) = pick(&direct, &[("JUPYTERHUB_API_TOKEN", "t")]);
+    assert_eq!(n, "cta");
+    assert!(why.contains("cta-data-direct"), "{why}");
+    // Anything that names a profile wins over the guess.
+    let (n, why) = pick(
+        &o,
+        &[
+            ("JUPYTERHUB_API_TOKEN", "t"),
+            ("CTADATA_PROFILE", "cta-dev"),
+        ],
+    );
+    assert_eq!(
+        (n.as_str(), why.as_str()),
+        ("cta-dev", "variable CTADATA_PROFILE")
+    );
+    let (n, why) = pick(
+        &o,
+        &[
+            ("JUPYTERHUB_API_TOKEN", "t"),
+            ("CTADATA_DEFAULT_PROFILE", "grid"),
+        ],
+    );
+    assert_eq!(n, "grid");
+    assert_eq!(why, "default_profile (variable CTADATA_DEFAULT_PROFILE)");
+    std::fs::write(dir.path().join("user.toml"), "default_profile = \"cta\"\n").unwrap();
+    let f = opts_with(dir.path()).with_config_file(Some(dir.path().join("user.toml")));
+    let (n, why) = pick(&f, &[("JUPYTERHUB_API_TOKEN", "t")]);
+    assert_eq!(n, "cta");
+    assert!(why.starts_with("default_profile (file "), "{why}");
+    let flag = opts_with(dir.path()).with_profile(Some("local".into()));
+    assert_eq!(
+        pick(&flag, &[("JUPYTERHUB_API_TOKEN", "t")]),
+        ("local".to_string(), "flag --profile".to_string())
+    );
+}
+
+#[test]
+fn urls_of_the_door_are_paths_and_other_urls_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("user.toml"),
+        "[profiles.nginx]\nbackend = \"dcache\"\nurl = \"http://127.0.0.1:8080/dav/\"\n",
+    )
+    .unwrap();
+    let o = |p: &str| {
+        opts_with(dir.path())
+            .with_config_file(Some(dir.path().join("user.toml")))
+            .with_profile(Some(p.into()))
+    };
+    let nginx = load(&o("nginx"), &env(&[])).unwrap();
+    let arg = |r: &ResolvedProfile, s: &str| r.remote_arg(s).map(|c| c.into_owned());
+    assert_eq!(arg(&nginx, "lst/x").unwrap(), "lst/x");
+    assert_eq!(
+        arg(&nginx, "http://127.0.0.1:8080/dav/lst/run%201.h5").unwrap(),
+        "/lst/run 1.h5"
+    );
+    assert_eq!(
+        arg(&nginx, "dav://127.0.0.1:8080/dav/lst/").unwrap(),
+        "/lst/"
+    );
+    assert_eq!(arg(&nginx, "DAV://127.0.0.1:8080/dav").unwrap(), "/");
+    // Not below the base path, another port, a query, another scheme.
+    let e = arg(&nginx, "http://127.0.0.1:8080/other/x").unwrap_err();
+    assert!(e.to_string().contains("base path /dav/"), "{e}");
+    let e = arg(&nginx, "http://127.0.0.1:9090/dav/x").unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(e.to_string().contains("is on 127.0.0.1:9090"), "{e}");
+    assert!(
+        e.hint().unwrap().contains("--url http://127.0.0.1:9090"),
+        "{e:?}"
+    );
+    let e = arg(&nginx, "http://127.0.0.1:8080/dav/x?authz=SECRET").unwrap_err();
+    assert!(!format!("{e} {:?}", e.hint()).contains("SECRET"));
+    let e = arg(&nginx, "root://127.0.0.1:8080/dav/x").unwrap_err();
+    assert!(e.to_string().contains("root://"), "{e}");
+
+    // The cta door's URL on another profile names cta (and grid, which shares it).
+    let e = arg(&nginx, "davs://dcache.cta.cscs.ch:2880/lst/DL1/").unwrap_err();
+    assert!(e.to_string().contains("dcache.cta.cscs.ch:2880"), "{e}");
+    let h = e.hint().unwrap().to_string();
+    assert!(
+        h.contains("'cta'") && h.contains("'grid'") && h.contains("--profile cta"),
+        "{h}"
+    );
+    let cta = load(&o("cta"), &env(&[])).unwrap();
+    assert_eq!(
+        arg(&cta, "https://dcache.cta.cscs.ch:2880/lst/DL1/").unwrap(),
+        "/lst/DL1/"
+    );
+    // The downloadservice takes no URLs, but says which profile has one.
+    let platform = load(&o("platform"), &env(&[])).unwrap();
+    let e = arg(&platform, "https://dcache.cta.cscs.ch:2880/lst/a").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("takes paths on the storage, not URLs"),
+        "{e}"
+    );
+    assert!(
+        e.hint()
+            .unwrap()
+            .contains("--profile cta, or give the path /lst/a"),
+        "{e:?}"
+    );
+}
