@@ -95,7 +95,10 @@ fn data(n: usize, seed: u64) -> Vec<u8> {
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let t = Instant::now();
     while !cond() {
-        assert!(t.elapsed() < Duration::from_secs(20), "never happened: {what}");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "never happened: {what}"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
 }
@@ -141,9 +144,19 @@ fn two_gets_of_one_file_into_one_place_take_turns() {
     assert_ok(&a, "first");
     assert_ok(&b, "second");
     let target = env.path("work/big.bin");
-    assert_eq!(std::fs::metadata(&target).unwrap().len(), content.len() as u64);
-    assert!(std::fs::read(&target).unwrap() == content, "the target differs from the source");
-    assert!(parts(&env.path("work")).is_empty(), "{:?}", parts(&env.path("work")));
+    assert_eq!(
+        std::fs::metadata(&target).unwrap().len(),
+        content.len() as u64
+    );
+    assert!(
+        std::fs::read(&target).unwrap() == content,
+        "the target differs from the source"
+    );
+    assert!(
+        parts(&env.path("work")).is_empty(),
+        "{:?}",
+        parts(&env.path("work"))
+    );
     let e = err(&b);
     assert!(
         e.contains("waiting for another cta-data run that is downloading to")
@@ -165,7 +178,10 @@ fn two_gets_of_one_file_into_one_place_take_turns() {
 fn two_overlapping_recursive_gets_take_turns_file_by_file() {
     let env = Env::new();
     let mut files = Vec::new();
-    for (i, name) in ["a.bin", "sub/b.bin", "sub/c.bin", "d.bin"].iter().enumerate() {
+    for (i, name) in ["a.bin", "sub/b.bin", "sub/c.bin", "d.bin"]
+        .iter()
+        .enumerate()
+    {
         let content = data(48 * MIB + i * 12345, i as u64 + 10);
         let p = env.path("dav/tree").join(name);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -213,7 +229,10 @@ fn two_puts(profile: &str, stored: &Path) {
     assert_ok(&a, "first");
     assert_ok(&b, "second");
     let remote = env.path(&stored.join("runs/up.bin").display().to_string());
-    assert!(std::fs::read(&remote).unwrap() == content, "the remote file differs");
+    assert!(
+        std::fs::read(&remote).unwrap() == content,
+        "the remote file differs"
+    );
     let e = err(&b);
     assert!(
         e.contains("waiting for another cta-data run that is uploading to"),
@@ -230,7 +249,10 @@ fn two_puts(profile: &str, stored: &Path) {
     assert!(!upload_lock_taken(&env));
     // Written once: the inode of the first upload is still the file.
     let ino = std::fs::metadata(&remote).unwrap().ino();
-    let again = env.cmd(profile, &["put", "up.bin", "runs/up.bin"]).output().unwrap();
+    let again = env
+        .cmd(profile, &["put", "up.bin", "runs/up.bin"])
+        .output()
+        .unwrap();
     assert_ok(&again, "third");
     assert_eq!(std::fs::metadata(&remote).unwrap().ino(), ino);
 }

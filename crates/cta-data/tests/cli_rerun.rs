@@ -71,7 +71,12 @@ impl Env {
     /// Runs, asserts exit 0, returns stderr.
     fn ok(&self, profile: &str, args: &[&str]) -> String {
         let o = self.run(profile, args);
-        assert!(o.status.success(), "{args:?}: exit {:?}: {}", o.status.code(), err(&o));
+        assert!(
+            o.status.success(),
+            "{args:?}: exit {:?}: {}",
+            o.status.code(),
+            err(&o)
+        );
         err(&o)
     }
     /// Runs with `--json`, asserts exit `code`, validates stdout against the schema and
@@ -124,7 +129,10 @@ fn tree(base: &Path) -> Vec<(&'static str, Vec<u8>)> {
         ("a.txt", b"alpha\n".to_vec()),
         ("sub/b.bin", (0..=255u8).cycle().take(300_000).collect()),
         ("sub/deep/c é.txt", b"gamma\n".to_vec()),
-        ("big.bin", (0..3_000_000u32).map(|i| (i * 7 >> 3) as u8).collect()),
+        (
+            "big.bin",
+            (0..3_000_000u32).map(|i| ((i * 7) >> 3) as u8).collect(),
+        ),
     ];
     for (p, d) in &files {
         write(&base.join(p), d);
@@ -150,7 +158,8 @@ fn log_since(n: &Nginx, from: usize) -> Vec<String> {
 
 fn bump_mtime(p: &Path, secs: u64) {
     let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
-    f.set_modified(SystemTime::now() + Duration::from_secs(secs)).unwrap();
+    f.set_modified(SystemTime::now() + Duration::from_secs(secs))
+        .unwrap();
 }
 
 fn get_rerun(profile: &str, env: &Env, served: &Path) {
@@ -247,7 +256,11 @@ fn put_rerun(profile: &str, env: &Env, served: &Path) {
     // The same for a single file: exit 7 and the hint.
     let o = env.run(profile, &["put", "src/a.txt", "up/a.txt"]);
     assert_eq!(o.status.code(), Some(CONFLICT), "{}", err(&o));
-    assert!(err(&o).contains("hint:") && err(&o).contains("--force"), "{}", err(&o));
+    assert!(
+        err(&o).contains("hint:") && err(&o).contains("--force"),
+        "{}",
+        err(&o)
+    );
     // A partial failure that a rerun cannot heal does not say to rerun.
     let o = env.run(profile, &["put", "-r", "src", "up"]);
     assert_eq!(o.status.code(), Some(PARTIAL));
@@ -257,7 +270,10 @@ fn put_rerun(profile: &str, env: &Env, served: &Path) {
     assert_eq!(counts(&v), (0, 4, 0), "{v:#}");
     let v = env.json(profile, &["put", "-r", "--force", "src", "up"], 0);
     assert_eq!(counts(&v), (4, 0, 0), "{v:#}");
-    assert_eq!(std::fs::read(remote.join("a.txt")).unwrap(), b"changed content\n");
+    assert_eq!(
+        std::fs::read(remote.join("a.txt")).unwrap(),
+        b"changed content\n"
+    );
 }
 
 #[test]
@@ -279,9 +295,15 @@ fn every_summary_has_the_one_json_shape() {
     tree(&env.path("work/src"));
     // Single files, trees, dry runs: each validated by `json`.
     let v = env.json("loc", &["get", "t/a.txt", "a.txt"], 0);
-    assert_eq!((v["command"].as_str(), v["dry_run"].as_bool()), (Some("get"), Some(false)));
+    assert_eq!(
+        (v["command"].as_str(), v["dry_run"].as_bool()),
+        (Some("get"), Some(false))
+    );
     let f = &v["files"][0];
-    assert_eq!((f["outcome"].as_str(), f["size"].as_u64()), (Some("done"), Some(6)));
+    assert_eq!(
+        (f["outcome"].as_str(), f["size"].as_u64()),
+        (Some("done"), Some(6))
+    );
     assert!(f["source"].as_str().unwrap().ends_with("t/a.txt"), "{f}");
     assert!(f["destination"].as_str().unwrap().ends_with("a.txt"), "{f}");
     let v = env.json("loc", &["get", "-r", "t", "out"], 0);
@@ -290,7 +312,10 @@ fn every_summary_has_the_one_json_shape() {
     assert_eq!(v["command"], "put");
     // The local backend checks what it stored: adler32.
     assert_eq!(v["files"][0]["verified"], "adler32", "{v:#}");
-    assert!(v["files"][0]["checksum"].as_str().unwrap().starts_with("adler32:"));
+    assert!(v["files"][0]["checksum"]
+        .as_str()
+        .unwrap()
+        .starts_with("adler32:"));
     env.json("loc", &["put", "-r", "src", "up"], 0);
     for args in [
         &["get", "-r", "-n", "t", "plan"][..],
@@ -300,7 +325,11 @@ fn every_summary_has_the_one_json_shape() {
         let v = env.json("loc", args, 0);
         assert_eq!(v["dry_run"], true, "{v:#}");
         assert!(v["planned"].as_u64().unwrap() >= 1, "{v:#}");
-        assert!(v["files"].as_array().unwrap().iter().all(|f| f["outcome"] == "planned"));
+        assert!(v["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["outcome"] == "planned"));
     }
     assert!(!env.path("work/plan").exists() && !env.path("loc/planned").exists());
     // Partly failed: one file differs remotely.
@@ -327,7 +356,10 @@ fn a_dry_run_prints_the_plan_on_stdout_and_nothing_else() {
     let plan = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(plan.lines().count(), 4, "{plan}");
-    assert!(plan.lines().all(|l| l.starts_with("would transfer")), "{plan}");
+    assert!(
+        plan.lines().all(|l| l.starts_with("would transfer")),
+        "{plan}"
+    );
 }
 
 #[test]
@@ -339,12 +371,18 @@ fn quiet_still_lists_each_failed_file_with_its_reason() {
     let o = env.run("loc", &["-q", "put", "-r", "src", "up"]);
     assert_eq!(o.status.code(), Some(PARTIAL));
     let e = err(&o);
-    assert!(e.contains("a.txt") && e.contains("different file is already there"), "{e}");
+    assert!(
+        e.contains("a.txt") && e.contains("different file is already there"),
+        "{e}"
+    );
     assert!(e.contains("--force"), "{e}");
     // Only errors: no summary line.
     assert!(!e.contains("skipped"), "{e}");
     // Without failures, -q prints nothing at all.
-    let o = env.run("loc", &["-q", "put", "-r", "--ignore-existing", "src", "up"]);
+    let o = env.run(
+        "loc",
+        &["-q", "put", "-r", "--ignore-existing", "src", "up"],
+    );
     assert!(o.status.success() && o.stderr.is_empty(), "{}", err(&o));
 }
 
@@ -357,18 +395,30 @@ fn verbose_lines_name_source_then_destination_and_the_verification() {
         .lines()
         .find(|l| l.contains("a.txt ->"))
         .unwrap_or_else(|| panic!("{e}"));
-    assert!(line.contains("src/a.txt -> ") && line.ends_with("up/a.txt (6 B, verified by size only)"), "{line}");
+    assert!(
+        line.contains("src/a.txt -> ") && line.ends_with("up/a.txt (6 B, verified by size only)"),
+        "{line}"
+    );
     // nginx gives no checksum: the summary says so.
-    assert!(e.contains("4 verified by size only (the server offers no checksum)"), "{e}");
+    assert!(
+        e.contains("4 verified by size only (the server offers no checksum)"),
+        "{e}"
+    );
     let e = env.ok("dav", &["-v", "get", "-r", "up", "back"]);
     let line = e
         .lines()
         .find(|l| l.contains("a.txt ->"))
         .unwrap_or_else(|| panic!("{e}"));
-    assert!(line.contains("up/a.txt -> ") && line.contains("back/a.txt (6 B, verified by size only)"), "{line}");
+    assert!(
+        line.contains("up/a.txt -> ") && line.contains("back/a.txt (6 B, verified by size only)"),
+        "{line}"
+    );
     // The local backend verifies by adler32.
     let e = env.ok("loc", &["put", "src/sub/b.bin", "b.bin"]);
-    assert!(e.contains("src/sub/b.bin -> ") && e.contains("verified by adler32 (adler32:"), "{e}");
+    assert!(
+        e.contains("src/sub/b.bin -> ") && e.contains("verified by adler32 (adler32:"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -380,8 +430,15 @@ fn a_local_file_in_the_way_of_a_directory_download_is_a_conflict() {
     let o = env.run("loc", &["get", "-r", "t", "out"]);
     assert_eq!(o.status.code(), Some(CONFLICT), "{}", err(&o));
     let e = err(&o);
-    assert!(e.contains(&target.display().to_string()) && e.contains("a local file is in the way"), "{e}");
-    assert!(e.contains("hint:") && e.contains("nothing was written"), "{e}");
+    // The path as the user gave it.
+    assert!(
+        e.contains("conflict at out: a local file is in the way"),
+        "{e}"
+    );
+    assert!(
+        e.contains("hint:") && e.contains("nothing was written"),
+        "{e}"
+    );
     assert_eq!(std::fs::read(&target).unwrap(), b"my notes");
 }
 
@@ -396,9 +453,15 @@ fn a_symbolic_link_as_the_target_is_never_written_through() {
     let o = env.run("loc", &["get", "t/a.txt", "link.txt"]);
     assert_eq!(o.status.code(), Some(CONFLICT), "{}", err(&o));
     let e = err(&o);
-    assert!(e.contains("link.txt") && e.contains("symbolic link") && e.contains("hint:"), "{e}");
+    assert!(
+        e.contains("link.txt") && e.contains("symbolic link") && e.contains("hint:"),
+        "{e}"
+    );
     assert_eq!(std::fs::read(&elsewhere).unwrap(), b"precious");
-    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
     // A link to a directory inside a tree's target is refused too (the file alone fails).
     std::fs::create_dir_all(env.path("work/out")).unwrap();
     std::fs::create_dir_all(env.path("outside")).unwrap();
@@ -433,25 +496,34 @@ fn a_download_larger_than_the_free_space_is_refused_before_it_starts() {
     let o = env.run("loc", &["get", "huge.bin"]);
     assert_eq!(o.status.code(), Some(LOCAL_IO), "{}", err(&o));
     let e = err(&o);
-    assert!(e.contains("not enough free space") && e.contains("needed") && e.contains("free"), "{e}");
+    assert!(
+        e.contains("not enough free space") && e.contains("needed") && e.contains("free"),
+        "{e}"
+    );
     assert!(e.contains("hint:") && e.contains("free some space"), "{e}");
     assert!(!env.path("work/huge.bin").exists() && !env.path("work/huge.bin.part").exists());
 }
+
+/// Large enough to be still under way when the small files are done.
+const LARGE: u64 = 256 << 20;
 
 #[test]
 fn ctrl_c_keeps_the_unfinished_part_and_the_same_command_resumes_without_fetching_again() {
     let env = Env::new(true);
     let t = env.path("dav/t");
     for i in 0..3 {
-        write(&t.join(format!("small{i}.txt")), format!("small {i}\n").as_bytes());
+        write(
+            &t.join(format!("small{i}.txt")),
+            format!("small {i}\n").as_bytes(),
+        );
     }
     // Sparse on the server's side: large, and made in no time.
     std::fs::File::create(t.join("large.bin"))
         .unwrap()
-        .set_len(1 << 30)
+        .set_len(LARGE)
         .unwrap();
     let out = env.path("work/out");
-    let mut child = env
+    let child = env
         .cmd("dav", &["get", "-r", "t", "out"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -461,19 +533,43 @@ fn ctrl_c_keeps_the_unfinished_part_and_the_same_command_resumes_without_fetchin
     let smalls_done = || (0..3).all(|i| out.join(format!("small{i}.txt")).exists());
     let part = out.join("large.bin.part");
     while !(smalls_done() && std::fs::metadata(&part).is_ok_and(|m| m.len() > 0)) {
-        assert!(started.elapsed() < Duration::from_secs(30), "the run never got under way");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the run never got under way"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(INTERRUPTED), "{}", err(&o));
     let e = err(&o);
-    assert!(e.contains(".part") && e.contains("same command again"), "{e}");
+    assert!(
+        e.contains(".part") && e.contains("same command again"),
+        "{e}"
+    );
     let kept = std::fs::metadata(&part).unwrap().len();
-    assert!(kept > 0 && kept < 1 << 30, "{kept}");
+    assert!(kept > 0 && kept < LARGE, "{kept}");
     assert!(!out.join("large.bin").exists());
 
+    // nginx logs the broken request when it notices the closed connection.
+    let logged = Instant::now();
+    while !env
+        .nginx()
+        .access_log_lines()
+        .iter()
+        .any(|l| l.starts_with("GET \"/t/large.bin\""))
+    {
+        assert!(
+            logged.elapsed() < Duration::from_secs(10),
+            "the first GET was never logged"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let from = env.nginx().access_log_lines().len();
     let v = env.json("dav", &["get", "-r", "t", "out"], 0);
     assert_eq!(counts(&v), (1, 3, 0), "{v:#}");
@@ -484,7 +580,13 @@ fn ctrl_c_keeps_the_unfinished_part_and_the_same_command_resumes_without_fetchin
         .collect();
     // Only the unfinished file, and only from where it stopped.
     assert_eq!(gets.len(), 1, "{gets:?}");
-    assert!(gets[0].contains("large.bin") && gets[0].contains("range=\"bytes="), "{gets:?}");
-    assert_eq!(std::fs::metadata(out.join("large.bin")).unwrap().len(), 1 << 30);
+    assert!(
+        gets[0].contains("large.bin") && gets[0].contains("range=\"bytes="),
+        "{gets:?}"
+    );
+    assert_eq!(
+        std::fs::metadata(out.join("large.bin")).unwrap().len(),
+        LARGE
+    );
     assert!(!part.exists());
 }

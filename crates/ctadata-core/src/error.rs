@@ -543,11 +543,17 @@ mod tests {
             total: 3,
             retry,
         };
-        assert!(p(true).hint().unwrap().contains("run the same command again to retry"));
+        assert!(p(true)
+            .hint()
+            .unwrap()
+            .contains("run the same command again to retry"));
         let h = p(false).hint().unwrap();
         assert!(h.contains("will not help"), "{h}");
         let i = Error::Interrupted.hint().unwrap();
-        assert!(i.contains(".part") && i.contains("same command again"), "{i}");
+        assert!(
+            i.contains(".part") && i.contains("same command again"),
+            "{i}"
+        );
     }
 
     #[test]

@@ -56,7 +56,11 @@ pub(crate) fn transfer_options(
         .unwrap_or(backend.capabilities().default_jobs)
         .max(1);
     // A single file has its own line at the end: no per-file line besides.
-    let display = Display::new(g.quiet || g.json, g.verbose > 0 && !single, !g.json && !single);
+    let display = Display::new(
+        g.quiet || g.json,
+        g.verbose > 0 && !single,
+        !g.json && !single,
+    );
     let mut opts = TransferOptions::default();
     opts.jobs = jobs;
     opts.fail_fast = t.fail_fast;
@@ -145,8 +149,7 @@ pub(crate) async fn get(
         remote.name()
     };
     let target = local_target(local, name, entry.is_dir());
-    let (opts, display) =
-        transfer_options(g, r, backend.as_ref(), t, !entry.is_dir(), false)?;
+    let (opts, display) = transfer_options(g, r, backend.as_ref(), t, !entry.is_dir(), false)?;
     if entry.is_dir() {
         if !recursive {
             return Err(Error::usage(
@@ -173,7 +176,16 @@ pub(crate) async fn get(
         transfer::download_file(backend.as_ref(), remote, Some(&entry), &target, &opts).await;
     let summary = Summary::new("get", &opts);
     let dst = target.display().to_string();
-    report_single(g, &display, summary, remote.to_string(), dst, entry.size, outcome, started)
+    report_single(
+        g,
+        &display,
+        summary,
+        remote.to_string(),
+        dst,
+        entry.size,
+        outcome,
+        started,
+    )
 }
 
 pub(crate) async fn put(
@@ -224,12 +236,27 @@ pub(crate) async fn put(
         return finish(g, "uploaded", &display, summary);
     }
     opts.progress.discovered(1, md.len());
-    let outcome =
-        transfer::upload_one(backend.as_ref(), local, &remote, existing.as_ref(), true, &opts)
-            .await;
+    let outcome = transfer::upload_one(
+        backend.as_ref(),
+        local,
+        &remote,
+        existing.as_ref(),
+        true,
+        &opts,
+    )
+    .await;
     let summary = Summary::new("put", &opts);
     let src = local.display().to_string();
-    report_single(g, &display, summary, src, remote.to_string(), Some(md.len()), outcome, started)
+    report_single(
+        g,
+        &display,
+        summary,
+        src,
+        remote.to_string(),
+        Some(md.len()),
+        outcome,
+        started,
+    )
 }
 
 /// One file's outcome: a line on stderr (or the JSON summary, the same shape as a tree's),

@@ -11,8 +11,8 @@ use tokio::io::AsyncReadExt;
 
 use super::lock::FileLock;
 use super::{
-    part_meta_path, part_path, pump, safe_local_join, space, walk, FileDone, FileOutcome,
-    Summary, ThreadWriter, TransferOptions,
+    part_meta_path, part_path, pump, safe_local_join, space, walk, FileDone, FileOutcome, Summary,
+    ThreadWriter, TransferOptions,
 };
 use crate::backend::{ByteRange, GetOptions, StorageBackend, IO_BLOCK};
 use crate::checksum::{Adler32, Checksum, ChecksumAlgorithm};
@@ -88,7 +88,8 @@ fn skip_reason(
         }
         return None;
     }
-    let same_mtime = entry.mtime.and_then(secs).is_some() && entry.mtime.and_then(secs) == local.and_then(secs);
+    let same_mtime =
+        entry.mtime.and_then(secs).is_some() && entry.mtime.and_then(secs) == local.and_then(secs);
     if !opts.force && entry.size == Some(md.len()) && same_mtime {
         return Some("identical (same size and mtime)".into());
     }

@@ -310,7 +310,13 @@ impl Summary {
     }
 
     /// Counts one file's outcome (`source` to `destination`, `size` when known).
-    pub fn count(&mut self, source: String, destination: String, size: Option<u64>, o: &FileOutcome) {
+    pub fn count(
+        &mut self,
+        source: String,
+        destination: String,
+        size: Option<u64>,
+        o: &FileOutcome,
+    ) {
         let mut rec = FileRecord {
             source,
             destination,
@@ -335,7 +341,11 @@ impl Summary {
                 rec.size = Some(d.size);
                 rec.bytes = d.bytes;
                 rec.resumed_from = d.resumed_from;
-                rec.verified = Some(if d.verified.is_some() { "adler32" } else { "size" });
+                rec.verified = Some(if d.verified.is_some() {
+                    "adler32"
+                } else {
+                    "size"
+                });
                 rec.checksum = d.verified.clone();
             }
             FileOutcome::Skipped { reason } => {
@@ -366,9 +376,9 @@ impl Summary {
             (0, 0) => String::new(),
             (a, 0) => format!("{a} verified by adler32"),
             (0, s) => format!("{s} verified by size only (the server offers no checksum)"),
-            (a, s) => format!(
-                "{a} verified by adler32, {s} by size only (the server offers no checksum)"
-            ),
+            (a, s) => {
+                format!("{a} verified by adler32, {s} by size only (the server offers no checksum)")
+            }
         }
     }
 }

@@ -94,7 +94,11 @@ mod tests {
             msg.contains("/data") && msg.contains("3.0 GiB needed") && msg.contains("1.0 GiB free"),
             "{msg}"
         );
-        assert!(e.hint().unwrap().contains("free some space"), "{:?}", e.hint());
+        assert!(
+            e.hint().unwrap().contains("free some space"),
+            "{:?}",
+            e.hint()
+        );
     }
 
     #[test]
@@ -115,7 +119,10 @@ mod tests {
             std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device"),
         );
         let msg = e.to_string();
-        assert!(msg.contains("5.0 MiB needed") && msg.contains("removed"), "{msg}");
+        assert!(
+            msg.contains("5.0 MiB needed") && msg.contains("removed"),
+            "{msg}"
+        );
         assert_eq!(e.exit_code(), crate::error::exit_code::LOCAL_IO);
     }
 }

@@ -170,7 +170,10 @@ enum Plan {
 async fn identical(path: &Path, f: &LocalFile, r: &Entry) -> Result<Option<String>> {
     let newer = match (r.mtime, f.mtime) {
         (Some(rm), Some(lm)) => {
-            let s = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs());
+            let s = |t: SystemTime| {
+                t.duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+            };
             s(rm).ok() >= s(lm).ok()
         }
         _ => false,
@@ -249,10 +252,7 @@ async fn plan(
 /// The lock of one upload destination (`opts.upload_locks`), waiting while another run on
 /// this machine holds it. `None` when no lock is configured or it cannot be taken (then the
 /// upload goes ahead unlocked, as before). The flag says whether this run waited.
-async fn destination_lock(
-    remote: &RemotePath,
-    opts: &TransferOptions,
-) -> (Option<FileLock>, bool) {
+async fn destination_lock(remote: &RemotePath, opts: &TransferOptions) -> (Option<FileLock>, bool) {
     use std::hash::{Hash, Hasher};
     let Some((dir, scope)) = opts.upload_locks.as_ref().filter(|_| !opts.dry_run) else {
         return (None, false);
