@@ -590,3 +590,54 @@ fn ctrl_c_keeps_the_unfinished_part_and_the_same_command_resumes_without_fetchin
     );
     assert!(!part.exists());
 }
+
+/// A private tmpfs of `mib` MiB, unmounted on drop (tests run as root in CI).
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(at: PathBuf, mib: u32) -> SmallDisk {
+        std::fs::create_dir_all(&at).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(&at)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount tmpfs (needs root)");
+        SmallDisk(at)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_disk_that_fills_during_a_download_loses_no_space_to_a_part() {
+    let env = Env::new(false);
+    // Two files that each fit the free space, but not together.
+    let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    for name in ["one.bin", "two.bin"] {
+        write(&env.path("loc/t").join(name), &content);
+    }
+    let disk = SmallDisk::mount(env.path("work/small"), 4);
+    let out = disk.0.join("out");
+    let o = env.run("loc", &["get", "-r", "-j", "2", "t", "small/out"]);
+    assert_eq!(o.status.code(), Some(PARTIAL), "{}", err(&o));
+    let e = err(&o);
+    // Either the write ran out of space, or the second file's check saw too little room:
+    // each says how much the file needs.
+    assert!(
+        (e.contains("the disk is full") && e.contains("2.9 MiB needed"))
+            || e.contains("not enough free space: 2.9 MiB needed"),
+        "{e}"
+    );
+    assert!(e.contains("free some space"), "{e}");
+    // Whatever arrived is whole; nothing of a failed file is left taking space.
+    for f in std::fs::read_dir(&out).unwrap().flatten() {
+        let name = f.file_name().to_string_lossy().to_string();
+        assert!(!name.contains(".part"), "{name} left behind");
+        assert_eq!(std::fs::read(f.path()).unwrap(), content, "{name}");
+    }
+}
