@@ -249,6 +249,24 @@ async fn plan(
     )))
 }
 
+/// Creates `dir` (mode 0700) if needed, and accepts it only when it is ours: another user
+/// could otherwise hold our locks (a shared `/tmp`).
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let md = std::fs::symlink_metadata(dir)?;
+    if !md.is_dir() || md.uid() != crate::config::current_uid() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "the lock directory belongs to another user",
+        ));
+    }
+    Ok(())
+}
+
 /// The lock of one upload destination (`opts.upload_locks`), waiting while another run on
 /// this machine holds it. `None` when no lock is configured or it cannot be taken (then the
 /// upload goes ahead unlocked, as before). The flag says whether this run waited.
@@ -260,7 +278,7 @@ async fn destination_lock(remote: &RemotePath, opts: &TransferOptions) -> (Optio
     let mut h = std::collections::hash_map::DefaultHasher::new();
     (scope.as_str(), remote.as_str()).hash(&mut h);
     let path = dir.join(format!("put-{:016x}.lock", h.finish()));
-    if let Err(e) = std::fs::create_dir_all(dir) {
+    if let Err(e) = private_dir(dir) {
         tracing::debug!(dir = %dir.display(), "no upload lock: {e}");
         return (None, false);
     }
