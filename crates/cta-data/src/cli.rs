@@ -110,9 +110,6 @@ pub enum Command {
         /// Upload a directory with everything below it.
         #[arg(short, long)]
         recursive: bool,
-        /// Replace remote files that already exist.
-        #[arg(short, long)]
-        force: bool,
         #[command(flatten)]
         transfer: TransferArgs,
     },
@@ -230,10 +227,14 @@ pub struct TransferArgs {
     /// Stop at the first failed file instead of going on with the others.
     #[arg(long)]
     pub fail_fast: bool,
-    /// Skip files already at the destination with the same size (and adler32, when the
-    /// storage knows it).
-    #[arg(long)]
-    pub skip_existing: bool,
+    /// Transfer every file, even one whose copy at the destination is identical (same
+    /// size and mtime); for put also replace remote files that differ.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Skip every file that already exists at the destination, whatever its content
+    /// (--skip-existing is the old name).
+    #[arg(long, alias = "skip-existing")]
+    pub ignore_existing: bool,
     /// Skip files whose copy at the destination is as new or newer.
     #[arg(short, long)]
     pub update: bool,

@@ -39,7 +39,12 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         tokio::select! {
             r = commands::run(cli) => r,
-            _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
+            _ = tokio::signal::ctrl_c() => {
+                // The bars go before the message; unfinished `.part` files stay (and stay
+                // locked until the process ends), for the rerun to resume.
+                progress::clear_bars();
+                Err(Error::Interrupted)
+            }
         }
     });
     // Leave in-flight blocking writes behind quickly on Ctrl-C.

@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use ctadata::transfer::{human_bytes, FileOutcome, Progress};
+use ctadata::transfer::{human_bytes, FileDone, FileOutcome, Progress};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Files at least this large get a bar of their own.
@@ -31,6 +31,13 @@ impl Write for LogWriter {
     }
 }
 
+/// Removes the bars, if any (on Ctrl-C, before the message).
+pub fn clear_bars() {
+    if let Some(mp) = BARS.get() {
+        let _ = mp.clear();
+    }
+}
+
 /// Prints one line on stderr without tearing the bars.
 pub fn eprint_line(line: &str) {
     match BARS.get() {
@@ -49,17 +56,43 @@ pub fn print_line(line: &str) {
     }
 }
 
+/// How a moved file was checked, for its line: `verified by adler32 (adler32:0a1b2c3d)` or
+/// `verified by size only`.
+pub fn verified_text(d: &FileDone) -> String {
+    match &d.verified {
+        Some(c) => format!("{} ({c})", d.how_verified()),
+        None => d.how_verified().to_string(),
+    }
+}
+
+/// One line per moved file, source first: `<source> -> <destination> (size, verified by ...)`.
+pub fn done_line(d: &FileDone) -> String {
+    let resumed = if d.resumed_from > 0 {
+        format!(", resumed at {}", human_bytes(d.resumed_from))
+    } else {
+        String::new()
+    };
+    let (from, to) = d.endpoints();
+    format!(
+        "{from} -> {to} ({}{resumed}, {})",
+        human_bytes(d.size),
+        verified_text(d)
+    )
+}
+
 /// The CLI's progress display.
 pub struct Display {
     bars: Option<(MultiProgress, ProgressBar)>,
     per_file: Mutex<HashMap<String, ProgressBar>>,
     counts: Mutex<(u64, u64)>,
     verbose: bool,
+    plan: bool,
 }
 
 impl Display {
-    /// Bars when stderr is a terminal and not `quiet`; per-file lines when `verbose`.
-    pub fn new(quiet: bool, verbose: bool) -> Arc<Self> {
+    /// Bars when stderr is a terminal and not `quiet`; per-file lines when `verbose`; the
+    /// plan of a dry run on stdout when `plan`.
+    pub fn new(quiet: bool, verbose: bool, plan: bool) -> Arc<Self> {
         let bars = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let mp = BARS.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(8))).clone();
             let total = mp.add(ProgressBar::new(0));
@@ -75,6 +108,7 @@ impl Display {
             per_file: Mutex::new(HashMap::new()),
             counts: Mutex::new((0, 0)),
             verbose: verbose && !quiet,
+            plan,
         })
     }
 
@@ -156,6 +190,9 @@ impl Progress for Display {
             self.files_msg();
         }
         if let FileOutcome::Planned { bytes } = outcome {
+            if !self.plan {
+                return;
+            }
             let size = bytes
                 .map(|b| format!(" ({})", human_bytes(b)))
                 .unwrap_or_default();
@@ -165,24 +202,7 @@ impl Progress for Display {
         let line = match outcome {
             FileOutcome::Planned { .. } => None,
             _ if !self.verbose => None,
-            FileOutcome::Done(d) => {
-                let resumed = if d.resumed_from > 0 {
-                    format!(", resumed at {}", human_bytes(d.resumed_from))
-                } else {
-                    String::new()
-                };
-                let check = d
-                    .verified
-                    .as_deref()
-                    .map(|c| format!(", {c}"))
-                    .unwrap_or_default();
-                Some(format!(
-                    "{} -> {} ({}{resumed}{check})",
-                    d.remote,
-                    d.local.display(),
-                    human_bytes(d.size)
-                ))
-            }
+            FileOutcome::Done(d) => Some(done_line(d)),
             FileOutcome::Skipped { reason } => Some(format!("skipped {name}: {reason}")),
             FileOutcome::Failed { reason } => Some(format!("failed {name}: {reason}")),
         };

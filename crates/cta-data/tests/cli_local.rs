@@ -251,7 +251,11 @@ fn put_recursive_copies_empty_dirs_unicode_and_spaces() {
     let want = make_tree(&sb.work().join("tree"));
     sb.ok(&["put", "-r", "tree", "up/loaded"]);
     assert_eq!(snapshot(&sb.root().join("up/loaded")), want);
-    // Again: the same place (no nesting); existing files are refused without --force...
+    // Again: the same place (no nesting); identical files are skipped...
+    let out = succeed(sb.cmd().args(["put", "-r", "tree", "up/loaded"]));
+    has(&String::from_utf8_lossy(&out.stderr), "0 files");
+    // ...a file that differs is refused without --force...
+    fs::write(sb.work().join("tree/top.txt"), b"changed\n").unwrap();
     let out = sb
         .cmd()
         .args(["put", "-r", "tree", "up/loaded"])
@@ -259,9 +263,10 @@ fn put_recursive_copies_empty_dirs_unicode_and_spaces() {
         .unwrap();
     assert_eq!(out.status.code(), Some(13));
     has(&String::from_utf8_lossy(&out.stderr), "--force");
-    // ...and skipped with --skip-existing.
+    // ...and kept with --skip-existing (the old name of --ignore-existing).
     sb.ok(&["put", "-r", "--skip-existing", "tree", "up/loaded"]);
     assert_eq!(snapshot(&sb.root().join("up/loaded")), want);
+    fs::write(sb.work().join("tree/top.txt"), b"top\n").unwrap();
     // A remote ending in '/' receives the local name inside it.
     sb.ok(&["put", "-r", "tree", "up/loaded/"]);
     assert_eq!(snapshot(&sb.root().join("up/loaded/tree")), want);

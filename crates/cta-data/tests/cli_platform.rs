@@ -184,9 +184,13 @@ fn writing_lands_in_the_user_folder() {
         "my notes\n"
     );
 
+    // The same file again is identical: skipped. A different one needs --force.
+    let again = w.run(&["put", "notes.txt", "results/"]);
+    ok(&again);
+    assert!(stderr(&again).contains("identical"), "{}", stderr(&again));
+    w.write("work/notes.txt", "new notes\n");
     let e = fails(&w.run(&["put", "notes.txt", "results/"]), CONFLICT);
     assert!(e.contains("--force"), "{e}");
-    w.write("work/notes.txt", "new notes\n");
     ok(&w.run(&["put", "--force", "notes.txt", "results/"]));
     assert_eq!(
         w.d.read_file(&format!("{home}/results/notes.txt")).unwrap(),
@@ -213,6 +217,9 @@ fn writing_lands_in_the_user_folder() {
     );
     let e = stderr(&w.run(&["put", "-r", "--skip-existing", "tree", "up/tree"]));
     assert!(e.contains("0 files") && e.contains("2 skipped"), "{e}");
+    let e = stderr(&w.run(&["put", "-r", "tree", "up/tree"]));
+    assert!(e.contains("0 files") && e.contains("2 skipped"), "{e}");
+    w.write("work/tree/a.txt", "AA");
     fails(&w.run(&["put", "-r", "tree", "up/tree"]), 13);
 
     ok(&w.run(&["mkdir", "-p", "made/here"]));

@@ -509,7 +509,10 @@ fn an_expired_token_is_never_printed() {
     c.env("BEARER_TOKEN", &old);
     let o = run(c, &["print-token", "--json"]);
     let e = fails(&o, AUTH);
-    assert_eq!(out(&o), "");
+    // With --json the failure is the error document, never the token.
+    let doc: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(doc["error"]["kind"], "auth", "{doc}");
+    assert!(!out(&o).contains(&old));
     assert!(e.contains("hint: set BEARER_TOKEN to a fresh token"), "{e}");
 
     // token status still reports, then exits 4.

@@ -242,10 +242,16 @@ fn a_tree_with_empty_dirs_unicode_and_spaces_round_trips() {
         "{new_lines:?}"
     );
 
-    // A second upload without --force or --skip-existing refuses each file, and says so.
+    // Without options, identical files are skipped; one that differs is refused (the
+    // others go on), and the message says what to do.
+    std::fs::write(src.join("a.txt"), b"0123456789 changed").unwrap();
     let o = env.run(&["put", "-r", "src", "runs/"]);
     assert_eq!(o.status.code(), Some(PARTIAL), "{}", err(&o));
-    assert!(err(&o).contains("--skip-existing"), "{}", err(&o));
+    assert!(
+        err(&o).contains("a.txt") && err(&o).contains("--force") && err(&o).contains("3 skipped"),
+        "{}",
+        err(&o)
+    );
 }
 
 #[test]

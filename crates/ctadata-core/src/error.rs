@@ -169,9 +169,11 @@ pub enum Error {
         failed: usize,
         /// How many were attempted.
         total: usize,
+        /// Some failures may heal when the same command runs again (temporary errors).
+        retry: bool,
     },
     /// The user interrupted the operation.
-    #[error("interrupted")]
+    #[error("interrupted (Ctrl-C)")]
     Interrupted,
 }
 
@@ -281,12 +283,23 @@ impl Error {
                 std::io::ErrorKind::PermissionDenied => {
                     "check the local file's permissions".into()
                 }
+                std::io::ErrorKind::StorageFull => {
+                    "free some space on that disk or choose a target on another one, then run the same command again".into()
+                }
                 _ => "check the local disk (space, permissions)".into(),
             }),
-            Error::Partial { .. } => {
-                Some("each failure is listed above; rerun the same command to retry them".into())
-            }
-            Error::Interrupted => None,
+            Error::Partial { retry: true, .. } => Some(
+                "each failure is listed above; run the same command again to retry them (files already done are skipped)"
+                    .into(),
+            ),
+            Error::Partial { .. } => Some(
+                "each failure is listed above with what to do; running the same command again alone will not help"
+                    .into(),
+            ),
+            Error::Interrupted => Some(
+                "finished files are complete and unfinished downloads were kept as .part files: run the same command again to resume (finished files are skipped)"
+                    .into(),
+            ),
         }
     }
 
@@ -493,6 +506,7 @@ mod tests {
             Error::Partial {
                 failed: 1,
                 total: 2,
+                retry: false,
             },
             Error::Interrupted,
             Error::internal("m"),
@@ -516,12 +530,30 @@ mod tests {
     }
 
     #[test]
-    fn every_failure_but_interrupt_has_a_hint() {
+    fn every_failure_has_a_hint() {
         for e in all() {
-            if !matches!(e, Error::Interrupted) {
-                assert!(e.hint().is_some(), "{e:?}");
-            }
+            assert!(e.hint().is_some(), "{e:?}");
         }
+    }
+
+    #[test]
+    fn a_partial_failure_says_rerun_only_when_a_rerun_can_help() {
+        let p = |retry| Error::Partial {
+            failed: 1,
+            total: 3,
+            retry,
+        };
+        assert!(p(true)
+            .hint()
+            .unwrap()
+            .contains("run the same command again to retry"));
+        let h = p(false).hint().unwrap();
+        assert!(h.contains("will not help"), "{h}");
+        let i = Error::Interrupted.hint().unwrap();
+        assert!(
+            i.contains(".part") && i.contains("same command again"),
+            "{i}"
+        );
     }
 
     #[test]

@@ -294,9 +294,27 @@ impl StorageBackend for LocalBackend {
                     ));
                 }
             }
-            tokio::fs::rename(&tmp, &target)
-                .await
-                .map_err(|e| self.map_io("write", path, e))?;
+            if opts.overwrite {
+                tokio::fs::rename(&tmp, &target)
+                    .await
+                    .map_err(|e| self.map_io("write", path, e))?;
+            } else {
+                // Never over a file that appeared meanwhile (another run): a link fails
+                // when the name is taken, a rename would replace it.
+                match tokio::fs::hard_link(&tmp, &target).await {
+                    Ok(()) => {
+                        let _ = tokio::fs::remove_file(&tmp).await;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        return Err(Error::conflict(
+                            path,
+                            "a file was written there meanwhile (another upload?)",
+                            "pass --force to replace it",
+                        ));
+                    }
+                    Err(e) => return Err(self.map_io("write", path, e)),
+                }
+            }
             Ok(PutOutcome {
                 path: path.clone(),
                 size: n,

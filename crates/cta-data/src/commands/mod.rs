@@ -227,11 +227,10 @@ async fn run_storage(
             local,
             remote,
             recursive,
-            force,
             transfer,
         } => {
             let remote = r.remote_arg(remote)?;
-            put(g, r, backend, local, &remote, *recursive, *force, transfer).await
+            put(g, r, backend, local, &remote, *recursive, transfer).await
         }
         Command::Mkdir { path, parents } => {
             let p = remote(r, path)?;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ctadata::config::ResolvedProfile;
 use ctadata::transfer::{self, FileOutcome, Filter, Summary, TransferOptions};
-use ctadata::{Error, PutOptions, RemotePath, Result, StorageBackend};
+use ctadata::{Error, RemotePath, Result, StorageBackend};
 
 use super::rp;
 use crate::cli::{Global, TransferArgs};
@@ -30,12 +30,24 @@ pub(crate) fn local_target(local: Option<&Path>, name: &str, remote_is_dir: bool
     }
 }
 
+/// Where uploads take their per-destination locks: the runtime directory, private to the
+/// user.
+fn lock_dir(r: &ResolvedProfile) -> PathBuf {
+    match r.env().get("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d).join("cta-data/locks"),
+        None => std::env::temp_dir()
+            .join(format!("cta-data-{}", ctadata::config::current_uid()))
+            .join("locks"),
+    }
+}
+
 pub(crate) fn transfer_options(
     g: &Global,
     r: &ResolvedProfile,
     backend: &dyn StorageBackend,
     t: &TransferArgs,
-    overwrite: bool,
+    single: bool,
+    upload: bool,
 ) -> Result<(TransferOptions, Arc<Display>)> {
     let jobs = t
         .jobs
@@ -43,33 +55,49 @@ pub(crate) fn transfer_options(
         .or(r.profile.jobs.map(|j| j as usize))
         .unwrap_or(backend.capabilities().default_jobs)
         .max(1);
-    let display = Display::new(g.quiet || g.json, g.verbose > 0);
+    // A single file has its own line at the end: no per-file line besides.
+    let display = Display::new(
+        g.quiet || g.json,
+        g.verbose > 0 && !single,
+        !g.json && !single,
+    );
     let mut opts = TransferOptions::default();
     opts.jobs = jobs;
     opts.fail_fast = t.fail_fast;
-    opts.overwrite = overwrite;
-    opts.skip_existing = t.skip_existing;
+    // A download replaces what differs; an upload only with --force.
+    opts.overwrite = !upload || t.force;
+    opts.force = t.force;
+    opts.skip_existing = t.ignore_existing;
     opts.update = t.update;
     opts.dry_run = t.dry_run;
+    opts.keep_files = g.json;
+    let scope = r
+        .profile
+        .url
+        .clone()
+        .or_else(|| r.profile.root.as_ref().map(|p| p.display().to_string()))
+        .unwrap_or_else(|| r.name.clone());
+    opts.upload_locks = Some((lock_dir(r), scope));
     opts.filter = Filter::new(&t.include, &t.exclude)?;
     opts.progress = display.clone();
     Ok((opts, display))
 }
 
+/// Prints the summary (JSON on stdout with `--json`, else a line on stderr; failures even
+/// with `-q`) and turns failures into the exit status.
 pub(crate) fn finish(g: &Global, what: &str, display: &Display, summary: Summary) -> Result<()> {
     display.finish();
     if g.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&summary).unwrap_or_default()
-        );
-    } else if !g.quiet {
-        if !summary.failures.is_empty() {
-            eprintln!("{} failed:", summary.failures.len());
-        }
-        for f in &summary.failures {
-            eprintln!("  {}: {}", f.path, f.reason);
-        }
+        super::emit_json(&summary)?;
+        return summary.into_result().map(|_| ());
+    }
+    if !summary.failures.is_empty() {
+        eprintln!("{} failed:", summary.failures.len());
+    }
+    for f in &summary.failures {
+        eprintln!("  {}: {}", f.path, f.reason);
+    }
+    if !g.quiet {
         let resumed = if summary.resumed_bytes > 0 {
             format!(
                 " (+{} resumed)",
@@ -83,8 +111,12 @@ pub(crate) fn finish(g: &Global, what: &str, display: &Display, summary: Summary
         } else {
             String::new()
         };
+        let verified = match summary.verification() {
+            v if v.is_empty() => v,
+            v => format!("; {v}"),
+        };
         eprintln!(
-            "{what}: {planned}{} files ({}{resumed}), {} directories, {} skipped, {} failed in {:.1} s ({})",
+            "{what}: {planned}{} files ({}{resumed}), {} directories, {} skipped, {} failed in {:.1} s ({}){verified}",
             summary.transferred,
             transfer::human_bytes(summary.bytes),
             summary.directories,
@@ -95,23 +127,6 @@ pub(crate) fn finish(g: &Global, what: &str, display: &Display, summary: Summary
         );
     }
     summary.into_result().map(|_| ())
-}
-
-/// One file's outcome as a summary, so single files and trees report alike.
-pub(crate) fn single(outcome: FileOutcome, started: Instant) -> Summary {
-    let mut s = Summary::default();
-    match &outcome {
-        FileOutcome::Done(d) => {
-            s.transferred = 1;
-            s.bytes = d.bytes;
-            s.resumed_bytes = d.resumed_from;
-        }
-        FileOutcome::Skipped { .. } => s.skipped = 1,
-        FileOutcome::Planned { .. } => s.planned = 1,
-        FileOutcome::Failed { .. } => {}
-    }
-    s.seconds = started.elapsed().as_secs_f64();
-    s
 }
 
 pub(crate) async fn get(
@@ -131,7 +146,7 @@ pub(crate) async fn get(
         remote.name()
     };
     let target = local_target(local, name, entry.is_dir());
-    let (opts, display) = transfer_options(g, r, backend.as_ref(), t, true)?;
+    let (opts, display) = transfer_options(g, r, backend.as_ref(), t, !entry.is_dir(), false)?;
     if entry.is_dir() {
         if !recursive {
             return Err(Error::usage(
@@ -156,12 +171,20 @@ pub(crate) async fn get(
     opts.progress.discovered(1, entry.size.unwrap_or(0));
     let outcome =
         transfer::download_file(backend.as_ref(), remote, Some(&entry), &target, &opts).await;
-    display.finish();
-    let outcome = outcome?;
-    report_single(g, "downloaded", &outcome, started)
+    let summary = Summary::new("get", &opts);
+    let dst = target.display().to_string();
+    report_single(
+        g,
+        &display,
+        summary,
+        remote.to_string(),
+        dst,
+        entry.size,
+        outcome,
+        started,
+    )
 }
 
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn put(
     g: &Global,
     r: &ResolvedProfile,
@@ -169,7 +192,6 @@ pub(crate) async fn put(
     local: &Path,
     remote_raw: &str,
     recursive: bool,
-    force: bool,
     t: &TransferArgs,
 ) -> Result<()> {
     let started = Instant::now();
@@ -196,7 +218,7 @@ pub(crate) async fn put(
             existing = backend.stat(&remote).await.ok();
         }
     }
-    let (opts, display) = transfer_options(g, r, backend.as_ref(), t, force)?;
+    let (opts, display) = transfer_options(g, r, backend.as_ref(), t, !md.is_dir(), true)?;
     if md.is_dir() {
         if !recursive {
             return Err(Error::usage(
@@ -210,74 +232,85 @@ pub(crate) async fn put(
         let summary = transfer::upload_tree(backend, local, &remote, &opts).await?;
         return finish(g, "uploaded", &display, summary);
     }
-    // The same rules as a tree upload, for one file.
-    let skip = match &existing {
-        Some(e) if e.is_file() && t.skip_existing && e.size == Some(md.len()) => {
-            Some("same size".to_string())
-        }
-        Some(e)
-            if e.is_file()
-                && t.update
-                && e.mtime.zip(md.modified().ok()).is_some_and(|(r, l)| r >= l) =>
-        {
-            Some("the remote copy is as new or newer".to_string())
-        }
-        _ => None,
-    };
-    let outcome = match skip {
-        Some(reason) => FileOutcome::Skipped { reason },
-        None => {
-            let put = PutOptions::default()
-                .with_overwrite(force || t.update)
-                .with_create_parents(true);
-            opts.progress.discovered(1, md.len());
-            let r = transfer::upload_file(backend.as_ref(), local, &remote, put, &opts).await;
-            display.finish();
-            r?
-        }
-    };
-    report_single(g, "uploaded", &outcome, started)
+    opts.progress.discovered(1, md.len());
+    let outcome = transfer::upload_one(
+        backend.as_ref(),
+        local,
+        &remote,
+        existing.as_ref(),
+        true,
+        &opts,
+    )
+    .await;
+    let summary = Summary::new("put", &opts);
+    let src = local.display().to_string();
+    report_single(
+        g,
+        &display,
+        summary,
+        src,
+        remote.to_string(),
+        Some(md.len()),
+        outcome,
+        started,
+    )
 }
 
-pub(crate) fn report_single(
+/// One file's outcome: a line on stderr (or the JSON summary, the same shape as a tree's),
+/// and its error, if any, as the exit status.
+#[allow(clippy::too_many_arguments)]
+fn report_single(
     g: &Global,
-    what: &str,
-    outcome: &FileOutcome,
+    display: &Display,
+    mut summary: Summary,
+    src: String,
+    dst: String,
+    size: Option<u64>,
+    outcome: Result<FileOutcome>,
     started: Instant,
 ) -> Result<()> {
+    display.finish();
+    let result = match &outcome {
+        Ok(o) => {
+            summary.count(src.clone(), dst.clone(), size, o);
+            Ok(())
+        }
+        Err(e) => {
+            summary.fail(src.clone(), dst.clone(), e);
+            Err(())
+        }
+    };
+    summary.seconds = started.elapsed().as_secs_f64();
     if g.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(outcome).unwrap_or_default()
-        );
-        return single(outcome.clone(), started).into_result().map(|_| ());
-    }
-    if !g.quiet {
-        match outcome {
-            FileOutcome::Done(d) => {
-                let check = d
-                    .verified
-                    .as_deref()
-                    .map(|c| format!(", {c}"))
-                    .unwrap_or_default();
+        super::emit_json(&summary)?;
+    } else if let Ok(FileOutcome::Planned { bytes }) = &outcome {
+        let size = bytes
+            .map(|b| format!(" ({})", transfer::human_bytes(b)))
+            .unwrap_or_default();
+        // The plan goes to stdout (nothing else is printed there without --json).
+        crate::progress::print_line(&format!("would transfer {src} -> {dst}{size}"));
+    } else if !g.quiet {
+        match &outcome {
+            Ok(FileOutcome::Done(d)) => {
+                let what = if d.upload { "uploaded" } else { "downloaded" };
                 let resumed = if d.resumed_from > 0 {
                     format!(", resumed at {}", transfer::human_bytes(d.resumed_from))
                 } else {
                     String::new()
                 };
-                let (from, to) = if what == "uploaded" {
-                    (d.local.display().to_string(), d.remote.clone())
-                } else {
-                    (d.remote.clone(), d.local.display().to_string())
-                };
+                let (from, to) = d.endpoints();
                 eprintln!(
-                    "{what} {from} -> {to} ({}{resumed}{check})",
-                    transfer::human_bytes(d.size)
+                    "{what} {from} -> {to} ({}{resumed}, {})",
+                    transfer::human_bytes(d.size),
+                    crate::progress::verified_text(d),
                 );
             }
-            FileOutcome::Skipped { reason } => eprintln!("skipped: {reason}"),
-            FileOutcome::Planned { .. } | FileOutcome::Failed { .. } => {}
+            Ok(FileOutcome::Skipped { reason }) => eprintln!("skipped {src}: {reason}"),
+            _ => {}
         }
     }
-    Ok(())
+    match (outcome, result) {
+        (Err(e), _) => Err(e),
+        _ => Ok(()),
+    }
 }

@@ -9,8 +9,9 @@ use futures::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
+use super::lock::FileLock;
 use super::{
-    part_meta_path, part_path, pump, safe_local_join, walk, FileDone, FileOutcome, Summary,
+    part_meta_path, part_path, pump, safe_local_join, space, walk, FileDone, FileOutcome, Summary,
     ThreadWriter, TransferOptions,
 };
 use crate::backend::{ByteRange, GetOptions, StorageBackend, IO_BLOCK};
@@ -60,35 +61,44 @@ async fn read_meta(p: &Path) -> Option<PartMeta> {
     serde_json::from_slice(&tokio::fs::read(p).await.ok()?).ok()
 }
 
-/// Why a download can be skipped, if it can.
-async fn skip_reason(
-    entry: &Entry,
-    target: &Path,
-    md: Option<&std::fs::Metadata>,
-    opts: &TransferOptions,
-) -> Result<Option<String>> {
-    let Some(md) = md.filter(|m| m.is_file()) else {
-        return Ok(None);
-    };
-    if opts.skip_existing && entry.size == Some(md.len()) {
-        if let Some(want) = Checksum::find(&entry.checksums, &ChecksumAlgorithm::Adler32) {
-            let have = super::local_adler32(target).await?;
-            return Ok((have.value == want.value).then(|| "same size and adler32".to_string()));
-        }
-        return Ok(Some("same size".into()));
-    }
-    if opts.update {
-        if let (Some(remote), Ok(local)) = (entry.mtime, md.modified()) {
-            if local >= remote {
-                return Ok(Some("the local copy is as new or newer".into()));
-            }
-        }
-    }
-    Ok(None)
+/// Same second: the engine sets a download's mtime to the remote one, and some servers and
+/// filesystems keep no fractions.
+fn secs(t: SystemTime) -> Option<u64> {
+    unix(Some(t))
 }
 
-/// Downloads one file to `target`: through `<target>.part`, resumed from an earlier run
-/// when the remote file is unchanged, and renamed into
+/// Why a download can be skipped, if it can: `--ignore-existing`, `--update`, or (unless
+/// `--force`) an identical local copy: same size and same mtime (to the second). The local
+/// side has no stored checksum, so no file is read for this.
+fn skip_reason(
+    entry: &Entry,
+    md: Option<&std::fs::Metadata>,
+    opts: &TransferOptions,
+) -> Option<String> {
+    let md = md.filter(|m| m.is_file())?;
+    if opts.skip_existing {
+        return Some("already at the destination (--ignore-existing)".into());
+    }
+    let local = md.modified().ok();
+    if opts.update {
+        if let (Some(remote), Some(local)) = (entry.mtime, local) {
+            if local >= remote || secs(local) == secs(remote) {
+                return Some("the local copy is as new or newer (--update)".into());
+            }
+        }
+        return None;
+    }
+    let same_mtime =
+        entry.mtime.and_then(secs).is_some() && entry.mtime.and_then(secs) == local.and_then(secs);
+    if !opts.force && entry.size == Some(md.len()) && same_mtime {
+        return Some("identical (same size and mtime)".into());
+    }
+    None
+}
+
+/// Downloads one file to `target`: through `<target>.part`, which this run owns (an
+/// advisory lock: a second run on the same target waits, then finds the file done),
+/// resumed from an earlier run when the remote file is unchanged, and renamed into
 /// place only after the size and (when the server gives one) the adler32 matched.
 pub async fn download_file(
     backend: &dyn StorageBackend,
@@ -110,6 +120,20 @@ pub async fn download_file(
     // One look at the target serves every check below.
     // (A stat of a local path, like those of `safe_local_join`: not worth a thread hand-off.)
     let target_md = std::fs::metadata(target).ok();
+    // A device or FIFO (`get X /dev/null`) is written as it is: never renamed over.
+    let special = target_md
+        .as_ref()
+        .is_some_and(|m| !m.file_type().is_file() && !m.file_type().is_dir());
+    let is_link = std::fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_symlink());
+    if is_link && !special {
+        // Writing through a link would change a file elsewhere; replacing it would drop the
+        // link. Neither is what the user asked for.
+        return Err(Error::conflict(
+            target.display(),
+            "the target is a symbolic link",
+            "give the path the link points to, or remove the link first; cta-data never writes through a link",
+        ));
+    }
     if target_md.as_ref().is_some_and(|m| m.is_dir()) {
         return Err(Error::conflict(
             target.display(),
@@ -118,7 +142,7 @@ pub async fn download_file(
         ));
     }
     let name = path.to_string();
-    if let Some(reason) = skip_reason(&entry, target, target_md.as_ref(), opts).await? {
+    if let Some(reason) = skip_reason(&entry, target_md.as_ref(), opts) {
         let o = FileOutcome::Skipped { reason };
         opts.progress.finished(&name, &o);
         return Ok(o);
@@ -128,15 +152,12 @@ pub async fn download_file(
         opts.progress.finished(&name, &o);
         return Ok(o);
     }
-    // A device or FIFO (`get X /dev/null`) is written as it is: never renamed over.
-    let special = target_md.is_some_and(|m| !m.file_type().is_file() && !m.file_type().is_dir());
-    let small = !special && entry.size.is_some_and(|s| s <= SMALL);
-    // No retry loop here: the backend's retry layer tries requests again and resumes a
-    // broken body with `Range`; what still fails keeps its `.part` for a rerun.
-    let attempted = if small {
-        fetch_small(backend, path, &entry, target, opts).await
+    let attempted = if special {
+        fetch(backend, path, &entry, target, None, opts, true)
+            .await
+            .map(FileOutcome::Done)
     } else {
-        fetch(backend, path, &entry, target, special, opts, true).await
+        owned(backend, path, &entry, target, opts).await
     };
     match attempted {
         Err(e) => {
@@ -148,14 +169,62 @@ pub async fn download_file(
             );
             Err(e)
         }
-        Ok(done) => {
-            let o = FileOutcome::Done(done);
+        Ok(o) => {
             opts.progress.finished(&name, &o);
             Ok(o)
         }
     }
 }
 
+/// A download through a `.part` this run owns.
+async fn owned(
+    backend: &dyn StorageBackend,
+    path: &RemotePath,
+    entry: &Entry,
+    target: &Path,
+    opts: &TransferOptions,
+) -> Result<FileOutcome> {
+    let part = part_path(target);
+    let (lock, waited) = FileLock::acquire(&part, || {
+        tracing::warn!(
+            "waiting for another cta-data run that is downloading to {}",
+            target.display()
+        )
+    })
+    .await
+    .map_err(|e| Error::local("create", &part, e))?;
+    let have = lock.file().metadata().map(|m| m.len()).unwrap_or(0);
+    if waited {
+        // The other run has let go: it most likely finished this very file.
+        if let Some(reason) = skip_reason(entry, std::fs::metadata(target).ok().as_ref(), opts) {
+            if have == 0 {
+                lock.remove();
+            }
+            return Ok(FileOutcome::Skipped { reason });
+        }
+    }
+    if let Some(size) = entry.size {
+        if let Err(e) = space::ensure(target, size.saturating_sub(have)) {
+            if have == 0 {
+                lock.remove();
+            }
+            return Err(e);
+        }
+    }
+    // No retry loop here: the backend's retry layer tries requests again and resumes a
+    // broken body with `Range`; what still fails keeps its `.part` for a rerun.
+    let small = entry.size.is_some_and(|s| s <= SMALL);
+    let attempted = if small {
+        fetch_small(backend, path, entry, target, &lock, opts).await
+    } else {
+        fetch(backend, path, entry, target, Some(&lock), opts, true).await
+    };
+    // An empty `.part` helps no rerun.
+    if attempted.is_err() && lock.file().metadata().is_ok_and(|m| m.len() == 0) {
+        lock.remove();
+    }
+    attempted.map(FileOutcome::Done)
+}
 /// Files smaller than this are not resumed (no `.part.meta` for them).
 const RESUMABLE: u64 = 1 << 20;
 
@@ -231,12 +300,13 @@ fn merge_sums(listed: &[Checksum], answered: &[Checksum]) -> Vec<Checksum> {
 }
 
 /// One attempt at a small file: the body is held in memory (at most [`SMALL`] bytes, plus
-/// one chunk), verified, then written to `<target>.part` and renamed into place.
+/// one chunk), verified, then written to the locked `<target>.part` and renamed into place.
 async fn fetch_small(
     backend: &dyn StorageBackend,
     path: &RemotePath,
     entry: &Entry,
     target: &Path,
+    lock: &FileLock,
     opts: &TransferOptions,
 ) -> Result<FileDone> {
     let name = path.to_string();
@@ -248,7 +318,7 @@ async fn fetch_small(
         // The file grew since it was listed: stream it to disk instead.
         drop(dl);
         tracing::debug!(path = %path, "larger than listed: streaming it");
-        return fetch(backend, path, entry, target, false, opts, true).await;
+        return fetch(backend, path, entry, target, Some(lock), opts, true).await;
     }
     opts.progress.started(&name, entry.size, 0);
     let server_sums = merge_sums(&entry.checksums, &dl.checksums);
@@ -272,19 +342,23 @@ async fn fetch_small(
     }
     let total = body.len() as u64;
     let verified = verify(&name, size, total, &server_sums, &adler)?;
-    let part = part_path(target);
+    let part = lock.path().to_path_buf();
     let meta = part_meta_path(target);
     let dest = target.to_path_buf();
+    let file = lock
+        .file()
+        .try_clone()
+        .map_err(|e| Error::local("write", &part, e))?;
     tokio::task::spawn_blocking(move || -> Result<()> {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&part).map_err(|e| Error::local("create", &part, e))?;
+        use std::io::{Seek, Write};
+        let mut f = file;
         let written = f
-            .write_all(&body)
-            .map_err(|e| Error::local("write", &part, e));
+            .set_len(0)
+            .and_then(|()| f.rewind())
+            .and_then(|()| f.write_all(&body));
         if let Err(e) = written {
-            drop(f);
-            let _ = std::fs::remove_file(&part);
-            return Err(e);
+            let _ = f.set_len(0);
+            return Err(space::full(&part, Some(total), e));
         }
         if let Some(t) = mtime {
             let _ = f.set_modified(t);
@@ -307,34 +381,40 @@ async fn fetch_small(
         size: total,
         resumed_from: 0,
         verified,
+        upload: false,
     })
 }
 
-async fn discard_unless(special: bool, part: &Path, meta: &Path) {
-    if !special {
-        discard(part, meta).await;
-    }
-}
-
+/// Removes a `.part` that cannot be used again (its lock, if any, is let go afterwards).
 async fn discard(part: &Path, meta: &Path) {
     let _ = tokio::fs::remove_file(part).await;
     let _ = tokio::fs::remove_file(meta).await;
 }
 
-/// One attempt; `may_restart` allows one fresh start when a resume is refused.
+/// Starts a `.part` over: emptied (it stays, locked, for the next attempt) and its
+/// description removed.
+async fn reset(lock: Option<&FileLock>, meta: &Path) {
+    if let Some(l) = lock {
+        let _ = l.file().set_len(0);
+        let _ = tokio::fs::remove_file(meta).await;
+    }
+}
+
+/// One attempt; `may_restart` allows one fresh start when a resume is refused. `lock`
+/// owns the `.part`; without one the target is a device or FIFO, written as it is.
 async fn fetch(
     backend: &dyn StorageBackend,
     path: &RemotePath,
     entry: &Entry,
     target: &Path,
-    special: bool,
+    lock: Option<&FileLock>,
     opts: &TransferOptions,
     may_restart: bool,
 ) -> Result<FileDone> {
-    let part = if special {
-        target.to_path_buf()
-    } else {
-        part_path(target)
+    let special = lock.is_none();
+    let part = match lock {
+        Some(l) => l.path().to_path_buf(),
+        None => target.to_path_buf(),
     };
     let meta_path = part_meta_path(target);
     // Resuming a small file is not worth a second file per download.
@@ -343,22 +423,23 @@ async fn fetch(
 
     // Resume only the same remote file, and only when the backend can read ranges.
     let mut offset = 0u64;
-    let earlier = match resumable {
-        true => tokio::fs::metadata(&part).await.ok(),
-        false => None,
+    let earlier = match lock {
+        Some(l) => l.file().metadata().map(|m| m.len()).unwrap_or(0),
+        None => 0,
     };
-    if let Some(pmd) = &earlier {
+    if earlier > 0 {
         match read_meta(&meta_path).await {
             Some(meta)
-                if meta.same_file(entry)
-                    && entry.size.is_none_or(|s| pmd.len() <= s)
+                if resumable
+                    && meta.same_file(entry)
+                    && entry.size.is_none_or(|s| earlier <= s)
                     && backend.capabilities().ranged_reads =>
             {
-                offset = pmd.len();
+                offset = earlier;
             }
             _ => {
                 tracing::info!(path = %path, "the remote file changed since the partial download: starting again");
-                discard(&part, &meta_path).await;
+                reset(lock, &meta_path).await;
             }
         }
     }
@@ -397,13 +478,13 @@ async fn fetch(
                 if offset > 0 && may_restart =>
             {
                 tracing::info!(path = %path, "cannot resume ({e}): starting again");
-                discard_unless(special, &part, &meta_path).await;
-                return Box::pin(fetch(backend, path, entry, target, special, opts, false)).await;
+                reset(lock, &meta_path).await;
+                return Box::pin(fetch(backend, path, entry, target, lock, opts, false)).await;
             }
             Err(e) => return Err(e),
         };
         if offset > 0 && dl.range.as_ref().is_some_and(|r| r.start != offset) {
-            discard_unless(special, &part, &meta_path).await;
+            reset(lock, &meta_path).await;
             return Err(Error::protocol(
                 name,
                 Some(206),
@@ -417,20 +498,17 @@ async fn fetch(
         }
         size = dl.size.or(size);
         mtime = dl.mtime.or(mtime);
-        let file = if special {
-            tokio::fs::OpenOptions::new().write(true).open(&part).await
-        } else {
-            tokio::fs::OpenOptions::new()
-                .create(true)
-                .append(offset > 0)
-                .write(true)
-                .truncate(offset == 0)
-                .open(&part)
-                .await
+        let file = match lock {
+            Some(l) => l.file().try_clone().and_then(|mut f| {
+                use std::io::Seek;
+                f.set_len(offset)?;
+                f.seek(std::io::SeekFrom::Start(offset))?;
+                Ok(f)
+            }),
+            None => std::fs::OpenOptions::new().write(true).open(&part),
         }
         .map_err(|e| Error::local("create", &part, e))?;
-        let mut out = ThreadWriter::new(file.into_std().await)
-            .map_err(|e| Error::local("write", &part, e))?;
+        let mut out = ThreadWriter::new(file).map_err(|e| Error::local("write", &part, e))?;
         let mut stream = dl.stream;
         let failure = pump(&mut stream, &mut out, |chunk| {
             if want_adler {
@@ -442,10 +520,16 @@ async fn fetch(
         .await;
         // Keep what arrived: the next attempt (or run) resumes from there.
         let written = out.finish().await;
+        if let Err(e) = &written {
+            if e.kind() == std::io::ErrorKind::StorageFull && !special {
+                // Nothing to resume on a full disk: give the space back.
+                discard(&part, &meta_path).await;
+            }
+        }
         if let Some(e) = failure {
             return Err(e);
         }
-        let file = written.map_err(|e| Error::local("write", &part, e))?;
+        let file = written.map_err(|e| space::full(&part, size, e))?;
         // Set the remote mtime through the same handle (no second open).
         if let (Some(t), false) = (mtime, special) {
             let _ = file.set_modified(t);
@@ -460,15 +544,15 @@ async fn fetch(
     let verified = match verify(&name, size, total, &server_sums, &adler) {
         Ok(v) => v,
         Err(e) => {
-            discard_unless(special, &part, &meta_path).await;
+            if !special {
+                discard(&part, &meta_path).await;
+            }
             return Err(e);
         }
     };
     if !special {
         if let Some(t) = mtime {
-            if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&part) {
-                let _ = f.set_modified(t);
-            }
+            let _ = lock.map(|l| l.file().set_modified(t));
         }
         tokio::fs::rename(&part, target)
             .await
@@ -484,6 +568,7 @@ async fn fetch(
         size: total,
         resumed_from: offset,
         verified,
+        upload: false,
     })
 }
 
@@ -495,12 +580,20 @@ pub async fn download_tree(
     opts: &TransferOptions,
 ) -> Result<Summary> {
     let started = Instant::now();
+    if std::fs::metadata(local).is_ok_and(|m| !m.is_dir()) {
+        return Err(Error::conflict(
+            local.display(),
+            "a local file is in the way of the directory download",
+            "give a directory (existing or new) as the target, or move the file away; nothing was written",
+        ));
+    }
     if !opts.dry_run {
         tokio::fs::create_dir_all(local)
             .await
             .map_err(|e| Error::local("create directory", local, e))?;
     }
-    let mut summary = Summary::default();
+    let mut summary = Summary::new("get", opts);
+    let at = |p: &Path| p.display().to_string();
     let mut made = std::collections::HashSet::from([local.to_path_buf()]);
     let filter = opts.filter.clone();
     let root_for_walk = root.clone();
@@ -531,7 +624,7 @@ pub async fn download_tree(
             Step::WalkEnd => walking = false,
             Step::Entry(e) => match *e {
                 Err(e) => {
-                    summary.fail(root.to_string(), &e);
+                    summary.fail(root.to_string(), at(local), &e);
                 }
                 Ok(entry) => {
                     let rel = entry.path.strip_prefix(root).unwrap_or("").to_string();
@@ -548,10 +641,11 @@ pub async fn download_tree(
                                 }
                                 Err(e) => summary.fail(
                                     entry.path.to_string(),
+                                    at(&t),
                                     &Error::local("create directory", &t, e),
                                 ),
                             },
-                            Err(e) => summary.fail(entry.path.to_string(), &e),
+                            Err(e) => summary.fail(entry.path.to_string(), rel.clone(), &e),
                         }
                         continue;
                     }
@@ -561,7 +655,7 @@ pub async fn download_tree(
                     let target = match safe_local_join(local, &rel) {
                         Ok(t) => t,
                         Err(e) => {
-                            summary.fail(entry.path.to_string(), &e);
+                            summary.fail(entry.path.to_string(), rel.clone(), &e);
                             continue;
                         }
                     };
@@ -573,28 +667,27 @@ pub async fn download_tree(
                     let parent = parent.map(Path::to_path_buf);
                     inflight.push(
                         async move {
+                            let src = entry.path.to_string();
+                            let dst = target.display().to_string();
                             if !o.dry_run {
                                 if let Some(parent) = parent {
-                                    tokio::fs::create_dir_all(&parent).await.map_err(|e| {
-                                        (
-                                            entry.path.to_string(),
-                                            Error::local("create directory", &parent, e),
-                                        )
-                                    })?;
+                                    if let Err(e) = tokio::fs::create_dir_all(&parent).await {
+                                        let e = Error::local("create directory", &parent, e);
+                                        return (src, dst, entry.size, Err(e));
+                                    }
                                 }
                             }
-                            download_file(b.as_ref(), &entry.path, Some(&entry), &target, &o)
-                                .await
-                                .map_err(|e| (entry.path.to_string(), e))
+                            let r =
+                                download_file(b.as_ref(), &entry.path, Some(&entry), &target, &o)
+                                    .await;
+                            (src, dst, entry.size, r)
                         }
                         .boxed(),
                     );
                 }
             },
-            Step::Done(Ok(outcome)) => summary.count(&outcome),
-            Step::Done(Err((p, e))) => {
-                summary.fail(p, &e);
-            }
+            Step::Done((src, dst, size, Ok(outcome))) => summary.count(src, dst, size, &outcome),
+            Step::Done((src, dst, _, Err(e))) => summary.fail(src, dst, &e),
         }
         if opts.fail_fast && !summary.failures.is_empty() {
             break;

@@ -13,7 +13,9 @@
 
 mod download;
 mod filter;
+mod lock;
 mod sink;
+mod space;
 mod upload;
 mod walk;
 
@@ -28,7 +30,7 @@ use crate::error::{Error, Result};
 pub use download::{download_file, download_tree, DownloadOptions};
 pub use filter::Filter;
 pub use sink::{pump, ThreadWriter};
-pub use upload::{upload_file, upload_tree};
+pub use upload::{upload_file, upload_one, upload_tree};
 pub use walk::walk;
 pub use walk::walk_with;
 
@@ -84,8 +86,30 @@ pub struct FileDone {
     pub size: u64,
     /// Bytes that were already there from an earlier, interrupted run.
     pub resumed_from: u64,
-    /// The checksum verified, when one was.
+    /// The checksum verified, when one was (`adler32:0a1b2c3d`); else only the size was.
     pub verified: Option<String>,
+    /// An upload (local to remote) rather than a download.
+    pub upload: bool,
+}
+
+impl FileDone {
+    /// Where the data came from and where it went, as the user names them.
+    pub fn endpoints(&self) -> (String, String) {
+        let local = self.local.display().to_string();
+        if self.upload {
+            (local, self.remote.clone())
+        } else {
+            (self.remote.clone(), local)
+        }
+    }
+
+    /// How the copy was checked, for people: `verified by adler32` or `verified by size only`.
+    pub fn how_verified(&self) -> &'static str {
+        match self.verified {
+            Some(_) => "verified by adler32",
+            None => "verified by size only",
+        }
+    }
 }
 
 /// Options of a transfer. Retries are not among them: the backend's retry layer
@@ -99,9 +123,19 @@ pub struct TransferOptions {
     pub fail_fast: bool,
     /// Replace existing files at the destination.
     pub overwrite: bool,
-    /// Skip files already at the destination with the same size (and checksum, when the
-    /// storage knows one).
+    /// Skip every file that exists at the destination, whatever its content (the CLI's
+    /// `--ignore-existing`).
     pub skip_existing: bool,
+    /// Transfer even files whose destination copy is identical (same size and mtime, and
+    /// adler32 where both sides know it); without it they are skipped.
+    pub force: bool,
+    /// Keep one [`FileRecord`] per file in the [`Summary`] (for `--json`; off, memory stays
+    /// flat whatever the tree's size).
+    pub keep_files: bool,
+    /// Where uploads take a lock per destination (the runtime directory), and the scope of
+    /// the destination's names (the profile's URL): two runs on one machine uploading to
+    /// one remote path take turns. `None`: no lock.
+    pub upload_locks: Option<(PathBuf, String)>,
     /// Skip files whose destination copy is as new or newer than the source.
     pub update: bool,
     /// Only say what would be done.
@@ -119,6 +153,9 @@ impl Default for TransferOptions {
             fail_fast: false,
             overwrite: true,
             skip_existing: false,
+            force: false,
+            keep_files: false,
+            upload_locks: None,
             update: false,
             dry_run: false,
             filter: Filter::default(),
@@ -134,6 +171,7 @@ impl std::fmt::Debug for TransferOptions {
             .field("fail_fast", &self.fail_fast)
             .field("overwrite", &self.overwrite)
             .field("skip_existing", &self.skip_existing)
+            .field("force", &self.force)
             .field("update", &self.update)
             .field("dry_run", &self.dry_run)
             .finish_non_exhaustive()
@@ -151,28 +189,81 @@ pub struct Failure {
     pub exit_code: i32,
 }
 
-/// The outcome of a transfer.
+/// One file of a transfer, as `--json` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileRecord {
+    /// Where the file comes from (remote path for downloads, local path for uploads).
+    pub source: String,
+    /// Where it goes.
+    pub destination: String,
+    /// `done`, `skipped`, `planned` or `failed`.
+    pub outcome: &'static str,
+    /// The file's size, when known.
+    pub size: Option<u64>,
+    /// Bytes moved in this run.
+    pub bytes: u64,
+    /// Bytes already there from an earlier run (resumed).
+    pub resumed_from: u64,
+    /// `adler32` or `size` (what was compared after the transfer), for files moved.
+    pub verified: Option<&'static str>,
+    /// The checksum verified (`adler32:0a1b2c3d`).
+    pub checksum: Option<String>,
+    /// Why it was skipped or failed.
+    pub reason: Option<String>,
+}
+
+/// The outcome of a transfer: one shape for single files, trees and dry runs.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Summary {
+    /// `get` or `put`.
+    pub command: &'static str,
+    /// Nothing was transferred: the files counted as `planned` would have been.
+    pub dry_run: bool,
     /// Files transferred.
     pub transferred: usize,
-    /// Directories created.
-    pub directories: usize,
-    /// Files skipped (already there, filtered out, not regular files...).
+    /// Files skipped (already there, not regular files...).
     pub skipped: usize,
     /// Files a dry run would transfer.
     pub planned: usize,
-    /// Files that failed.
-    pub failures: Vec<Failure>,
+    /// Files that failed (as many as `failures`).
+    pub failed: usize,
+    /// Directories created.
+    pub directories: usize,
     /// Bytes transferred.
     pub bytes: u64,
     /// Bytes resumed from earlier runs (not transferred again).
     pub resumed_bytes: u64,
     /// Wall time in seconds.
     pub seconds: f64,
+    /// Each file, when asked for ([`TransferOptions::keep_files`]).
+    pub files: Vec<FileRecord>,
+    /// Files that failed, with why and the exit code each alone would have had.
+    pub failures: Vec<Failure>,
+    /// Files transferred and verified by adler32.
+    #[serde(skip)]
+    pub verified_adler32: usize,
+    /// Files transferred and checked by size only.
+    #[serde(skip)]
+    pub verified_size: usize,
+    /// Whether `files` is filled in.
+    #[serde(skip)]
+    pub keep_files: bool,
+    /// Some failure may heal when the same command runs again.
+    #[serde(skip)]
+    pub retry: bool,
 }
 
 impl Summary {
+    /// An empty summary of `command` (`get` or `put`) run with `opts`.
+    pub fn new(command: &'static str, opts: &TransferOptions) -> Self {
+        Self {
+            command,
+            dry_run: opts.dry_run,
+            keep_files: opts.keep_files,
+            ..Self::default()
+        }
+    }
+
     /// Ok when nothing failed; otherwise [`Error::Partial`].
     pub fn into_result(self) -> Result<Summary> {
         if self.failures.is_empty() {
@@ -181,12 +272,14 @@ impl Summary {
             Err(Error::Partial {
                 failed: self.failures.len(),
                 total: self.failures.len() + self.transferred + self.skipped,
+                retry: self.retry,
             })
         }
     }
 
-    pub(crate) fn fail(&mut self, path: String, e: &Error) {
-        tracing::debug!(path = %path, "failed: {e}");
+    /// Counts a failed file (`source` to `destination`).
+    pub fn fail(&mut self, source: String, destination: String, e: &Error) {
+        tracing::debug!(path = %source, "failed: {e}");
         // What to do belongs with each failure, except the generic rerun advice.
         let reason = match e.hint() {
             Some(h) if !e.is_temporary() && !matches!(e, Error::Partial { .. }) => {
@@ -194,23 +287,98 @@ impl Summary {
             }
             _ => e.to_string(),
         };
+        self.retry |= e.is_temporary() || matches!(e, Error::Partial { retry: true, .. });
+        if self.keep_files {
+            self.files.push(FileRecord {
+                source: source.clone(),
+                destination,
+                outcome: "failed",
+                size: None,
+                bytes: 0,
+                resumed_from: 0,
+                verified: None,
+                checksum: None,
+                reason: Some(reason.clone()),
+            });
+        }
+        self.failed += 1;
         self.failures.push(Failure {
-            path,
+            path: source,
             reason,
             exit_code: e.exit_code(),
         });
     }
 
-    pub(crate) fn count(&mut self, o: &FileOutcome) {
+    /// Counts one file's outcome (`source` to `destination`, `size` when known).
+    pub fn count(
+        &mut self,
+        source: String,
+        destination: String,
+        size: Option<u64>,
+        o: &FileOutcome,
+    ) {
+        let mut rec = FileRecord {
+            source,
+            destination,
+            outcome: "done",
+            size,
+            bytes: 0,
+            resumed_from: 0,
+            verified: None,
+            checksum: None,
+            reason: None,
+        };
         match o {
             FileOutcome::Done(d) => {
                 self.transferred += 1;
                 self.bytes += d.bytes;
                 self.resumed_bytes += d.resumed_from;
+                if d.verified.is_some() {
+                    self.verified_adler32 += 1;
+                } else {
+                    self.verified_size += 1;
+                }
+                rec.size = Some(d.size);
+                rec.bytes = d.bytes;
+                rec.resumed_from = d.resumed_from;
+                rec.verified = Some(if d.verified.is_some() {
+                    "adler32"
+                } else {
+                    "size"
+                });
+                rec.checksum = d.verified.clone();
             }
-            FileOutcome::Skipped { .. } => self.skipped += 1,
-            FileOutcome::Planned { .. } => self.planned += 1,
-            FileOutcome::Failed { .. } => {}
+            FileOutcome::Skipped { reason } => {
+                self.skipped += 1;
+                rec.outcome = "skipped";
+                rec.reason = Some(reason.clone());
+            }
+            FileOutcome::Planned { bytes } => {
+                self.planned += 1;
+                rec.outcome = "planned";
+                rec.size = bytes.or(size);
+            }
+            FileOutcome::Failed { reason } => {
+                self.failed += 1;
+                rec.outcome = "failed";
+                rec.reason = Some(reason.clone());
+            }
+        }
+        if self.keep_files {
+            self.files.push(rec);
+        }
+    }
+
+    /// How the transferred files were checked, for people: `3 verified by adler32, 1 by
+    /// size only (the server offers no checksum)`; empty when nothing moved.
+    pub fn verification(&self) -> String {
+        match (self.verified_adler32, self.verified_size) {
+            (0, 0) => String::new(),
+            (a, 0) => format!("{a} verified by adler32"),
+            (0, s) => format!("{s} verified by size only (the server offers no checksum)"),
+            (a, s) => {
+                format!("{a} verified by adler32, {s} by size only (the server offers no checksum)")
+            }
         }
     }
 }

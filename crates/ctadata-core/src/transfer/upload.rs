@@ -7,6 +7,7 @@ use std::time::{Instant, SystemTime};
 
 use futures::StreamExt;
 
+use super::lock::FileLock;
 use super::{walk, FileDone, FileOutcome, Summary, TransferOptions};
 use crate::backend::{PutOptions, StorageBackend, Upload};
 use crate::checksum::{Checksum, ChecksumAlgorithm};
@@ -44,6 +45,7 @@ pub async fn upload_file(
                 size: out.size,
                 resumed_from: 0,
                 verified: out.checksums.first().map(|c| c.to_string()),
+                upload: true,
             });
             opts.progress.finished(&name, &o);
             Ok(o)
@@ -162,8 +164,35 @@ enum Plan {
     Refuse(Error),
 }
 
+/// The remote copy is the local file already: same size, written after the local file
+/// was last changed (WebDAV cannot set a remote mtime), and the same adler32 when the
+/// server lists one (then the local file is read; never a request to the server).
+async fn identical(path: &Path, f: &LocalFile, r: &Entry) -> Result<Option<String>> {
+    let newer = match (r.mtime, f.mtime) {
+        (Some(rm), Some(lm)) => {
+            let s = |t: SystemTime| {
+                t.duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+            };
+            s(rm).ok() >= s(lm).ok()
+        }
+        _ => false,
+    };
+    if r.size != Some(f.size) || !newer {
+        return Ok(None);
+    }
+    if let Some(want) = Checksum::find(&r.checksums, &ChecksumAlgorithm::Adler32) {
+        let have = super::local_adler32(path).await?;
+        return Ok((have.value == want.value)
+            .then(|| "identical (same size and adler32, remote copy as new or newer)".into()));
+    }
+    Ok(Some(
+        "identical (same size, remote copy as new or newer)".into(),
+    ))
+}
+
 async fn plan(
-    local: &Path,
+    path: &Path,
     f: &LocalFile,
     remote_path: &RemotePath,
     existing: Option<&Entry>,
@@ -190,32 +219,141 @@ async fn plan(
         checksum: None,
         known_absent: false,
     };
-    if opts.skip_existing && r.size == Some(f.size) {
-        if let Some(want) = Checksum::find(&r.checksums, &ChecksumAlgorithm::Adler32) {
-            let have = super::local_adler32(&local.join(&f.rel)).await?;
-            if have.value == want.value {
-                return Ok(Plan::Skip("same size and adler32".into()));
-            }
-        } else {
-            return Ok(Plan::Skip("same size".into()));
-        }
+    if opts.skip_existing {
+        return Ok(Plan::Skip(
+            "already at the destination (--ignore-existing)".into(),
+        ));
     }
     if opts.update {
         if let (Some(rm), Some(lm)) = (r.mtime, f.mtime) {
             if rm >= lm {
-                return Ok(Plan::Skip("the remote copy is as new or newer".into()));
+                return Ok(Plan::Skip(
+                    "the remote copy is as new or newer (--update)".into(),
+                ));
             }
         }
         return Ok(Plan::Put(replace));
+    }
+    if !opts.force {
+        if let Some(why) = identical(path, f, r).await? {
+            return Ok(Plan::Skip(why));
+        }
     }
     if opts.overwrite {
         return Ok(Plan::Put(replace));
     }
     Ok(Plan::Refuse(Error::conflict(
         remote_path,
-        "a file is already there",
-        "pass --force to replace it, or --skip-existing / --update to keep it",
+        "a different file is already there",
+        "pass --force to replace it, --update to replace it only by a newer file, or --ignore-existing to keep it",
     )))
+}
+
+/// Creates `dir` (mode 0700) if needed, and accepts it only when it is ours: another user
+/// could otherwise hold our locks (a shared `/tmp`).
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let md = std::fs::symlink_metadata(dir)?;
+    if !md.is_dir() || md.uid() != crate::config::current_uid() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "the lock directory belongs to another user",
+        ));
+    }
+    Ok(())
+}
+
+/// The lock of one upload destination (`opts.upload_locks`), waiting while another run on
+/// this machine holds it. `None` when no lock is configured or it cannot be taken (then the
+/// upload goes ahead unlocked, as before). The flag says whether this run waited.
+async fn destination_lock(remote: &RemotePath, opts: &TransferOptions) -> (Option<FileLock>, bool) {
+    use std::hash::{Hash, Hasher};
+    let Some((dir, scope)) = opts.upload_locks.as_ref().filter(|_| !opts.dry_run) else {
+        return (None, false);
+    };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (scope.as_str(), remote.as_str()).hash(&mut h);
+    let path = dir.join(format!("put-{:016x}.lock", h.finish()));
+    if let Err(e) = private_dir(dir) {
+        tracing::debug!(dir = %dir.display(), "no upload lock: {e}");
+        return (None, false);
+    }
+    let taken = FileLock::acquire(&path, || {
+        tracing::warn!("waiting for another cta-data run that is uploading to {remote}")
+    })
+    .await;
+    match taken {
+        Ok((l, waited)) => (Some(l), waited),
+        Err(e) => {
+            tracing::debug!(path = %path.display(), "no upload lock: {e}");
+            (None, false)
+        }
+    }
+}
+
+/// Uploads one local file to `remote` with the rules of a tree upload: skipped when the
+/// remote copy is identical (unless `force`), refused when a different one is there
+/// (unless `overwrite`), `--ignore-existing` and `--update` honoured. `existing` is what
+/// a listing said is at `remote`. Two runs on one machine take turns on one destination
+/// (see [`TransferOptions::upload_locks`]); the second then sees the first one's file.
+pub async fn upload_one(
+    backend: &dyn StorageBackend,
+    local: &Path,
+    remote: &RemotePath,
+    existing: Option<&Entry>,
+    create_parents: bool,
+    opts: &TransferOptions,
+) -> Result<FileOutcome> {
+    let name = local.display().to_string();
+    let md = tokio::fs::metadata(local)
+        .await
+        .map_err(|e| Error::local("read", local, e))?;
+    let f = LocalFile {
+        rel: String::new(),
+        size: md.len(),
+        mtime: md.modified().ok(),
+    };
+    let (lock, waited) = destination_lock(remote, opts).await;
+    let mut existing = existing.cloned();
+    if waited {
+        // The other run has finished with this destination: look again.
+        existing = match backend.stat(remote).await {
+            Ok(e) => Some(e),
+            Err(Error::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+    }
+    let outcome = match plan(local, &f, remote, existing.as_ref(), opts).await? {
+        Plan::Skip(reason) => {
+            let out = FileOutcome::Skipped { reason };
+            opts.progress.finished(&name, &out);
+            Ok(out)
+        }
+        Plan::Refuse(e) => {
+            opts.progress.finished(
+                &name,
+                &FileOutcome::Failed {
+                    reason: e.to_string(),
+                },
+            );
+            Err(e)
+        }
+        Plan::Put(mut put) => {
+            put.create_parents = create_parents;
+            if create_parents {
+                put.known_absent = false;
+            }
+            upload_file(backend, local, remote, put, opts).await
+        }
+    };
+    if let Some(l) = lock {
+        l.remove();
+    }
+    outcome
 }
 
 /// Uploads the local tree `local` into `root` (created with its parents if needed).
@@ -226,7 +364,7 @@ pub async fn upload_tree(
     opts: &TransferOptions,
 ) -> Result<Summary> {
     let started = Instant::now();
-    let mut summary = Summary::default();
+    let mut summary = Summary::new("put", opts);
     let scan = {
         let (l, o) = (local.to_path_buf(), opts.clone());
         tokio::task::spawn_blocking(move || scan_local(&l, &o))
@@ -235,14 +373,14 @@ pub async fn upload_tree(
     };
     for (path, why) in &scan.skipped {
         tracing::warn!(path = %path.display(), "skipped: {why}");
-        opts.progress.finished(
-            &path.display().to_string(),
-            &FileOutcome::Skipped {
-                reason: why.clone(),
-            },
-        );
+        let name = path.display().to_string();
+        let o = FileOutcome::Skipped {
+            reason: why.clone(),
+        };
+        opts.progress.finished(&name, &o);
+        let rel = path.strip_prefix(local).unwrap_or(path).to_string_lossy();
+        summary.count(name.clone(), format!("{root}/{rel}"), None, &o);
     }
-    summary.skipped = scan.skipped.len();
     opts.progress.discovered(
         scan.files.len() as u64,
         scan.files.iter().map(|f| f.size).sum(),
@@ -268,7 +406,11 @@ pub async fn upload_tree(
             // Created meanwhile (a parallel run): fine.
             Err(Error::Conflict { .. })
                 if backend.stat(&remote).await.is_ok_and(|e| e.is_dir()) => {}
-            Err(e) => summary.fail(local.join(rel).display().to_string(), &e),
+            Err(e) => summary.fail(
+                local.join(rel).display().to_string(),
+                remote.to_string(),
+                &e,
+            ),
         }
     }
 
@@ -282,37 +424,20 @@ pub async fn upload_tree(
         async move {
             let path = local.join(&f.rel);
             let name = path.display().to_string();
-            let remote = root.join(&f.rel).map_err(|e| (name.clone(), e))?;
-            match plan(&local, &f, &remote, index.get(&f.rel), &o)
-                .await
-                .map_err(|e| (name.clone(), e))?
-            {
-                Plan::Skip(reason) => {
-                    let out = FileOutcome::Skipped { reason };
-                    o.progress.finished(&name, &out);
-                    Ok(out)
-                }
-                Plan::Refuse(e) => {
-                    o.progress.finished(
-                        &name,
-                        &FileOutcome::Failed {
-                            reason: e.to_string(),
-                        },
-                    );
-                    Err((name, e))
-                }
-                Plan::Put(put) => upload_file(b.as_ref(), &path, &remote, put, &o)
-                    .await
-                    .map_err(|e| (name, e)),
-            }
+            let remote = match root.join(&f.rel) {
+                Ok(r) => r,
+                Err(e) => return (name, f.rel.clone(), Some(f.size), Err(e)),
+            };
+            let r = upload_one(b.as_ref(), &path, &remote, index.get(&f.rel), false, &o).await;
+            (name, remote.to_string(), Some(f.size), r)
         }
     }))
     .buffer_unordered(opts.jobs.max(1));
-    while let Some(r) = results.next().await {
+    while let Some((src, dst, size, r)) = results.next().await {
         match r {
-            Ok(outcome) => summary.count(&outcome),
-            Err((p, e)) => {
-                summary.fail(p, &e);
+            Ok(outcome) => summary.count(src, dst, size, &outcome),
+            Err(e) => {
+                summary.fail(src, dst, &e);
                 if opts.fail_fast {
                     break;
                 }
