@@ -252,7 +252,7 @@ impl Error {
                 Some("check the path with 'cta-data list' on its parent directory".into())
             }
             Error::PermissionDenied { .. } => Some(
-                "check that your account may access this path; 'cta-data token status' shows who you are"
+                "check that your account may access this path: 'cta-data token status' (a token) or 'cta-data cert info' (a grid proxy) shows who you are; on the platform, your hub user's rights apply"
                     .into(),
             ),
             Error::Integrity { hint: Some(h), .. } => Some(h.clone()),
