@@ -17,7 +17,9 @@
 #   --no-install      do not install missing packages
 #   --no-build        use the existing target/release/cta-data and ctadata-door
 #
-# Rows: cta-data list DIR, list -l DIR and --json list DIR; curl PROPFIND (Depth: 1, the body
+# Rows: cta-data list -U DIR, list -l -U DIR and --json list -U DIR (streamed in the server's
+# order, the goal's case), and list DIR (sorted by name, the default since issue 18, which
+# holds every line before printing); curl PROPFIND (Depth: 1, the body
 # cta-data sends, read from crates/ctadata-webdav/src/propfind.rs) into /dev/null; davix-ls;
 # rclone lsf. Every timed run writes to /dev/null. Before them, one untimed run per row (also
 # a warm-up) is piped to a counter: each tool must list exactly N entries (lines; JSON array
@@ -27,7 +29,7 @@
 # Wall time is measured around each run with bash's $EPOCHREALTIME, process start included;
 # peak RSS is GNU time's %M of the tool (max over runs); CPU s its user+sys (median), less
 # disturbed by other load; door CPU s the CPU the door spent serving the run (median).
-# The goal of issue 17 is reported, never tested: `cta-data list` of 1,000,000 entries over
+# The goal of issue 17 is reported, never tested: `cta-data list -U` of 1,000,000 entries over
 # TLS within 32 MiB peak RSS and 1.5x the wall time of the curl row. The exit status only
 # says whether every tool ran and listed N entries. The bearer token is a fixed test token
 # for this local door; it reaches cta-data, rclone and curl through the environment or a

@@ -177,6 +177,7 @@ fn get_rerun(profile: &str, env: &Env, served: &Path) {
     let v = env.json(profile, &["get", "-r", "t", "out"], 0);
     assert_eq!(counts(&v), (0, 4, 0), "{v:#}");
     assert_eq!(v["bytes"], 0);
+    assert_eq!(v["directories"], 0, "a rerun creates no directory: {v:#}");
     for f in v["files"].as_array().unwrap() {
         assert_eq!(f["outcome"], "skipped", "{f}");
         assert!(f["reason"].as_str().unwrap().contains("identical"), "{f}");
@@ -190,6 +191,7 @@ fn get_rerun(profile: &str, env: &Env, served: &Path) {
     // The plain summary line says so too.
     let e = env.ok(profile, &["get", "-r", "t", "out"]);
     assert!(e.contains("0 files") && e.contains("4 skipped"), "{e}");
+    assert!(e.contains("0 directories"), "{e}");
 
     // A remote file that changed (same size, new content and mtime) is fetched again.
     let changed = served.join("t/a.txt");

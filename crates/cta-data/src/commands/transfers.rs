@@ -107,7 +107,7 @@ pub(crate) fn finish(g: &Global, what: &str, display: &Display, summary: Summary
             String::new()
         };
         let planned = if summary.planned > 0 {
-            format!("{} files would be transferred, ", summary.planned)
+            format!("{} would be transferred, ", count(summary.planned, "file"))
         } else {
             String::new()
         };
@@ -116,10 +116,10 @@ pub(crate) fn finish(g: &Global, what: &str, display: &Display, summary: Summary
             v => format!("; {v}"),
         };
         eprintln!(
-            "{what}: {planned}{} files ({}{resumed}), {} directories, {} skipped, {} failed in {:.1} s ({}){verified}",
-            summary.transferred,
+            "{what}: {planned}{} ({}{resumed}), {}, {} skipped, {} failed in {:.1} s ({}){verified}",
+            count(summary.transferred, "file"),
             transfer::human_bytes(summary.bytes),
-            summary.directories,
+            count(summary.directories, "directory"),
             summary.skipped,
             summary.failures.len(),
             summary.seconds,
@@ -127,6 +127,15 @@ pub(crate) fn finish(g: &Global, what: &str, display: &Display, summary: Summary
         );
     }
     summary.into_result().map(|_| ())
+}
+
+/// `1 file`, `2 files`; `1 directory`, `0 directories`.
+fn count(n: usize, noun: &str) -> String {
+    match (n, noun.strip_suffix('y')) {
+        (1, _) => format!("1 {noun}"),
+        (_, Some(stem)) => format!("{n} {stem}ies"),
+        _ => format!("{n} {noun}s"),
+    }
 }
 
 pub(crate) async fn get(

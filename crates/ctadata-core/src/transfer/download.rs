@@ -634,6 +634,10 @@ pub async fn download_tree(
                         }
                         match safe_local_join(local, &rel) {
                             Ok(t) if opts.dry_run => drop(t),
+                            // Counted only when this run made it (a rerun makes none).
+                            Ok(t) if t.is_dir() => {
+                                made.insert(t);
+                            }
                             Ok(t) => match tokio::fs::create_dir_all(&t).await {
                                 Ok(()) => {
                                     summary.directories += 1;
