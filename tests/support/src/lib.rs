@@ -11,6 +11,9 @@
 //!   device authorization grant, JWT access tokens and rotating refresh tokens, like Keycloak.
 //! * [`profile::dcache_profile`]: a `dcache` profile pointing at one of these servers, loaded
 //!   from a config file with a token in the environment.
+//! * [`standalone`]: what the standalone server binaries share (`ctadata-door`,
+//!   `ctadata-platform`, `ctadata-nginx`: the servers of the Python tests, started by
+//!   `crates/ctadata-python/tests/conftest.py`).
 //!
 //! Every server runs on its own small tokio runtime (or, for nginx and node, its own process),
 //! so it works from plain `#[test]` functions as well as from any `#[tokio::test]` flavour, and
@@ -25,6 +28,7 @@ pub mod downloadservice;
 pub mod nginx;
 pub mod oidc;
 pub mod profile;
+pub mod standalone;
 pub mod tls;
 pub mod x509dav;
 

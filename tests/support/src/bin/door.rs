@@ -15,13 +15,28 @@
 //!
 //! Once serving, it prints `KEY=VALUE` lines on stdout (`URL`, `POOL_URL`, `CA_FILE`,
 //! `ROOT`, `TOKEN_FILE` when generated, then `READY=1`) and serves until SIGINT, SIGTERM or
-//! SIGHUP, after which it removes its temporary directories and exits 0.
+//! SIGHUP, after which it removes its temporary directories and exits 0. `ROOT` is the
+//! backing directory: the namespace path `/cta/x` is the file `ROOT/cta/x`.
+//!
+//! Commands on stdin (one line each, answered `OK [payload]` or `ERR reason`, see
+//! `ctadata_testsupport::standalone`), the double's fault switches:
+//!
+//! * `set_token TOKEN` (the door now requires TOKEN: the old one has "expired");
+//!   `set_token -` (no token required)
+//! * `fail_next STATUS COUNT`, `fail_next_pool STATUS COUNT`: the door (pool) answers STATUS
+//!   to the next COUNT requests
+//! * `truncate_next_get BYTES`: the next pool GET sends BYTES bytes of the announced length,
+//!   then closes the connection
+//! * `corrupt_digest on|off`, `malformed_propfind on|off`, `full on|off` (every PUT `507`)
+//! * `locality PATH ONLINE|NEARLINE|ONLINE_AND_NEARLINE`
+//! * `stats`: `OK {"door_requests": N, "pool_requests": N, "redirects": N,
+//!   "pool_saw_authorization": B, "log": [{"side", "method", "path", "status"}...]}`;
+//!   `reset_stats`
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::process::ExitCode;
 
-use ctadata_testsupport::{DcacheConfig, DcacheDouble};
+use ctadata_testsupport::standalone::{self, number, on_off};
+use ctadata_testsupport::{DcacheConfig, DcacheDouble, Locality, Side};
 
 const USAGE: &str = "usage: ctadata-door [--synthetic PATH=N]... [--token-file FILE] [--no-tls]\n\
      The token comes from --token-file, else CTADATA_DOOR_TOKEN, else a generated TOKEN_FILE.";
@@ -76,27 +91,6 @@ fn parse_args() -> Result<Args, String> {
     Ok(out)
 }
 
-/// Blocks the termination signals in this thread (and so in every thread started after it),
-/// to take them with `sigwait` instead of dying without cleanup.
-fn block_signals() -> libc::sigset_t {
-    // SAFETY: plain libc calls on a local, initialised signal set.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            libc::sigaddset(&mut set, s);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    }
-}
-
-fn wait_for_signal(set: &libc::sigset_t) {
-    let mut sig = 0;
-    // SAFETY: `set` is an initialised signal set, `sig` a valid out pointer.
-    while unsafe { libc::sigwait(set, &mut sig) } != 0 {}
-}
-
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
@@ -126,7 +120,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
 
-    let signals = block_signals();
+    let signals = standalone::block_signals();
     let door = DcacheDouble::start(DcacheConfig {
         tls: args.tls,
         token: Some(token),
@@ -135,6 +129,7 @@ fn main() -> ExitCode {
     for (path, n) in &args.synthetic {
         door.synthetic_dir(path, *n);
     }
+    let mut pairs = Vec::new();
     // Kept alive (and removed at exit) with the door.
     let _token_dir = match generated {
         Some(t) => {
@@ -142,29 +137,74 @@ fn main() -> ExitCode {
                 .prefix("ctadata-door-")
                 .tempdir()
                 .expect("create a directory for the token");
-            let path = dir.path().join("token");
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .expect("create the token file");
-            f.write_all(t.as_bytes()).expect("write the token file");
-            println!("TOKEN_FILE={}", path.display());
+            let path =
+                standalone::write_private(dir.path(), "token", &t).expect("write the token file");
+            pairs.push(("TOKEN_FILE", path.display().to_string()));
             Some(dir)
         }
         None => None,
     };
-    println!("URL={}", door.url());
-    println!("POOL_URL={}", door.pool_url());
+    pairs.push(("URL", door.url()));
+    pairs.push(("POOL_URL", door.pool_url()));
     if let Some(ca) = door.ca() {
-        println!("CA_FILE={}", ca.ca_cert_path().display());
+        pairs.push(("CA_FILE", ca.ca_cert_path().display().to_string()));
     }
-    println!("ROOT={}", door.root().display());
-    println!("READY=1");
-    let _ = std::io::stdout().flush();
+    pairs.push(("ROOT", door.root().display().to_string()));
+    standalone::announce(&pairs);
 
-    wait_for_signal(&signals);
+    standalone::serve_commands(signals, |w| command(&door, w));
     drop(door);
     ExitCode::SUCCESS
+}
+
+/// One command of stdin (see the module documentation).
+fn command(door: &DcacheDouble, w: &[&str]) -> Result<String, String> {
+    match w[0] {
+        "set_token" => match w.get(1) {
+            Some(&"-") => door.set_token(None),
+            Some(t) => door.set_token(Some(t.to_string())),
+            None => return Err("set_token takes TOKEN or -".into()),
+        },
+        "fail_next" => door.fail_next(number(w, 1)?, number(w, 2)?),
+        "fail_next_pool" => door.fail_next_pool(number(w, 1)?, number(w, 2)?),
+        "truncate_next_get" => door.truncate_next_get(number(w, 1)?),
+        "corrupt_digest" => door.corrupt_digest(on_off(w, 1)?),
+        "malformed_propfind" => door.malformed_propfind(on_off(w, 1)?),
+        "full" => door.set_full(on_off(w, 1)?),
+        "locality" => {
+            let loc = match w.get(2) {
+                Some(&"ONLINE") => Locality::Online,
+                Some(&"NEARLINE") => Locality::Nearline,
+                Some(&"ONLINE_AND_NEARLINE") => Locality::OnlineAndNearline,
+                _ => return Err("locality takes PATH ONLINE|NEARLINE|ONLINE_AND_NEARLINE".into()),
+            };
+            door.set_locality(w[1], loc);
+        }
+        "reset_stats" => door.reset_stats(),
+        "stats" => {
+            let s = door.stats();
+            let log: Vec<_> = s
+                .log
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "side": match r.side { Side::Door => "door", Side::Pool => "pool" },
+                        "method": r.method,
+                        "path": r.path_and_query,
+                        "status": r.status,
+                    })
+                })
+                .collect();
+            return Ok(serde_json::json!({
+                "door_requests": s.door_requests,
+                "pool_requests": s.pool_requests,
+                "redirects": s.redirects,
+                "pool_saw_authorization": s.pool_saw_authorization,
+                "log": log,
+            })
+            .to_string());
+        }
+        other => return Err(format!("unknown command '{other}'")),
+    }
+    Ok(String::new())
 }
