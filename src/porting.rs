@@ -49,12 +49,21 @@ fn load_in(profile: &str, env: &EnvSnapshot) -> Result<ResolvedProfile> {
 impl Client {
     /// The named profile (default `platform`), resolved from the config files and variables.
     pub fn open(profile: Option<&str>) -> Result<Self> {
-        let resolved = load(profile.unwrap_or(DEFAULT_PROFILE))?;
+        Self::from_profile(load(profile.unwrap_or(DEFAULT_PROFILE))?)
+    }
+
+    /// A profile resolved by the caller (e.g. with a `--config` file), opened.
+    pub fn from_profile(resolved: ResolvedProfile) -> Result<Self> {
         let backend = crate::open(&resolved, &crate::OpenOptions::default())?;
         Ok(Self {
             backend,
             profile: Some(resolved),
         })
+    }
+
+    /// The profile this client was opened on (`None` for [`Client::with_backend`]).
+    pub fn profile(&self) -> Option<&ResolvedProfile> {
+        self.profile.as_ref()
     }
 
     /// Any backend (certificates then go through the `platform` profile).

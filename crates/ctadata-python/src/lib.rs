@@ -1,0 +1,353 @@
+//! `ctadata._native`: the Rust engine under the Python package `ctadata`.
+//!
+//! Every call runs on one process-wide tokio runtime with the GIL released; the calling
+//! thread wakes every 100 ms to let Python handle signals, so Ctrl-C raises
+//! `KeyboardInterrupt` and drops the transfer (its `.part` file stays for a rerun). The
+//! caller's own asyncio loop, if any, is never touched.
+#![warn(missing_docs)]
+
+use std::ffi::OsString;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use ctadata::config::{self, EnvSnapshot, LoadOptions};
+use ctadata::porting::{Client, Stored};
+use ctadata::transfer::Summary;
+use ctadata::{Entry, Error, PutOutcome, RemotePath};
+use futures::TryStreamExt;
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+/// How often the waiting thread lets Python run its signal handlers.
+const SIGNAL_CHECK: Duration = Duration::from_millis(100);
+
+/// Listings in flight at once for a recursive `list_dir`.
+const WALK_CONCURRENCY: usize = 4;
+
+static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+
+/// The one runtime every call runs on, started at the first call.
+fn runtime() -> PyResult<&'static tokio::runtime::Runtime> {
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ctadata-engine")
+        .build()
+        .map_err(|e| PyRuntimeError::new_err(format!("cannot start the async runtime: {e}")))?;
+    Ok(RUNTIME.get_or_init(|| rt))
+}
+
+/// The exception category of an engine error: the name `ctadata.errors` maps to a class.
+fn kind(e: &Error) -> &'static str {
+    match e {
+        Error::InvalidPath { .. } | Error::Usage { .. } => "usage",
+        Error::Config { .. } => "config",
+        Error::Auth { .. } => "auth",
+        Error::PermissionDenied { .. } => "permission",
+        Error::NotFound { .. } => "not_found",
+        Error::Conflict { .. } => "conflict",
+        Error::Integrity { .. } => "integrity",
+        Error::Transport { .. } => "transport",
+        Error::Protocol { .. } => "protocol",
+        Error::Unsupported { .. } => "unsupported",
+        Error::LocalIo { .. } => "local_io",
+        Error::Partial { .. } => "partial",
+        Error::Interrupted => "interrupted",
+        _ => "internal",
+    }
+}
+
+/// The Python exception for an engine error (built by `ctadata.errors._from_native`), with
+/// the CLI's message and hint; `certificate` marks a certificate upload's failure.
+fn to_py(py: Python<'_>, e: &Error, certificate: bool) -> PyErr {
+    let made = py.import("ctadata.errors").and_then(|m| {
+        m.getattr("_from_native")?.call1((
+            kind(e),
+            e.exit_code(),
+            e.to_string(),
+            e.hint(),
+            certificate,
+        ))
+    });
+    match made {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(err) => err,
+    }
+}
+
+/// Runs `fut` on the runtime with the GIL released, checking for signals every 100 ms; a
+/// signal's exception (KeyboardInterrupt) drops the future and is raised.
+fn run<T, F>(py: Python<'_>, certificate: bool, fut: F) -> PyResult<T>
+where
+    T: Send + 'static,
+    F: Future<Output = ctadata::Result<T>> + Send + 'static,
+{
+    let rt = runtime()?;
+    let (tx, mut rx) = mpsc::channel();
+    let task = rt.spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    loop {
+        let (back, got) = py.allow_threads(move || {
+            let got = rx.recv_timeout(SIGNAL_CHECK);
+            (rx, got)
+        });
+        rx = back;
+        match got {
+            Ok(result) => return result.map_err(|e| to_py(py, &e, certificate)),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Err(signal) = py.check_signals() {
+                    task.abort();
+                    return Err(signal);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(PyRuntimeError::new_err(
+                    "the engine's task ended without an answer (a bug: please report it)",
+                ))
+            }
+        }
+    }
+}
+
+/// An entry as the old client's listing gave it (`href`, `type`, `size`, `mtime`), plus
+/// `name` and `path`.
+fn entry_dict<'py>(py: Python<'py>, e: &Entry) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    let dir = e.is_dir();
+    let rel = e.path.as_str();
+    let href = if dir && !rel.is_empty() {
+        format!("{rel}/")
+    } else {
+        rel.to_string()
+    };
+    d.set_item("href", href)?;
+    d.set_item("type", if dir { "directory" } else { "file" })?;
+    d.set_item("size", e.size)?;
+    d.set_item("mtime", e.mtime.map(httpdate::fmt_http_date))?;
+    d.set_item("name", &e.name)?;
+    d.set_item("path", e.path.to_string())?;
+    Ok(d)
+}
+
+/// A recursive transfer's counts as a dict.
+fn summary_dict<'py>(py: Python<'py>, s: &Summary) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("transferred", s.transferred)?;
+    d.set_item("skipped", s.skipped)?;
+    d.set_item("failed", s.failed)?;
+    d.set_item("directories", s.directories)?;
+    d.set_item("bytes", s.bytes)?;
+    d.set_item("seconds", s.seconds)?;
+    Ok(d)
+}
+
+/// `upload_file`'s answer: `{"path", "status", "total_written"}`.
+fn put_dict<'py>(py: Python<'py>, p: &PutOutcome) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("path", p.path.as_str())?;
+    d.set_item("status", "uploaded")?;
+    d.set_item("total_written", p.size)?;
+    Ok(d)
+}
+
+/// The certificateservice's answer, as the old client returned it (its JSON).
+fn stored_obj(py: Python<'_>, s: &Stored) -> PyResult<PyObject> {
+    let text = serde_json::to_string(&s.answer)
+        .map_err(|e| PyRuntimeError::new_err(format!("cannot read the service's answer: {e}")))?;
+    Ok(py.import("json")?.call_method1("loads", (text,))?.unbind())
+}
+
+/// A storage opened on one profile: the old functions as methods.
+#[pyclass(module = "ctadata._native", frozen)]
+struct NativeClient {
+    inner: Arc<Client>,
+}
+
+#[pymethods]
+impl NativeClient {
+    /// Opens `profile` (default `platform`), with an extra `config` file like `--config`.
+    #[new]
+    #[pyo3(signature = (profile=None, config=None))]
+    fn new(py: Python<'_>, profile: Option<String>, config: Option<PathBuf>) -> PyResult<Self> {
+        let name = profile.unwrap_or_else(|| ctadata::porting::DEFAULT_PROFILE.to_string());
+        let opts = LoadOptions::default()
+            .with_profile(Some(name))
+            .with_config_file(config);
+        let client = py
+            .allow_threads(|| {
+                config::load(&opts, &EnvSnapshot::from_process()).and_then(Client::from_profile)
+            })
+            .map_err(|e| to_py(py, &e, false))?;
+        Ok(Self {
+            inner: Arc::new(client),
+        })
+    }
+
+    /// The name of the profile this client uses.
+    #[getter]
+    fn profile(&self) -> Option<String> {
+        self.inner.profile().map(|p| p.name.clone())
+    }
+
+    /// The entries of a directory (all below it with `recursive`), or a file's own entry.
+    #[pyo3(signature = (path, recursive=false))]
+    fn list_dir<'py>(
+        &self,
+        py: Python<'py>,
+        path: String,
+        recursive: bool,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let c = self.inner.clone();
+        let entries = run(py, false, async move {
+            if !recursive {
+                return c.list_dir(&path).await;
+            }
+            let root = RemotePath::parse(&path)?;
+            let top = c.backend().stat(&root).await?;
+            if !top.is_dir() {
+                return Ok(vec![top]);
+            }
+            ctadata::transfer::walk(c.backend().clone(), root, WALK_CONCURRENCY)
+                .try_collect()
+                .await
+        })?;
+        let list = PyList::empty(py);
+        for e in &entries {
+            list.append(entry_dict(py, e)?)?;
+        }
+        Ok(list)
+    }
+
+    /// Saves a file to `save_to` (default: its name here); returns the byte count.
+    #[pyo3(signature = (path, save_to=None))]
+    fn fetch_and_save_file(
+        &self,
+        py: Python<'_>,
+        path: String,
+        save_to: Option<PathBuf>,
+    ) -> PyResult<u64> {
+        let c = self.inner.clone();
+        run(py, false, async move {
+            c.fetch_and_save_file(&path, save_to.as_deref()).await
+        })
+    }
+
+    /// A file (its byte count) or, with `recursive`, a directory under `./<path>` (a dict
+    /// of counts).
+    #[pyo3(signature = (path, recursive=false))]
+    fn fetch_and_save_file_or_dir(
+        &self,
+        py: Python<'_>,
+        path: String,
+        recursive: bool,
+    ) -> PyResult<PyObject> {
+        let c = self.inner.clone();
+        if !recursive {
+            let n = run(py, false, async move {
+                c.fetch_and_save_file(&path, None).await
+            })?;
+            return Ok(n.into_pyobject(py)?.into_any().unbind());
+        }
+        let s = run(py, false, async move {
+            c.fetch_and_save_file_or_dir(&path, true).await
+        })?;
+        Ok(summary_dict(py, &s)?.into_any().unbind())
+    }
+
+    /// Uploads a file (a remote ending in `/` takes the local name).
+    fn upload_file<'py>(
+        &self,
+        py: Python<'py>,
+        local: PathBuf,
+        remote: String,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let c = self.inner.clone();
+        let p = run(
+            py,
+            false,
+            async move { c.upload_file(&local, &remote).await },
+        )?;
+        put_dict(py, &p)
+    }
+
+    /// Uploads the tree below `local_dir` onto `remote`; returns a dict of counts.
+    fn upload_dir<'py>(
+        &self,
+        py: Python<'py>,
+        local_dir: PathBuf,
+        remote: String,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let c = self.inner.clone();
+        let s = run(
+            py,
+            false,
+            async move { c.upload_dir(&local_dir, &remote).await },
+        )?;
+        summary_dict(py, &s)
+    }
+
+    /// Checks a proxy certificate file and delegates it under `key` (cta, lst, ...).
+    #[pyo3(signature = (file, key, user=None))]
+    fn upload_personal_certificate(
+        &self,
+        py: Python<'_>,
+        file: PathBuf,
+        key: String,
+        user: Option<String>,
+    ) -> PyResult<PyObject> {
+        let c = self.inner.clone();
+        let s = run(py, true, async move {
+            c.upload_personal_certificate(&file, &key, user.as_deref())
+                .await
+        })?;
+        stored_obj(py, &s)
+    }
+
+    /// Checks a certificate file and stores it as the shared one (admins).
+    fn upload_shared_certificate(&self, py: Python<'_>, file: PathBuf) -> PyResult<PyObject> {
+        let c = self.inner.clone();
+        let s = run(
+            py,
+            true,
+            async move { c.upload_shared_certificate(&file).await },
+        )?;
+        stored_obj(py, &s)
+    }
+
+    fn __repr__(&self) -> String {
+        match self.inner.profile() {
+            Some(p) => format!("<ctadata client on profile '{}'>", p.name),
+            None => "<ctadata client>".to_string(),
+        }
+    }
+}
+
+/// Runs the `cta-data` command line on `argv` (argv[0] the program name) with the GIL
+/// released; returns its exit code.
+#[pyfunction]
+fn run_cli(py: Python<'_>, argv: Vec<String>) -> u8 {
+    let args: Vec<OsString> = argv.into_iter().map(OsString::from).collect();
+    py.allow_threads(move || cta_data::main_with_args(args))
+}
+
+/// The version of the engine (the Rust workspace's).
+#[pyfunction]
+fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+/// The extension module.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<NativeClient>()?;
+    m.add_function(wrap_pyfunction!(run_cli, m)?)?;
+    m.add_function(wrap_pyfunction!(version, m)?)?;
+    Ok(())
+}
