@@ -1,0 +1,134 @@
+"""Exceptions: one class per failure category under CtaDataError, the old names still
+catching, the CLI's messages with the hint, and never a token."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import threading
+import time
+
+import pytest
+
+import ctadata
+from ctadata import errors
+
+
+def _no_secret(exc, *tokens):
+    text = str(exc) + repr(exc) + repr(exc.args)
+    for t in tokens:
+        assert t not in text, f"a token leaked into {type(exc).__name__}: {text}"
+
+
+def test_a_missing_remote_file_is_not_found_and_leaves_nothing(platform, isolated_env):
+    with pytest.raises(ctadata.NotFoundError) as info:
+        ctadata.fetch_and_save_file("lst/DL1/nope.h5")
+    e = info.value
+    assert isinstance(e, FileNotFoundError)
+    assert isinstance(e, ctadata.StorageException)
+    assert e.exit_code == 6 and e.kind == "not_found"
+    assert "lst/DL1/nope.h5" in str(e)
+    assert e.hint and "hint: " + e.hint in str(e)
+    assert list(isolated_env.work.iterdir()) == []
+    _no_secret(e, platform.token)
+
+
+def test_old_except_clauses_still_catch(platform):
+    with pytest.raises(ctadata.StorageException):
+        ctadata.list_dir("lst/no/such/dir")
+    try:
+        ctadata.list_dir("lst/no/such/dir")
+    except FileNotFoundError:
+        pass
+
+
+def test_an_unknown_profile_is_a_config_error():
+    with pytest.raises(ctadata.ConfigError) as info:
+        ctadata.open("no-such-profile")
+    assert info.value.exit_code == 3
+    assert "no-such-profile" in str(info.value)
+    assert "platform" in info.value.hint
+
+
+def test_no_hub_token_is_an_authentication_error_with_a_hint(platform, monkeypatch):
+    monkeypatch.delenv("JUPYTERHUB_API_TOKEN")
+    with pytest.raises(ctadata.CtaDataError) as info:
+        ctadata.list_dir("lst")
+    assert isinstance(info.value, (ctadata.AuthenticationError, ctadata.ConfigError))
+    assert info.value.hint
+
+
+def test_an_expired_token_is_an_authentication_error_with_the_hint(door):
+    client = ctadata.open("door", config=door.config_file)
+    assert client.list_dir("") is not None
+    door.expire_token()
+    with pytest.raises(ctadata.AuthenticationError) as info:
+        client.list_dir("")
+    e = info.value
+    assert e.exit_code == 4 and e.hint
+    assert "hint: " in str(e)
+    _no_secret(e, door.token)
+
+
+def test_a_directory_given_to_fetch_and_save_file_is_a_usage_error(platform):
+    platform.mkdir("lst/DL1")
+    with pytest.raises(ctadata.UsageError) as info:
+        ctadata.fetch_and_save_file("lst/DL1")
+    assert isinstance(info.value, ValueError)
+    assert "fetch_and_save_file_or_dir" in info.value.hint
+
+
+def test_a_missing_local_file_to_upload_is_not_found(platform, isolated_env):
+    with pytest.raises(FileNotFoundError) as info:
+        ctadata.upload_file("not-here.txt", platform.user_folder + "/")
+    assert isinstance(info.value, ctadata.CtaDataError)
+    assert "not-here.txt" in str(info.value)
+
+
+def test_a_body_cut_short_is_resumed_never_saved_short(door, isolated_env):
+    data = os.urandom(100_000)
+    door.put_file("data/run.h5", data)
+    client = ctadata.open("door", config=door.config_file)
+    door.reset_stats()
+    door.truncate_next_get(1000)
+    assert client.fetch_and_save_file("data/run.h5") == len(data)
+    assert (isolated_env.work / "run.h5").read_bytes() == data
+    gets = [r for r in door.stats()["log"] if r["method"] == "GET" and r["side"] == "pool"]
+    assert len(gets) >= 2, gets  # the cut happened, and the engine went on from it
+    assert not list(isolated_env.work.glob("*.part"))
+
+
+def test_webdav4_client_says_it_is_not_there_yet():
+    with pytest.raises(ctadata.UnsupportedError) as info:
+        ctadata.webdav4_client()
+    assert isinstance(info.value, NotImplementedError)
+    assert "fsspec" in str(info.value)
+
+
+def test_errors_pickle_and_map_every_category():
+    for kind, cls in errors._BY_KIND.items():
+        e = errors._from_native(kind, cls.exit_code, "msg", "do this")
+        assert type(e) is cls and e.kind == kind
+        back = pickle.loads(pickle.dumps(e))
+        assert (type(back), str(back), back.exit_code) == (cls, str(e), cls.exit_code)
+    cert = errors._from_native("transport", 9, "msg", None, True)
+    assert isinstance(cert, ctadata.CertificateError) and isinstance(cert, ConnectionError)
+    assert type(pickle.loads(pickle.dumps(cert))) is type(cert)
+    assert isinstance(errors._from_native("interrupted", 130, "interrupted", None), KeyboardInterrupt)
+    assert str(errors._from_native("usage", 2, "msg", None)) == "msg"
+
+
+def test_ctrl_c_interrupts_a_call_promptly(door):
+    client = ctadata.open("door", config=door.config_file)
+    # The door fails for a while: the engine keeps retrying (with back-off) until Ctrl-C.
+    door.fail_next(503, 1000)
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    started = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            client.list_dir("")
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 3.0
