@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use ctadata_core::config::{EnvSnapshot, LoadOptions, ResolvedProfile};
-use ctadata_core::transfer::{self, FileOutcome, Summary, TransferOptions};
+use ctadata_core::transfer::{self, FileOutcome, Progress, Summary, TransferOptions};
 use ctadata_core::{Entry, Error, PutOptions, PutOutcome, RemotePath, Result, StorageBackend};
 
 /// The certificateservice client and the local checks of certificate files.
@@ -30,10 +30,21 @@ pub use ctadata_downloadservice::certificateservice::Stored;
 pub const DEFAULT_PROFILE: &str = "platform";
 
 /// A storage to call the old functions on: a profile, or any backend.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     backend: Arc<dyn StorageBackend>,
     profile: Option<ResolvedProfile>,
+    progress: Option<Arc<dyn Progress>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("backend", &self.backend)
+            .field("profile", &self.profile)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 /// Resolves `profile` from the process environment: the old functions' entry point.
@@ -58,6 +69,7 @@ impl Client {
         Ok(Self {
             backend,
             profile: Some(resolved),
+            progress: None,
         })
     }
 
@@ -71,7 +83,23 @@ impl Client {
         Self {
             backend,
             profile: None,
+            progress: None,
         }
+    }
+
+    /// The same client, telling `progress` how its transfers go.
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// The options of this client's transfers (the defaults, with its progress sink).
+    fn transfer_options(&self) -> TransferOptions {
+        let mut opts = TransferOptions::default();
+        if let Some(p) = &self.progress {
+            opts.progress = p.clone();
+        }
+        opts
     }
 
     /// The backend behind this client.
@@ -102,7 +130,7 @@ impl Client {
         let target = save_to
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from(p.name()));
-        let opts = TransferOptions::default();
+        let opts = self.transfer_options();
         match transfer::download_file(self.backend.as_ref(), &p, Some(&entry), &target, &opts)
             .await?
         {
@@ -127,14 +155,9 @@ impl Client {
             });
         }
         let local = PathBuf::from(p.as_str());
-        transfer::download_tree(
-            self.backend.clone(),
-            &p,
-            &local,
-            &TransferOptions::default(),
-        )
-        .await?
-        .into_result()
+        transfer::download_tree(self.backend.clone(), &p, &local, &self.transfer_options())
+            .await?
+            .into_result()
     }
 
     /// `upload_file(local_fn, path)`: a path ending in `/` receives the local name; an
@@ -154,7 +177,7 @@ impl Client {
             local,
             &remote,
             put,
-            &TransferOptions::default(),
+            &self.transfer_options(),
         )
         .await?
         {
@@ -179,7 +202,7 @@ impl Client {
             self.backend.clone(),
             local_dir,
             &remote,
-            &TransferOptions::default(),
+            &self.transfer_options(),
         )
         .await?
         .into_result()

@@ -6,16 +6,17 @@
 //! caller's own asyncio loop, if any, is never touched.
 #![warn(missing_docs)]
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::mpsc;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use ctadata::config::{self, EnvSnapshot, LoadOptions};
 use ctadata::porting::{Client, Stored};
-use ctadata::transfer::Summary;
+use ctadata::transfer::{FileOutcome, Progress, Summary};
 use ctadata::{Entry, Error, PutOutcome, RemotePath};
 use futures::TryStreamExt;
 use pyo3::exceptions::PyRuntimeError;
@@ -41,6 +42,109 @@ fn runtime() -> PyResult<&'static tokio::runtime::Runtime> {
         .build()
         .map_err(|e| PyRuntimeError::new_err(format!("cannot start the async runtime: {e}")))?;
     Ok(RUNTIME.get_or_init(|| rt))
+}
+
+/// What a transfer has done so far, for the caller's progress callback.
+#[derive(Default)]
+struct Counts {
+    /// Bytes of the files announced as a whole (tree transfers).
+    discovered: u64,
+    /// Sizes of the files started without being announced (single files).
+    sizes: HashMap<String, u64>,
+    /// Bytes of the files still moving, by name.
+    moving: HashMap<String, u64>,
+    /// Bytes of the files that ended.
+    finished: u64,
+}
+
+/// A progress sink that only counts (the GIL is never taken while data moves); the
+/// waiting thread reads it every 100 ms and calls the Python callback.
+#[derive(Default)]
+struct Counter {
+    counts: Mutex<Counts>,
+}
+
+impl Counter {
+    /// (bytes done, bytes in all) so far.
+    fn snapshot(&self) -> (u64, u64) {
+        let c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let done = c.finished + c.moving.values().sum::<u64>();
+        let total = c.discovered + c.sizes.values().sum::<u64>();
+        (done, total.max(done))
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Counts) -> R) -> R {
+        f(&mut self.counts.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl Progress for Counter {
+    fn discovered(&self, _files: u64, bytes: u64) {
+        self.with(|c| c.discovered += bytes);
+    }
+
+    fn started(&self, name: &str, size: Option<u64>, offset: u64) {
+        self.with(|c| {
+            if c.discovered == 0 {
+                c.sizes.insert(name.to_string(), size.unwrap_or(0));
+            }
+            // A restart (retry, resume) counts from where it restarts.
+            c.moving.insert(name.to_string(), offset);
+        });
+    }
+
+    fn advanced(&self, name: &str, bytes: u64) {
+        self.with(|c| *c.moving.entry(name.to_string()).or_default() += bytes);
+    }
+
+    fn finished(&self, name: &str, outcome: &FileOutcome) {
+        self.with(|c| {
+            let moved = c.moving.remove(name).unwrap_or(0);
+            c.finished += match outcome {
+                FileOutcome::Done(d) => d.size.max(moved),
+                _ => moved,
+            };
+        });
+    }
+}
+
+/// A call's progress: the engine's counter and the Python callable to tell.
+struct Report<'py> {
+    counter: Arc<Counter>,
+    callback: Bound<'py, PyAny>,
+    last: Option<(u64, u64)>,
+}
+
+impl Report<'_> {
+    /// Calls the callback with (done, total) when they changed.
+    fn tell(&mut self) -> PyResult<()> {
+        let now = self.counter.snapshot();
+        if self.last != Some(now) {
+            self.last = Some(now);
+            self.callback.call1(now)?;
+        }
+        Ok(())
+    }
+}
+
+/// The client to run one call on: `base`, with a counter when there is a callback.
+fn with_report<'py>(
+    base: &Arc<Client>,
+    callback: Option<Bound<'py, PyAny>>,
+) -> (Arc<Client>, Option<Report<'py>>) {
+    match callback.filter(|c| !c.is_none()) {
+        None => (base.clone(), None),
+        Some(callback) => {
+            let counter = Arc::new(Counter::default());
+            let client = (**base).clone().with_progress(counter.clone());
+            let report = Report {
+                counter,
+                callback,
+                last: None,
+            };
+            (Arc::new(client), Some(report))
+        }
+    }
 }
 
 /// The exception category of an engine error: the name `ctadata.errors` maps to a class.
@@ -88,6 +192,21 @@ where
     T: Send + 'static,
     F: Future<Output = ctadata::Result<T>> + Send + 'static,
 {
+    run_reporting(py, certificate, None, fut)
+}
+
+/// [`run`], telling `report`'s callback how the transfer goes at each wake-up (at most every
+/// 100 ms, and once at the end); an exception from the callback stops the transfer.
+fn run_reporting<T, F>(
+    py: Python<'_>,
+    certificate: bool,
+    mut report: Option<Report<'_>>,
+    fut: F,
+) -> PyResult<T>
+where
+    T: Send + 'static,
+    F: Future<Output = ctadata::Result<T>> + Send + 'static,
+{
     let rt = runtime()?;
     let (tx, mut rx) = mpsc::channel();
     let task = rt.spawn(async move {
@@ -100,11 +219,20 @@ where
         });
         rx = back;
         match got {
-            Ok(result) => return result.map_err(|e| to_py(py, &e, certificate)),
+            Ok(result) => {
+                let value = result.map_err(|e| to_py(py, &e, certificate))?;
+                if let Some(r) = report.as_mut() {
+                    r.tell()?;
+                }
+                return Ok(value);
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                if let Err(signal) = py.check_signals() {
+                let checked = py
+                    .check_signals()
+                    .and_then(|()| report.as_mut().map_or(Ok(()), Report::tell));
+                if let Err(stop) = checked {
                     task.abort();
-                    return Err(signal);
+                    return Err(stop);
                 }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -226,70 +354,72 @@ impl NativeClient {
     }
 
     /// Saves a file to `save_to` (default: its name here); returns the byte count.
-    #[pyo3(signature = (path, save_to=None))]
-    fn fetch_and_save_file(
+    #[pyo3(signature = (path, save_to=None, progress=None))]
+    fn fetch_and_save_file<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         path: String,
         save_to: Option<PathBuf>,
+        progress: Option<Bound<'py, PyAny>>,
     ) -> PyResult<u64> {
-        let c = self.inner.clone();
-        run(py, false, async move {
+        let (c, report) = with_report(&self.inner, progress);
+        run_reporting(py, false, report, async move {
             c.fetch_and_save_file(&path, save_to.as_deref()).await
         })
     }
 
     /// A file (its byte count) or, with `recursive`, a directory under `./<path>` (a dict
     /// of counts).
-    #[pyo3(signature = (path, recursive=false))]
-    fn fetch_and_save_file_or_dir(
+    #[pyo3(signature = (path, recursive=false, progress=None))]
+    fn fetch_and_save_file_or_dir<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         path: String,
         recursive: bool,
+        progress: Option<Bound<'py, PyAny>>,
     ) -> PyResult<PyObject> {
-        let c = self.inner.clone();
+        let (c, report) = with_report(&self.inner, progress);
         if !recursive {
-            let n = run(py, false, async move {
+            let n = run_reporting(py, false, report, async move {
                 c.fetch_and_save_file(&path, None).await
             })?;
             return Ok(n.into_pyobject(py)?.into_any().unbind());
         }
-        let s = run(py, false, async move {
+        let s = run_reporting(py, false, report, async move {
             c.fetch_and_save_file_or_dir(&path, true).await
         })?;
         Ok(summary_dict(py, &s)?.into_any().unbind())
     }
 
     /// Uploads a file (a remote ending in `/` takes the local name).
+    #[pyo3(signature = (local, remote, progress=None))]
     fn upload_file<'py>(
         &self,
         py: Python<'py>,
         local: PathBuf,
         remote: String,
+        progress: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let c = self.inner.clone();
-        let p = run(
-            py,
-            false,
-            async move { c.upload_file(&local, &remote).await },
-        )?;
+        let (c, report) = with_report(&self.inner, progress);
+        let p = run_reporting(py, false, report, async move {
+            c.upload_file(&local, &remote).await
+        })?;
         put_dict(py, &p)
     }
 
     /// Uploads the tree below `local_dir` onto `remote`; returns a dict of counts.
+    #[pyo3(signature = (local_dir, remote, progress=None))]
     fn upload_dir<'py>(
         &self,
         py: Python<'py>,
         local_dir: PathBuf,
         remote: String,
+        progress: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let c = self.inner.clone();
-        let s = run(
-            py,
-            false,
-            async move { c.upload_dir(&local_dir, &remote).await },
-        )?;
+        let (c, report) = with_report(&self.inner, progress);
+        let s = run_reporting(py, false, report, async move {
+            c.upload_dir(&local_dir, &remote).await
+        })?;
         summary_dict(py, &s)
     }
 

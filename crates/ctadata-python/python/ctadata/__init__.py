@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, Optional, Union
 
-from ctadata import _native
+from ctadata import _native, _progress
 from ctadata.errors import (
     AuthenticationError,
     CertificateError,
@@ -93,28 +93,43 @@ class APIClient:
         return self._client().list_dir(path, recursive)
 
     def fetch_and_save_file(
-        self, path: str, save_to: Optional[PathLike] = None, save_to_fn: Optional[PathLike] = None
+        self,
+        path: str,
+        save_to: Optional[PathLike] = None,
+        save_to_fn: Optional[PathLike] = None,
+        *,
+        progress: Any = None,
     ) -> int:
         """Downloads a file to ``save_to`` (default: its name in the current directory),
-        checked and put in place only when complete; returns its size in bytes."""
+        checked and put in place only when complete; returns its size in bytes.
+        ``progress``: see :mod:`ctadata._progress` (False: none; a callable gets
+        ``(done_bytes, total_bytes)``)."""
         target = save_to if save_to is not None else save_to_fn
-        return self._client().fetch_and_save_file(
-            path, None if target is None else os.fspath(target)
-        )
+        client = self._client()
+        with _progress.callback(progress, path) as cb:
+            return client.fetch_and_save_file(path, None if target is None else os.fspath(target), cb)
 
-    def fetch_and_save_file_or_dir(self, path: str, recursive: bool = False) -> Any:
+    def fetch_and_save_file_or_dir(self, path: str, recursive: bool = False, *, progress: Any = None) -> Any:
         """A file as :meth:`fetch_and_save_file` (its size); with ``recursive``, a directory
         saved under ``./<path>`` (a dict of counts: transferred, skipped, failed, bytes...)."""
-        return self._client().fetch_and_save_file_or_dir(path, recursive)
+        client = self._client()
+        with _progress.callback(progress, path) as cb:
+            return client.fetch_and_save_file_or_dir(path, recursive, cb)
 
-    def upload_file(self, local: PathLike, remote: str) -> Dict[str, Any]:
+    def upload_file(self, local: PathLike, remote: str, *, progress: Any = None) -> Dict[str, Any]:
         """Uploads a file; a ``remote`` ending in ``/`` takes the local name, an existing file
         is replaced. Returns ``{"path", "status", "total_written"}``."""
-        return self._client().upload_file(os.fspath(local), remote)
+        client = self._client()
+        local = os.fspath(local)
+        with _progress.callback(progress, os.path.basename(local)) as cb:
+            return client.upload_file(local, remote, cb)
 
-    def upload_dir(self, local_dir: PathLike, remote: str) -> Dict[str, Any]:
+    def upload_dir(self, local_dir: PathLike, remote: str, *, progress: Any = None) -> Dict[str, Any]:
         """Uploads the tree below ``local_dir`` onto ``remote``; returns a dict of counts."""
-        return self._client().upload_dir(os.fspath(local_dir), remote)
+        client = self._client()
+        local_dir = os.fspath(local_dir)
+        with _progress.callback(progress, local_dir) as cb:
+            return client.upload_dir(local_dir, remote, cb)
 
     def upload_personal_certificate(
         self, certificate_file_path: PathLike, certificate_key: str, user: Optional[str] = None
