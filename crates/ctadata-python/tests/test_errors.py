@@ -132,3 +132,38 @@ def test_ctrl_c_interrupts_a_call_promptly(door):
     finally:
         timer.cancel()
     assert time.monotonic() - started < 3.0
+
+
+def test_ctrl_c_during_a_download_keeps_the_part_file_for_the_next_call(door, isolated_env):
+    data = os.urandom(32 << 20)
+    door.put_file("data/big.h5", data)
+    client = ctadata.open("door", config=door.config_file)
+    seen = []
+
+    def press_ctrl_c_once_data_moves(done, total):
+        seen.append((done, total))
+        if 0 < done < total and len(seen) < 1000:
+            seen.extend([(0, 0)] * 1000)  # once
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        client.fetch_and_save_file("data/big.h5", progress=press_ctrl_c_once_data_moves)
+    assert not (isolated_env.work / "big.h5").exists()
+    part = isolated_env.work / "big.h5.part"
+    assert part.exists(), list(isolated_env.work.iterdir())
+    # The engine's writer thread writes what had arrived once the transfer is dropped.
+    deadline = time.monotonic() + 5
+    while part.stat().st_size == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kept = part.stat().st_size
+    assert 0 < kept < len(data)
+    # The next call resumes from the .part file and the file is whole.
+    door.reset_stats()
+    assert client.fetch_and_save_file("data/big.h5") == len(data)
+    assert (isolated_env.work / "big.h5").read_bytes() == data
+    assert not part.exists()
+    deadline = time.monotonic() + 5  # the double logs a GET once its body is sent
+    while door.stats()["pool_requests"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ranges = [r for r in door.stats()["log"] if r["side"] == "pool" and r["method"] == "GET"]
+    assert [r["status"] for r in ranges] == [206], door.stats()  # resumed with a Range
