@@ -5,7 +5,8 @@ The servers are the standalone binaries of ``tests/support`` (``ctadata-platform
 ``cargo build -p ctadata-testsupport --bins`` and found in ``$CARGO_TARGET_DIR/debug`` (else
 ``target/debug`` of the repository). Each prints ``KEY=VALUE`` lines then ``READY=1``, takes
 commands on stdin (its fault switches, see the binaries' doc comments) and is stopped with
-SIGTERM at teardown (it then removes its temporary directories).
+SIGTERM at teardown (it then removes its temporary directories). Started with
+``--stop-at-eof``, a server also stops when its stdin closes: it never outlives pytest.
 
 Fixtures (function scope: every test gets fresh servers):
 
@@ -77,7 +78,7 @@ class Server:
         self._stderr = tempfile.TemporaryFile()
         self._buf = b""
         self.proc = subprocess.Popen(
-            [str(exe), *(args or [])],
+            [str(exe), "--stop-at-eof", *(args or [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,

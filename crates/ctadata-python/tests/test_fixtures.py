@@ -245,3 +245,12 @@ def test_a_stopped_server_exits_0_and_removes_its_directories(isolated_env, name
     assert server.command("ping") == ""
     assert server.stop() == 0
     assert not root.exists()
+
+
+def test_a_server_whose_stdin_closes_stops_as_its_parent_is_gone(isolated_env):
+    server = conftest.Server("ctadata-door")
+    root = pathlib.Path(server.values["ROOT"])
+    server.proc.stdin.close()
+    assert server.proc.wait(timeout=10) == 0
+    assert not root.exists()
+    server.stop()

@@ -5,7 +5,9 @@
 //! Protocol: once a binary has printed `READY=1`, each line it reads on stdin is one command
 //! (words separated by spaces); it answers each with exactly one line on stdout, `OK`,
 //! `OK <payload>` (often JSON) or `ERR <reason>`. Every binary knows `ping`. The end of stdin
-//! ends the commands, not the server: it serves until SIGINT, SIGTERM or SIGHUP.
+//! ends the commands, not the server: it serves until SIGINT, SIGTERM or SIGHUP; with
+//! `--stop-at-eof` (every binary takes it) the end of stdin stops it too, so a server whose
+//! parent died (its stdin pipe closed) does not outlive it.
 
 use std::io::{BufRead, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -45,8 +47,13 @@ enum Event {
 }
 
 /// Answers commands read on stdin with `handle` (its `Ok` text after `OK `, its `Err` after
-/// `ERR `; `ping` is answered here) until a termination signal arrives, then returns.
-pub fn serve_commands(signals: Signals, mut handle: impl FnMut(&[&str]) -> Result<String, String>) {
+/// `ERR `; `ping` is answered here) until a termination signal arrives, or, with
+/// `stop_at_eof`, stdin ends; then returns.
+pub fn serve_commands(
+    signals: Signals,
+    stop_at_eof: bool,
+    mut handle: impl FnMut(&[&str]) -> Result<String, String>,
+) {
     let (tx, rx) = mpsc::channel();
     let stop = tx.clone();
     std::thread::spawn(move || {
@@ -59,8 +66,11 @@ pub fn serve_commands(signals: Signals, mut handle: impl FnMut(&[&str]) -> Resul
         for line in std::io::stdin().lock().lines() {
             let Ok(line) = line else { break };
             if tx.send(Event::Command(line)).is_err() {
-                break;
+                return;
             }
+        }
+        if stop_at_eof {
+            let _ = tx.send(Event::Stop);
         }
     });
     while let Ok(Event::Command(line)) = rx.recv() {

@@ -2,7 +2,7 @@
 //! cta-data (or curl, davix, rclone) by hand against it.
 //!
 //! ```text
-//! ctadata-door [--synthetic PATH=N]... [--token-file FILE] [--no-tls]
+//! ctadata-door [--synthetic PATH=N]... [--token-file FILE] [--no-tls] [--stop-at-eof]
 //! ```
 //!
 //! * `--synthetic /cta/huge=1000000`: a directory whose `Depth: 1` listing streams N file
@@ -12,6 +12,7 @@
 //!   whose path is printed as `TOKEN_FILE`.
 //! * TLS is on unless `--no-tls`; the CA certificate a client must trust is printed as
 //!   `CA_FILE`.
+//! * `--stop-at-eof`: the end of stdin stops the door as a signal does.
 //!
 //! Once serving, it prints `KEY=VALUE` lines on stdout (`URL`, `POOL_URL`, `CA_FILE`,
 //! `ROOT`, `TOKEN_FILE` when generated, then `READY=1`) and serves until SIGINT, SIGTERM or
@@ -38,13 +39,15 @@ use std::process::ExitCode;
 use ctadata_testsupport::standalone::{self, number, on_off};
 use ctadata_testsupport::{DcacheConfig, DcacheDouble, Locality, Side};
 
-const USAGE: &str = "usage: ctadata-door [--synthetic PATH=N]... [--token-file FILE] [--no-tls]\n\
+const USAGE: &str =
+    "usage: ctadata-door [--synthetic PATH=N]... [--token-file FILE] [--no-tls] [--stop-at-eof]\n\
      The token comes from --token-file, else CTADATA_DOOR_TOKEN, else a generated TOKEN_FILE.";
 
 struct Args {
     synthetic: Vec<(String, usize)>,
     token_file: Option<String>,
     tls: bool,
+    stop_at_eof: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -52,6 +55,7 @@ fn parse_args() -> Result<Args, String> {
         synthetic: Vec::new(),
         token_file: None,
         tls: true,
+        stop_at_eof: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -81,6 +85,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--token-file" => out.token_file = Some(value("--token-file")?),
             "--no-tls" => out.tls = false,
+            "--stop-at-eof" => out.stop_at_eof = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -152,7 +157,7 @@ fn main() -> ExitCode {
     pairs.push(("ROOT", door.root().display().to_string()));
     standalone::announce(&pairs);
 
-    standalone::serve_commands(signals, |w| command(&door, w));
+    standalone::serve_commands(signals, args.stop_at_eof, |w| command(&door, w));
     drop(door);
     ExitCode::SUCCESS
 }

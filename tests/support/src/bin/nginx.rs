@@ -2,12 +2,13 @@
 //! standalone server, for the Python tests and for trying clients by hand.
 //!
 //! ```text
-//! ctadata-nginx [--token-file FILE] [--tls]
+//! ctadata-nginx [--token-file FILE] [--tls] [--stop-at-eof]
 //! ```
 //!
 //! * Plain `http` without authentication by default. `--token-file FILE`: every request
 //!   needs `Authorization: Bearer <the file's token>`, else `401`. `--tls`: `https` with a
-//!   throw-away CA, whose certificate is printed as `CA_FILE`.
+//!   throw-away CA, whose certificate is printed as `CA_FILE`. `--stop-at-eof`: the end of
+//!   stdin stops it as a signal does.
 //!
 //! Once serving, it prints `KEY=VALUE` lines on stdout (`URL`, `ROOT` (the served
 //! directory, fresh and empty), `CA_FILE` with `--tls`, then `READY=1`) and serves until
@@ -22,15 +23,17 @@ use std::process::ExitCode;
 use ctadata_testsupport::standalone;
 use ctadata_testsupport::{Nginx, NginxOptions, TestCa};
 
-const USAGE: &str = "usage: ctadata-nginx [--token-file FILE] [--tls]";
+const USAGE: &str = "usage: ctadata-nginx [--token-file FILE] [--tls] [--stop-at-eof]";
 
 fn main() -> ExitCode {
     let mut token = None;
     let mut tls = false;
+    let mut stop_at_eof = false;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--tls" => tls = true,
+            "--stop-at-eof" => stop_at_eof = true,
             "--token-file" => {
                 let Some(f) = it.next() else {
                     eprintln!("ctadata-nginx: --token-file needs a value\n{USAGE}");
@@ -84,7 +87,7 @@ fn main() -> ExitCode {
     }
     standalone::announce(&pairs);
 
-    standalone::serve_commands(signals, |w| match w[0] {
+    standalone::serve_commands(signals, stop_at_eof, |w| match w[0] {
         "access_log" => Ok(serde_json::Value::from(nginx.access_log_lines()).to_string()),
         other => Err(format!("unknown command '{other}'")),
     });

@@ -3,8 +3,10 @@
 //! standalone server, for the Python tests and for trying clients by hand.
 //!
 //! ```text
-//! ctadata-platform
+//! ctadata-platform [--stop-at-eof]
 //! ```
+//!
+//! `--stop-at-eof`: the end of stdin stops it as a signal does.
 //!
 //! Hub users: `Alice.Smith` (both scopes; her token from `CTADATA_PLATFORM_TOKEN`, else
 //! random), `root` (an administrator, may upload the shared certificate) and `Bob` (a valid
@@ -37,20 +39,26 @@ use ctadata_testsupport::downloadservice::certs::ProxyPki;
 use ctadata_testsupport::standalone::{self, number};
 use ctadata_testsupport::{Fault, HubUser, PlatformConfig, PlatformDouble, Scopes};
 
-const USAGE: &str = "usage: ctadata-platform\n\
+const USAGE: &str = "usage: ctadata-platform [--stop-at-eof]\n\
      Alice's token comes from CTADATA_PLATFORM_TOKEN, else a generated TOKEN_FILE.";
 
 /// The hub user whose token `TOKEN_FILE` holds.
 const USER: &str = "Alice.Smith";
 
 fn main() -> ExitCode {
-    if let Some(a) = std::env::args().nth(1) {
-        if a == "-h" || a == "--help" {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
+    let mut stop_at_eof = false;
+    for a in std::env::args().skip(1) {
+        match a.as_str() {
+            "--stop-at-eof" => stop_at_eof = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            _ => {
+                eprintln!("ctadata-platform: unknown argument '{a}'\n{USAGE}");
+                return ExitCode::from(2);
+            }
         }
-        eprintln!("ctadata-platform: unknown argument '{a}'\n{USAGE}");
-        return ExitCode::from(2);
     }
     let token = match std::env::var("CTADATA_PLATFORM_TOKEN") {
         Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
@@ -111,7 +119,7 @@ fn main() -> ExitCode {
     standalone::announce(&pairs);
 
     let mut proxies = 0;
-    standalone::serve_commands(signals, |w| match w[0] {
+    standalone::serve_commands(signals, stop_at_eof, |w| match w[0] {
         "fault" => {
             let f = match w.get(1).copied() {
                 Some("list_not_json") => Fault::ListNotJson,
