@@ -23,9 +23,6 @@ impl std::fmt::Debug for Signals {
     }
 }
 
-// SAFETY: a sigset_t is plain data, read only by `sigwait`.
-unsafe impl Send for Signals {}
-
 /// Blocks SIGINT, SIGTERM and SIGHUP in this thread and every thread started after it; call
 /// it first in `main`, before any server starts its threads.
 pub fn block_signals() -> Signals {
