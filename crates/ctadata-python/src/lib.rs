@@ -304,9 +304,14 @@ impl NativeClient {
     #[new]
     #[pyo3(signature = (profile=None, config=None))]
     fn new(py: Python<'_>, profile: Option<String>, config: Option<PathBuf>) -> PyResult<Self> {
+        let origin = match &profile {
+            Some(_) => "the profile argument of ctadata.open / APIClient",
+            None => "ctadata's default",
+        };
         let name = profile.unwrap_or_else(|| ctadata::porting::DEFAULT_PROFILE.to_string());
         let opts = LoadOptions::default()
             .with_profile(Some(name))
+            .with_profile_origin(Some(origin.to_string()))
             .with_config_file(config);
         let client = py
             .allow_threads(|| {
