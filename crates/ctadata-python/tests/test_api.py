@@ -156,3 +156,14 @@ def test_calls_from_several_threads_at_once(platform, isolated_env):
         sizes = list(pool.map(lambda i: ctadata.fetch_and_save_file("lst/DL1/run2.h5", f"copy{i}.h5"), range(8)))
     assert sizes == [2048] * 8
     assert all(os.path.getsize(f"copy{i}.h5") == 2048 for i in range(8))
+
+
+def test_a_refused_certificate_upload_is_a_certificate_error_of_its_category(platform, monkeypatch):
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", platform.noscope_token)
+    with pytest.raises(ctadata.CertificateError) as info:
+        ctadata.upload_personal_certificate(platform.proxy_file, "cta")
+    e = info.value
+    assert isinstance(e, (ctadata.PermissionDeniedError, ctadata.AuthenticationError)), type(e).__mro__
+    assert e.hint
+    assert platform.noscope_token not in str(e) + repr(e)
+    assert platform.certificates() == []

@@ -64,3 +64,14 @@ def test_an_exception_in_the_callback_is_raised(platform, isolated_env):
 
     with pytest.raises(ZeroDivisionError):
         ctadata.fetch_and_save_file("lst/f.bin", progress=broken)
+
+
+def test_a_callable_hears_an_upload_of_a_tree(platform, isolated_env):
+    d = isolated_env.work / "tree"
+    (d / "sub").mkdir(parents=True)
+    (d / "a").write_bytes(b"a" * 1000)
+    (d / "sub" / "b").write_bytes(b"b" * 24)
+    calls = []
+    started = time.monotonic()
+    ctadata.upload_dir(d, platform.user_folder + "/tree", progress=lambda d, t: calls.append((d, t)))
+    _checked(calls, 1024, time.monotonic() - started)
