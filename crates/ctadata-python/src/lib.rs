@@ -313,8 +313,11 @@ impl NativeClient {
             .with_profile(Some(name))
             .with_profile_origin(Some(origin.to_string()))
             .with_config_file(config);
+        let rt = runtime()?;
         let client = py
             .allow_threads(|| {
+                // Inside the runtime: a backend may start tasks or timers as it opens.
+                let _entered = rt.enter();
                 config::load(&opts, &EnvSnapshot::from_process()).and_then(Client::from_profile)
             })
             .map_err(|e| to_py(py, &e, false))?;
