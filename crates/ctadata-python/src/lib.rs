@@ -26,7 +26,7 @@ use pyo3::types::{PyDict, PyList};
 /// How often the waiting thread lets Python run its signal handlers.
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
-/// Listings in flight at once for a recursive `list_dir`.
+/// Listings in flight at once for a recursive `list_dir` (its `n_threads`) by default.
 const WALK_CONCURRENCY: usize = 4;
 
 static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
@@ -332,13 +332,15 @@ impl NativeClient {
         self.inner.profile().map(|p| p.name.clone())
     }
 
-    /// The entries of a directory (all below it with `recursive`), or a file's own entry.
-    #[pyo3(signature = (path, recursive=false))]
+    /// The entries of a directory (all below it with `recursive`, `n_threads` listings in
+    /// flight), or a file's own entry.
+    #[pyo3(signature = (path, recursive=false, n_threads=WALK_CONCURRENCY))]
     fn list_dir<'py>(
         &self,
         py: Python<'py>,
         path: String,
         recursive: bool,
+        n_threads: usize,
     ) -> PyResult<Bound<'py, PyList>> {
         let c = self.inner.clone();
         let entries = run(py, false, async move {
@@ -350,7 +352,7 @@ impl NativeClient {
             if !top.is_dir() {
                 return Ok(vec![top]);
             }
-            ctadata::transfer::walk(c.backend().clone(), root, WALK_CONCURRENCY)
+            ctadata::transfer::walk(c.backend().clone(), root, n_threads.max(1))
                 .try_collect()
                 .await
         })?;

@@ -36,6 +36,7 @@ def test_list_dir_of_a_file_gives_its_entry_and_recursive_gives_the_tree(platfor
     [only] = ctadata.list_dir("lst/DL1/run2.h5")
     assert (only["href"], only["size"]) == ("lst/DL1/run2.h5", 2048)
     hrefs = sorted(e["href"] for e in ctadata.list_dir("lst/DL1/", recursive=True))
+    assert sorted(e["href"] for e in ctadata.list_dir("lst/DL1/", True, 1)) == hrefs  # old direct form
     assert hrefs == ["lst/DL1/run1.h5", "lst/DL1/run2.h5", "lst/DL1/sub/", "lst/DL1/sub/deep.h5"]
 
 

@@ -86,11 +86,11 @@ class APIClient:
     def __repr__(self) -> str:
         return f"APIClient(profile={self._profile_name!r})"
 
-    def list_dir(self, path: str, recursive: bool = False) -> List[Dict[str, Any]]:
-        """The entries of a directory (everything below it with ``recursive``), or the entry
-        of a file: dicts with ``href``, ``type`` (``file``/``directory``), ``size``,
-        ``mtime``, ``name`` and ``path``."""
-        return self._client().list_dir(path, recursive)
+    def list_dir(self, path: str, recursive: bool = False, n_threads: int = 4) -> List[Dict[str, Any]]:
+        """The entries of a directory (everything below it with ``recursive``, ``n_threads``
+        listings at once), or the entry of a file: dicts with ``href``, ``type``
+        (``file``/``directory``), ``size``, ``mtime``, ``name`` and ``path``."""
+        return self._client().list_dir(path, recursive, n_threads)
 
     def fetch_and_save_file(
         self,
