@@ -168,3 +168,30 @@ def test_a_refused_certificate_upload_is_a_certificate_error_of_its_category(pla
     assert e.hint
     assert platform.noscope_token not in str(e) + repr(e)
     assert platform.certificates() == []
+
+
+def test_other_python_threads_run_while_a_transfer_moves(door, isolated_env):
+    import threading
+    import time
+
+    door.put_file("data/big.bin", os.urandom(48 << 20))
+    client = ctadata.open("door", config=door.config_file)
+    ticks = [0]
+    stop = threading.Event()
+
+    def ticker():
+        while not stop.is_set():
+            ticks[0] += 1
+            time.sleep(0.001)
+
+    t = threading.Thread(target=ticker)
+    t.start()
+    started = time.monotonic()
+    try:
+        client.fetch_and_save_file("data/big.bin", progress=False)
+    finally:
+        elapsed = time.monotonic() - started
+        stop.set()
+        t.join()
+    # Held GIL: the ticker would only get the few windows of the 100 ms signal checks.
+    assert ticks[0] > elapsed * 200, (ticks[0], elapsed)
