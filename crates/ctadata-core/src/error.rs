@@ -233,6 +233,27 @@ impl Error {
         }
     }
 
+    /// The one-word category of this error, one per exit code (`not_found`, `auth`,
+    /// `local_io`...): the CLI's `--json` and the Python exceptions name it so.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidPath { .. } | Error::Usage { .. } => "usage",
+            Error::Config { .. } => "config",
+            Error::Auth { .. } => "auth",
+            Error::PermissionDenied { .. } => "permission",
+            Error::NotFound { .. } => "not_found",
+            Error::Conflict { .. } => "conflict",
+            Error::Integrity { .. } => "integrity",
+            Error::Transport { .. } => "transport",
+            Error::Protocol { .. } => "protocol",
+            Error::Unsupported { .. } => "unsupported",
+            Error::LocalIo { .. } => "local_io",
+            Error::Partial { .. } => "partial",
+            Error::Interrupted => "interrupted",
+            Error::Internal { .. } => "internal",
+        }
+    }
+
     /// What the user should do next, when there is something to say.
     pub fn hint(&self) -> Option<String> {
         match self {

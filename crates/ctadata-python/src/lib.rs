@@ -147,32 +147,12 @@ fn with_report<'py>(
     }
 }
 
-/// The exception category of an engine error: the name `ctadata.errors` maps to a class.
-fn kind(e: &Error) -> &'static str {
-    match e {
-        Error::InvalidPath { .. } | Error::Usage { .. } => "usage",
-        Error::Config { .. } => "config",
-        Error::Auth { .. } => "auth",
-        Error::PermissionDenied { .. } => "permission",
-        Error::NotFound { .. } => "not_found",
-        Error::Conflict { .. } => "conflict",
-        Error::Integrity { .. } => "integrity",
-        Error::Transport { .. } => "transport",
-        Error::Protocol { .. } => "protocol",
-        Error::Unsupported { .. } => "unsupported",
-        Error::LocalIo { .. } => "local_io",
-        Error::Partial { .. } => "partial",
-        Error::Interrupted => "interrupted",
-        _ => "internal",
-    }
-}
-
 /// The Python exception for an engine error (built by `ctadata.errors._from_native`), with
 /// the CLI's message and hint; `certificate` marks a certificate upload's failure.
 fn to_py(py: Python<'_>, e: &Error, certificate: bool) -> PyErr {
     let made = py.import("ctadata.errors").and_then(|m| {
         m.getattr("_from_native")?.call1((
-            kind(e),
+            e.kind(),
             e.exit_code(),
             e.to_string(),
             e.hint(),

@@ -18,9 +18,10 @@ pub(crate) fn config_show(g: &Global, r: &ResolvedProfile) -> Result<()> {
             "profile": r.name,
             "chosen_by": r.name_origin,
             "files": r.files,
-            "values": values
-                .iter()
-                .map(|(k, v, o)| serde_json::json!({"key": k, "value": typed(v), "origin": o}))
+            "values": r
+                .typed_values()
+                .into_iter()
+                .map(|(k, v, o)| serde_json::json!({"key": k, "value": v, "origin": o}))
                 .collect::<Vec<_>>(),
         });
         return emit_json(&doc);
@@ -42,15 +43,6 @@ pub(crate) fn config_show(g: &Global, r: &ResolvedProfile) -> Result<()> {
         text.push_str(&format!("{line:width$}  # {o}\n"));
     }
     write_stdout(text.as_bytes())
-}
-
-/// A value of `config show` (TOML text) as the JSON value it is: `"dcache"`, `4`, `true`.
-fn typed(toml_text: &str) -> serde_json::Value {
-    toml::from_str::<toml::Table>(&format!("v = {toml_text}"))
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .and_then(|v| serde_json::to_value(v).ok())
-        .unwrap_or_else(|| serde_json::Value::String(toml_text.to_string()))
 }
 
 /// `cat`: a file's bytes on stdout; a directory is refused before anything is printed

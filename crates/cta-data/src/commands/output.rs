@@ -43,23 +43,12 @@ pub(crate) fn json_emitted() -> bool {
     JSON_DONE.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// The one-word kind of an error, as `--json` names it (the exit codes' table in README).
+/// The one-word kind of an error, as `--json` names it (`docs/json/error.schema.json`):
+/// the engine's [`Error::kind`], with code 1 named `other` as the exit-code table has it.
 pub(crate) fn error_kind(e: &Error) -> &'static str {
-    match e.exit_code() {
-        2 => "usage",
-        3 => "config",
-        4 => "auth",
-        5 => "permission",
-        6 => "not_found",
-        7 => "conflict",
-        8 => "integrity",
-        9 => "transport",
-        10 => "protocol",
-        11 => "unsupported",
-        12 => "local_io",
-        13 => "partial",
-        130 => "interrupted",
-        _ => "other",
+    match e.kind() {
+        "internal" => "other",
+        kind => kind,
     }
 }
 

@@ -198,17 +198,32 @@ impl ResolvedProfile {
 
     /// Every set value as (dotted key, value as TOML text, origin), in key order.
     pub fn values(&self) -> Vec<(String, String, String)> {
-        flat_values(&self.profile)
-            .into_iter()
-            .map(|(k, val)| {
-                let origin = self
-                    .origins
-                    .get(&k)
-                    .cloned()
-                    .unwrap_or_else(|| "built-in".into());
-                (k, val, origin)
+        self.entries()
+            .map(|(k, val, origin)| (k, val.to_string(), origin))
+            .collect()
+    }
+
+    /// Every set value as (dotted key, value with its type as JSON, origin), in key order:
+    /// `"dcache"`, `4`, `true`, never TOML text.
+    pub fn typed_values(&self) -> Vec<(String, serde_json::Value, String)> {
+        self.entries()
+            .map(|(k, val, origin)| {
+                let typed = serde_json::to_value(&val)
+                    .unwrap_or_else(|_| serde_json::Value::String(val.to_string()));
+                (k, typed, origin)
             })
             .collect()
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (String, toml::Value, String)> + '_ {
+        flat_values(&self.profile).into_iter().map(|(k, val)| {
+            let origin = self
+                .origins
+                .get(&k)
+                .cloned()
+                .unwrap_or_else(|| "built-in".into());
+            (k, val, origin)
+        })
     }
 
     /// Checks the chosen profile.
@@ -217,15 +232,15 @@ impl ResolvedProfile {
     }
 }
 
-/// Every set key of a profile as (dotted key, value as TOML text), in key order.
-fn flat_values(profile: &Profile) -> Vec<(String, String)> {
+/// Every set key of a profile as (dotted key, value), in key order.
+fn flat_values(profile: &Profile) -> Vec<(String, toml::Value)> {
     let mut out = Vec::new();
     let v = toml::Value::try_from(profile).unwrap_or(toml::Value::Table(Default::default()));
     flatten("", &v, &mut out);
     out
 }
 
-fn flatten(prefix: &str, v: &toml::Value, out: &mut Vec<(String, String)>) {
+fn flatten(prefix: &str, v: &toml::Value, out: &mut Vec<(String, toml::Value)>) {
     match v {
         toml::Value::Table(t) => {
             for (k, v) in t {
@@ -237,7 +252,7 @@ fn flatten(prefix: &str, v: &toml::Value, out: &mut Vec<(String, String)>) {
                 flatten(&key, v, out);
             }
         }
-        other => out.push((prefix.to_string(), other.to_string())),
+        other => out.push((prefix.to_string(), other.clone())),
     }
 }
 
