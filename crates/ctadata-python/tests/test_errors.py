@@ -99,11 +99,15 @@ def test_a_body_cut_short_is_resumed_never_saved_short(door, isolated_env):
     assert not list(isolated_env.work.glob("*.part"))
 
 
-def test_webdav4_client_says_it_is_not_there_yet():
-    with pytest.raises(ctadata.UnsupportedError) as info:
-        ctadata.webdav4_client()
-    assert isinstance(info.value, NotImplementedError)
-    assert "fsspec" in str(info.value)
+def test_webdav4_client_returns_the_fsspec_filesystem_on_the_profile(platform):
+    from ctadata.fsspec import CtaFileSystem
+
+    platform.put_file("lst/DL1/run1.h5", b"h" * 50)
+    fs = ctadata.webdav4_client()
+    assert isinstance(fs, CtaFileSystem)
+    assert fs.ls("platform/lst/DL1", detail=False) == ["platform/lst/DL1/run1.h5"]
+    assert "filesystem" in ctadata.webdav4_client.__doc__ and "fsspec" in ctadata.webdav4_client.__doc__
+    assert ctadata.open("platform").webdav4_client().cat_file("platform/lst/DL1/run1.h5") == b"h" * 50
 
 
 def test_errors_pickle_and_map_every_category():

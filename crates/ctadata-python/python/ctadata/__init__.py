@@ -13,6 +13,8 @@ from ``CTADS_URL``, ``CTACS_URL``, ``JUPYTERHUB_API_TOKEN`` as before); ``ctadat
 has the same functions on the ``cta`` profile (dCache directly), and
 ``ctadata.open("grid")`` any profile the ``cta-data`` command knows (``config=`` adds a
 config file, like ``--config``). Failures raise subclasses of :class:`CtaDataError`.
+``cta://<profile>/<path>`` URLs work in pandas, pyarrow, h5py (through ``fsspec.open``) and
+Dask: see :mod:`ctadata.fsspec`.
 Transfers run in Rust with the GIL released; Ctrl-C raises KeyboardInterrupt and keeps
 the ``.part`` file for the next run.
 """
@@ -149,12 +151,16 @@ class APIClient:
         return self._client().upload_shared_certificate(os.fspath(certificate_file_path))
 
     def webdav4_client(self) -> Any:
-        """Not available yet: the fsspec filesystem (``cta://``) comes in a later version."""
-        raise UnsupportedError(
-            "webdav4_client() is not available in this version of ctadata",
-            hint="use ctadata.list_dir, fetch_and_save_file and upload_file; the fsspec "
-            "filesystem (cta://) that replaces the webdav4 client comes in a later version",
-        )
+        """The storage as an fsspec filesystem, which replaces the old webdav4 client.
+
+        Returns :class:`ctadata.fsspec.CtaFileSystem` (protocol ``cta``) with this client's
+        config file. Its paths start with a profile name: this client's files are under
+        ``"<profile>/..."``, e.g. ``fs.ls("platform/lst/DL1")``, ``fs.open("platform/lst/x.h5")``,
+        the same as the URL ``cta://platform/lst/x.h5`` that pandas and Dask take.
+        """
+        from ctadata.fsspec import CtaFileSystem
+
+        return CtaFileSystem(config=self._config)
 
 
 def open(profile: Optional[str] = None, config: Optional[PathLike] = None) -> APIClient:  # noqa: A001

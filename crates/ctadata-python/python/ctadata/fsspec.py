@@ -1,0 +1,407 @@
+"""The storage as an fsspec filesystem: ``cta://<profile>/<path>`` for pandas, pyarrow, h5py, Dask.
+
+With the package installed, fsspec finds the protocol ``cta`` through the ``fsspec.specs``
+entry point, so plain strings work::
+
+    import pandas as pd
+    df = pd.read_parquet("cta://cta/lst/DL2/run1/x.parquet", columns=["energy"])
+
+    import fsspec, h5py
+    with fsspec.open("cta://cta/lst/DL1/run1.h5") as f:
+        print(h5py.File(f)["dl1/event"].shape)
+
+A path is ``<profile>/<path in that profile's storage>``: the first segment names any profile
+``cta-data`` knows (``cta``, ``platform``, ``grid``, one of your config file), so one
+filesystem reaches every auth mode. ``storage_options={"config": "site.toml"}`` adds a
+config file, as ``cta-data --config`` does. Every operation runs in the Rust engine with the
+GIL released: reads are ranged GETs, ``get``/``put`` are the verified transfers of
+``cta-data get``/``put`` (a temporary file renamed when complete), and a file written with
+``fs.open(path, "wb")`` is spooled locally and sent as one verified upload when it is
+closed (nothing is sent if the ``with`` block fails).
+
+The filesystem pickles to its options (the config file's path), never to a token: a Dask
+worker that unpickles it opens its own backend, with its own token refresh and connection
+pool.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from typing import Any, Dict, List, Optional, Tuple
+
+import fsspec
+from fsspec.caching import BaseCache, register_cache
+from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
+
+from ctadata import _native
+from ctadata.errors import UsageError
+
+__all__ = ["CtaFileSystem", "CtaFile"]
+
+#: The first read-ahead of a file read in small pieces; doubled while reads stay sequential.
+READ_AHEAD_MIN = 1 << 20
+#: The largest read-ahead.
+READ_AHEAD_MAX = 64 << 20
+
+
+class _AdaptiveReadAhead(BaseCache):
+    """fsspec's read-ahead with two changes for columnar readers and HDF5.
+
+    A read of at least ``blocksize`` bytes is fetched exactly (a Parquet column chunk costs
+    its own bytes, not a block more). A smaller read fetches a window from where it starts;
+    the window doubles (up to 64 MiB) while reads continue where the last one ended, and falls
+    back to ``blocksize`` on a jump, so sequential reading needs few requests and random small
+    reads (HDF5 metadata) do not drag whole blocks along.
+    """
+
+    name = "cta-readahead"
+
+    def __init__(self, blocksize: int, fetcher: Any, size: int) -> None:
+        super().__init__(blocksize, fetcher, size)
+        self.cache = b""
+        self.start = 0
+        self.end = 0
+        self.window = blocksize
+
+    def _fetch(self, start: Optional[int], end: Optional[int]) -> bytes:
+        start = 0 if start is None else start
+        end = self.size if end is None or end > self.size else end
+        if start >= end:
+            return b""
+        if self.start <= start and end <= self.end:
+            self.hit_count += 1
+            return self.cache[start - self.start : end - self.start]
+        self.miss_count += 1
+        if end - start >= self.blocksize:
+            self.total_requested_bytes += end - start
+            return self.fetcher(start, end)
+        sequential = start == self.end
+        self.window = min(self.window * 2, READ_AHEAD_MAX) if sequential else self.blocksize
+        stop = min(self.size, max(end, start + self.window))
+        kept = b""
+        if self.start <= start < self.end:
+            # The part already here is not fetched again.
+            kept = self.cache[start - self.start :]
+        self.total_requested_bytes += stop - start - len(kept)
+        self.cache = kept + self.fetcher(start + len(kept), stop)
+        self.start, self.end = start, start + len(self.cache)
+        return self.cache[: end - start]
+
+
+register_cache(_AdaptiveReadAhead, clobber=True)
+
+
+def _split(path: str) -> Tuple[str, str]:
+    """``profile/rest`` into (profile, rest); a path without a profile is refused."""
+    profile, _, rest = path.strip("/").partition("/")
+    if not profile:
+        raise UsageError(
+            f"'cta://{path}' names no profile",
+            hint="a cta:// URL starts with a profile name, as in cta://cta/lst/DL2/run1.parquet "
+            "(`cta-data config profiles` lists them)",
+        )
+    return profile, rest
+
+
+class CtaFileSystem(AbstractFileSystem):
+    """The storage of every ``cta-data`` profile as one fsspec filesystem (protocol ``cta``).
+
+    Paths are ``<profile>/<path>``; ``config`` adds a config file (as ``--config``). See the
+    module's documentation.
+    """
+
+    protocol = ("cta",)
+    root_marker = ""
+    #: Blocks of the read-ahead cache of files opened for reading (see _AdaptiveReadAhead).
+    blocksize = READ_AHEAD_MIN
+    default_cache_type = "cta-readahead"
+
+    def __init__(self, config: Optional[str] = None, listing_jobs: int = 8, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.config = None if config is None else os.fspath(config)
+        self.listing_jobs = listing_jobs
+        self._clients: Dict[str, Any] = {}
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+
+    # --- paths and clients ------------------------------------------------------------
+
+    @classmethod
+    def _strip_protocol(cls, path: Any) -> Any:
+        if isinstance(path, list):
+            return [cls._strip_protocol(p) for p in path]
+        path = fsspec.utils.stringify_path(path)
+        if path.startswith("cta://"):
+            path = path[len("cta://") :]
+        elif path.startswith("cta::"):
+            path = path[len("cta::") :]
+        return path.rstrip("/")
+
+    def client(self, profile: str) -> Any:
+        """The engine's client of ``profile``, opened at its first use in this process."""
+        with self._lock:
+            if os.getpid() != self._pid:
+                # A forked child: the parent's connections are not ours.
+                self._clients = {}
+                self._pid = os.getpid()
+            c = self._clients.get(profile)
+            if c is None:
+                c = _native.NativeClient(profile, self.config)
+                self._clients[profile] = c
+            return c
+
+    def _resolve(self, path: str) -> Tuple[Any, str, str]:
+        profile, rest = _split(self._strip_protocol(path))
+        return self.client(profile), profile, rest
+
+    @staticmethod
+    def _named(profile: str, info: Dict[str, Any]) -> Dict[str, Any]:
+        rel = info["name"].strip("/")
+        info["name"] = f"{profile}/{rel}" if rel else profile
+        return info
+
+    # --- metadata --------------------------------------------------------------------
+
+    def info(self, path: str, **kwargs: Any) -> Dict[str, Any]:
+        c, profile, rest = self._resolve(path)
+        return self._named(profile, c.info(rest))
+
+    def ls(self, path: str, detail: bool = True, **kwargs: Any) -> List[Any]:
+        c, profile, rest = self._resolve(path)
+        entries = [self._named(profile, e) for e in c.ls(rest)]
+        entries.sort(key=lambda e: e["name"])
+        return entries if detail else [e["name"] for e in entries]
+
+    def find(
+        self,
+        path: str,
+        maxdepth: Optional[int] = None,
+        withdirs: bool = False,
+        detail: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        if maxdepth is not None:
+            return super().find(path, maxdepth=maxdepth, withdirs=withdirs, detail=detail, **kwargs)
+        c, profile, rest = self._resolve(path)
+        try:
+            found = [self._named(profile, e) for e in c.walk(rest, self.listing_jobs)]
+        except FileNotFoundError:
+            found = []
+        out = {e["name"]: e for e in found if withdirs or e["type"] != "directory"}
+        if withdirs and rest and found and not (len(found) == 1 and found[0]["type"] == "file"):
+            # fsspec counts the directory itself among what it finds with `withdirs`.
+            top = self.info(path)
+            out[top["name"]] = top
+        names = sorted(out)
+        return {n: out[n] for n in names} if detail else names
+
+    def exists(self, path: str, **kwargs: Any) -> bool:
+        try:
+            self.info(path)
+            return True
+        except FileNotFoundError:
+            return False
+
+    def modified(self, path: str) -> Any:
+        import datetime
+
+        mtime = self.info(path).get("mtime")
+        if mtime is None:
+            raise NotImplementedError(f"the server gives no modification time for {path}")
+        return datetime.datetime.fromtimestamp(mtime, tz=datetime.timezone.utc)
+
+    def checksum(self, path: str) -> int:
+        info = self.info(path)
+        sums = info.get("checksums") or {}
+        key = info.get("etag") or next(iter(sorted(sums.values())), None)
+        if key is None:
+            return super().checksum(path)
+        return int(fsspec.utils.tokenize(info["name"], info["size"], key), 16)
+
+    def ukey(self, path: str) -> str:
+        return fsspec.utils.tokenize(self.checksum(path))
+
+    # --- reading ---------------------------------------------------------------------
+
+    def cat_file(self, path: str, start: Optional[int] = None, end: Optional[int] = None, **kwargs: Any) -> bytes:
+        c, _, rest = self._resolve(path)
+        if start is None and end is None:
+            return c.read(rest)
+        size = None
+        if (start is not None and start < 0) or (end is not None and end < 0) or start:
+            size = c.info(rest)["size"]
+        begin = start or 0
+        if begin < 0:
+            begin = max(0, size + begin)
+        stop = end
+        if stop is not None and stop < 0:
+            stop = max(0, size + stop)
+        if size is not None:
+            stop = size if stop is None else min(stop, size)
+            if begin >= stop:
+                return b""
+        return c.read(rest, begin, stop)
+
+    def get_file(self, rpath: str, lpath: str, callback: Any = None, outfile: Any = None, **kwargs: Any) -> None:
+        c, _, rest = self._resolve(rpath)
+        if self.isdir(rpath):
+            os.makedirs(lpath, exist_ok=True)
+            return None
+        if outfile is not None:
+            outfile.write(c.read(rest))
+            return None
+        c.fetch_and_save_file(rest, os.fspath(lpath), None)
+        return None
+
+    # --- writing ---------------------------------------------------------------------
+
+    def put_file(self, lpath: str, rpath: str, callback: Any = None, mode: str = "overwrite", **kwargs: Any) -> None:
+        if os.path.isdir(lpath):
+            self.makedirs(rpath, exist_ok=True)
+            return
+        c, _, rest = self._resolve(rpath)
+        if mode == "create" and self.exists(rpath):
+            raise FileExistsError(rpath)
+        c.upload_file(os.fspath(lpath), rest, None)
+
+    def pipe_file(self, path: str, value: bytes, mode: str = "overwrite", **kwargs: Any) -> None:
+        with self.open(path, "wb") as f:
+            f.write(value)
+
+    def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
+        c, _, rest = self._resolve(path)
+        c.mkdir(rest, create_parents)
+
+    def makedirs(self, path: str, exist_ok: bool = False) -> None:
+        c, _, rest = self._resolve(path)
+        if not exist_ok and self.exists(path):
+            raise FileExistsError(f"{path} exists (makedirs with exist_ok=False)")
+        c.mkdir(rest, True)
+
+    def rmdir(self, path: str) -> None:
+        c, _, rest = self._resolve(path)
+        if self.ls(path, detail=False):
+            raise OSError(f"{path} is not empty: fs.rm(path, recursive=True) deletes it with its contents")
+        c.delete(rest, False)
+
+    def rm_file(self, path: str) -> None:
+        c, _, rest = self._resolve(path)
+        c.delete(rest, False)
+
+    def _rm(self, path: str) -> None:
+        self.rm_file(path)
+
+    def rm(self, path: Any, recursive: bool = False, maxdepth: Optional[int] = None) -> None:
+        if maxdepth is not None:
+            return super().rm(path, recursive=recursive, maxdepth=maxdepth)
+        paths = path if isinstance(path, list) else [path]
+        for p in paths:
+            for one in self.expand_path(p, recursive=False) if any(c in p for c in "*?[") else [p]:
+                c, _, rest = self._resolve(one)
+                c.delete(rest, recursive)
+        return None
+
+    def mv(self, path1: str, path2: str, recursive: bool = False, maxdepth: Optional[int] = None, **kwargs: Any) -> None:
+        c1, p1, r1 = self._resolve(path1)
+        _, p2, r2 = self._resolve(path2)
+        if p1 != p2:
+            # Across profiles: copy through this machine, then delete.
+            super().mv(path1, path2, recursive=True, maxdepth=maxdepth, **kwargs)
+            return
+        c1.rename(r1, r2, True)
+
+    def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
+        with tempfile.TemporaryDirectory(prefix="ctadata-cp-") as tmp:
+            local = os.path.join(tmp, "file")
+            self.get_file(path1, local)
+            self.put_file(local, path2)
+
+    def _open(
+        self,
+        path: str,
+        mode: str = "rb",
+        block_size: Optional[int] = None,
+        autocommit: bool = True,
+        cache_options: Optional[Dict[str, Any]] = None,
+        **kwargs: Any,
+    ) -> "CtaFile":
+        kwargs.setdefault("cache_type", self.default_cache_type)
+        return CtaFile(
+            self,
+            path,
+            mode=mode,
+            block_size=block_size or self.blocksize,
+            autocommit=autocommit,
+            cache_options=cache_options,
+            **kwargs,
+        )
+
+    def __repr__(self) -> str:
+        extra = f", config={self.config!r}" if self.config else ""
+        return f"CtaFileSystem(profiles={sorted(self._clients)!r}{extra})"
+
+
+class CtaFile(AbstractBufferedFile):
+    """A file of the storage: ranged reads through a read-ahead cache, or, opened for
+    writing, a local spool sent as one verified upload at ``close()``."""
+
+    fs: CtaFileSystem
+
+    def __init__(self, fs: CtaFileSystem, path: str, mode: str = "rb", **kwargs: Any) -> None:
+        if mode not in ("rb", "wb", "xb"):
+            raise NotImplementedError(f"mode {mode!r}: a cta:// file is read (rb) or written whole (wb, xb)")
+        if mode == "xb" and fs.exists(path):
+            raise FileExistsError(f"{path} exists (opened with mode 'xb')")
+        self._spool: Any = None
+        super().__init__(fs, path, mode="wb" if mode == "xb" else mode, **kwargs)
+        self._client, _, self._rest = fs._resolve(self.path)
+
+    def _fetch_range(self, start: int, end: int) -> bytes:
+        return self._client.read(self._rest, start, end)
+
+    def _initiate_upload(self) -> None:
+        self._spool = tempfile.NamedTemporaryFile(prefix="ctadata-upload-", suffix=".spool", delete=False)
+
+    def _upload_chunk(self, final: bool = False) -> bool:
+        if self._spool is None:
+            self._initiate_upload()
+        self._spool.write(self.buffer.getvalue())
+        if final:
+            self._spool.close()
+            try:
+                self._client.upload_file(self._spool.name, self._rest, None)
+            finally:
+                self._discard_spool()
+        return True
+
+    def _discard_spool(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            try:
+                os.unlink(self._spool.name)
+            except FileNotFoundError:
+                pass
+            self._spool = None
+
+    def discard(self) -> None:
+        """Drops what was written: nothing is sent."""
+        self._discard_spool()
+        self.buffer = None
+        self.closed = True
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None and self.mode == "wb" and not self.closed:
+            # A failed `with` block must not replace the remote file with a partial one.
+            self.discard()
+            return None
+        self.close()
+        return None
+
+    def __del__(self) -> None:
+        if getattr(self, "mode", None) == "wb" and not getattr(self, "closed", True):
+            # Garbage-collected without close(): nothing is sent (a partial file could
+            # replace a good one).
+            self._discard_spool()
+            self.closed = True
