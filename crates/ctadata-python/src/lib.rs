@@ -348,10 +348,17 @@ struct NativeClient {
 
 #[pymethods]
 impl NativeClient {
-    /// Opens `profile` (default `platform`), with an extra `config` file like `--config`.
+    /// Opens `profile` (default `platform`), with an extra `config` file like `--config`;
+    /// `env` sets variables for this client only, over the process's (the old client's
+    /// `token=`, `downloadservice=`, `certificateservice=` arguments).
     #[new]
-    #[pyo3(signature = (profile=None, config=None))]
-    fn new(py: Python<'_>, profile: Option<String>, config: Option<PathBuf>) -> PyResult<Self> {
+    #[pyo3(signature = (profile=None, config=None, env=None))]
+    fn new(
+        py: Python<'_>,
+        profile: Option<String>,
+        config: Option<PathBuf>,
+        env: Option<HashMap<String, String>>,
+    ) -> PyResult<Self> {
         let origin = match &profile {
             Some(_) => "the profile argument of ctadata.open / APIClient",
             None => "ctadata's default",
@@ -366,7 +373,11 @@ impl NativeClient {
             .allow_threads(|| {
                 // Inside the runtime: a backend may start tasks or timers as it opens.
                 let _entered = rt.enter();
-                config::load(&opts, &EnvSnapshot::from_process()).and_then(Client::from_profile)
+                let snapshot = match env {
+                    None => EnvSnapshot::from_process(),
+                    Some(extra) => EnvSnapshot::from_pairs(std::env::vars().chain(extra)),
+                };
+                config::load(&opts, &snapshot).and_then(Client::from_profile)
             })
             .map_err(|e| to_py(py, &e, false))?;
         Ok(Self {

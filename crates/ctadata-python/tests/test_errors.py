@@ -99,15 +99,25 @@ def test_a_body_cut_short_is_resumed_never_saved_short(door, isolated_env):
     assert not list(isolated_env.work.glob("*.part"))
 
 
-def test_webdav4_client_returns_the_fsspec_filesystem_on_the_profile(platform):
-    from ctadata.fsspec import CtaFileSystem
+def test_webdav4_client_returns_an_fsspec_filesystem_on_the_profile(platform, isolated_env):
+    from fsspec import AbstractFileSystem
 
     platform.put_file("lst/DL1/run1.h5", b"h" * 50)
     fs = ctadata.webdav4_client()
-    assert isinstance(fs, CtaFileSystem)
-    assert fs.ls("platform/lst/DL1", detail=False) == ["platform/lst/DL1/run1.h5"]
-    assert "filesystem" in ctadata.webdav4_client.__doc__ and "fsspec" in ctadata.webdav4_client.__doc__
-    assert ctadata.open("platform").webdav4_client().cat_file("platform/lst/DL1/run1.h5") == b"h" * 50
+    assert isinstance(fs, AbstractFileSystem)
+    assert "fsspec" in ctadata.webdav4_client.__doc__
+    assert "lst" in fs.ls("/", detail=False)
+    assert fs.ls("lst/DL1", detail=False) == ["lst/DL1/run1.h5"]
+    assert ctadata.open("platform").webdav4_client().cat_file("lst/DL1/run1.h5") == b"h" * 50
+    # The webdav4 client's names, for old notebooks.
+    (isolated_env.work / "example.txt").write_text("ex")
+    fs.upload_file("example.txt", "remote/example.txt")
+    landed = f"{platform.user_folder}/remote/example.txt"  # the platform's uploads land there
+    assert platform.read_file(landed) == b"ex"
+    with pytest.raises(FileExistsError):
+        fs.uploadFile("example.txt", landed)
+    fs.download_file(landed, "back.txt")
+    assert (isolated_env.work / "back.txt").read_text() == "ex"
 
 
 def test_errors_pickle_and_map_every_category():

@@ -25,6 +25,7 @@ import os
 from typing import Any, Dict, List, Optional, Union
 
 from ctadata import _native, _progress
+from ctadata._entry import Entry
 from ctadata.errors import (
     AuthenticationError,
     CertificateError,
@@ -70,9 +71,33 @@ class APIClient:
         "webdav4_client",
     ]
 
-    def __init__(self, profile: Optional[str] = None, config: Optional[PathLike] = None) -> None:
+    #: The old client's per-call settings, accepted by the constructor and by every module
+    #: function as keywords (``ctadata.list_dir(path, token=...)``).
+    __class_args__ = ["token", "downloadservice", "certificateservice", "chunk_size"]
+
+    def __init__(
+        self,
+        profile: Optional[str] = None,
+        config: Optional[PathLike] = None,
+        *,
+        token: Optional[str] = None,
+        downloadservice: Optional[str] = None,
+        certificateservice: Optional[str] = None,
+        chunk_size: Optional[int] = None,
+    ) -> None:
+        """``token``, ``downloadservice``, ``certificateservice``: what the old client took
+        from ``JUPYTERHUB_API_TOKEN``, ``CTADS_URL``, ``CTACS_URL``, for this client only.
+        ``chunk_size`` is accepted and ignored (the engine sizes its own buffers)."""
         self._profile_name = profile or DEFAULT_PROFILE
         self._config = None if config is None else os.fspath(config)
+        env: Dict[str, str] = {}
+        if token is not None:
+            env["JUPYTERHUB_API_TOKEN"] = env["CTADATA_TOKEN"] = token
+        if downloadservice is not None:
+            env["CTADS_URL"] = downloadservice
+        if certificateservice is not None:
+            env["CTACS_URL"] = certificateservice
+        self._env = env or None
         self._native: Optional[Any] = None
 
     @property
@@ -82,7 +107,7 @@ class APIClient:
 
     def _client(self) -> Any:
         if self._native is None:
-            self._native = _native.NativeClient(self._profile_name, self._config)
+            self._native = _native.NativeClient(self._profile_name, self._config, self._env)
         return self._native
 
     def __repr__(self) -> str:
@@ -90,9 +115,11 @@ class APIClient:
 
     def list_dir(self, path: str, recursive: bool = False, n_threads: int = 4) -> List[Dict[str, Any]]:
         """The entries of a directory (everything below it with ``recursive``, ``n_threads``
-        listings at once), or the entry of a file: dicts with ``href``, ``type``
-        (``file``/``directory``), ``size``, ``mtime``, ``name`` and ``path``."""
-        return self._client().list_dir(path, recursive, n_threads)
+        listings at once), or the entry of a file, as :class:`Entry`: each is its path (a
+        ``str``, as the old direct client's listing) and answers ``e["type"]``
+        (``file``/``directory``), ``e["size"]``, ``e["mtime"]``, ``e["href"]``, ``e["name"]``,
+        ``e["path"]`` as the downloadservice's dicts did."""
+        return [Entry(e) for e in self._client().list_dir(path, recursive, n_threads)]
 
     def fetch_and_save_file(
         self,
@@ -151,16 +178,26 @@ class APIClient:
         return self._client().upload_shared_certificate(os.fspath(certificate_file_path))
 
     def webdav4_client(self) -> Any:
-        """The storage as an fsspec filesystem, which replaces the old webdav4 client.
+        """The storage of this client's profile as an fsspec filesystem, in place of the old
+        webdav4 client.
 
-        Returns :class:`ctadata.fsspec.CtaFileSystem` (protocol ``cta``) with this client's
-        config file. Its paths start with a profile name: this client's files are under
-        ``"<profile>/..."``, e.g. ``fs.ls("platform/lst/DL1")``, ``fs.open("platform/lst/x.h5")``,
-        the same as the URL ``cta://platform/lst/x.h5`` that pandas and Dask take.
+        Returns :class:`ctadata.fsspec.ProfileFileSystem`: paths from the profile's root
+        (``fs.ls("/")``, ``fs.open("lst/DL1/run1.h5")``), every fsspec method, and the
+        webdav4 names old notebooks call (``upload_file``/``uploadFile``, ``download_file``,
+        ``remove``, ``move``). The same files as URLs, for pandas and Dask:
+        ``cta://<profile>/<path>`` (:class:`ctadata.fsspec.CtaFileSystem`).
         """
-        from ctadata.fsspec import CtaFileSystem
+        from ctadata.fsspec import ProfileFileSystem
 
-        return CtaFileSystem(config=self._config)
+        if self._env:
+            raise UsageError(
+                "webdav4_client() of a client made with token=, downloadservice= or "
+                "certificateservice= is not available",
+                hint="set JUPYTERHUB_API_TOKEN, CTADS_URL, CTACS_URL in the environment (or use "
+                "a profile of a config file) so that the filesystem, which pickles without "
+                "any secret, finds them",
+            )
+        return ProfileFileSystem(self._profile_name, config=self._config)
 
 
 def open(profile: Optional[str] = None, config: Optional[PathLike] = None) -> APIClient:  # noqa: A001
@@ -176,7 +213,8 @@ def _module_function(name: str, profile: str) -> Any:
     method = getattr(APIClient, name)
 
     def f(*args: Any, **kwargs: Any) -> Any:
-        return method(APIClient(profile), *args, **kwargs)
+        settings = {k: kwargs.pop(k) for k in APIClient.__class_args__ if k in kwargs}
+        return method(APIClient(profile, **settings), *args, **kwargs)
 
     f.__name__ = name
     f.__qualname__ = name
@@ -198,6 +236,7 @@ from ctadata import direct  # noqa: E402  (needs the names above)
 
 __all__ = [
     "APIClient",
+    "Entry",
     "open",
     "direct",
     "list_dir",

@@ -33,12 +33,13 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import fsspec
 from fsspec.caching import BaseCache, register_cache
+from fsspec.implementations.dirfs import DirFileSystem
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
 from ctadata import _native
 from ctadata.errors import UsageError
 
-__all__ = ["CtaFileSystem", "CtaFile"]
+__all__ = ["CtaFileSystem", "CtaFile", "ProfileFileSystem"]
 
 #: The first read-ahead of a file read in small pieces; doubled while reads stay sequential.
 READ_AHEAD_MIN = 1 << 20
@@ -405,3 +406,43 @@ class CtaFile(AbstractBufferedFile):
             # replace a good one).
             self._discard_spool()
             self.closed = True
+
+
+class ProfileFileSystem(DirFileSystem):
+    """One profile's storage with paths from its root (``fs.ls("/")``, ``fs.ls("lst/DL1")``):
+    what ``ctadata.webdav4_client()`` returns in place of the old webdav4 client.
+
+    An fsspec filesystem (a :class:`~fsspec.implementations.dirfs.DirFileSystem` over
+    :class:`CtaFileSystem`), with the webdav4 client's method names for old notebooks:
+    ``upload_file`` (also spelled ``uploadFile``), ``download_file``, ``remove``, ``move``.
+    """
+
+    def __init__(self, profile: str, config: Optional[str] = None, **kwargs: Any) -> None:
+        super().__init__(path=profile, fs=CtaFileSystem(config=config), **kwargs)
+        self.profile = profile
+
+    def upload_file(self, from_path: str, to_path: str, overwrite: bool = False, **kwargs: Any) -> None:
+        """Uploads a local file (verified); an existing one is replaced only with ``overwrite``,
+        as in webdav4."""
+        if not overwrite and self.exists(to_path):
+            raise FileExistsError(f"{to_path} exists: upload_file(..., overwrite=True) replaces it")
+        self.put_file(os.fspath(from_path), to_path)
+
+    uploadFile = upload_file
+
+    def download_file(self, from_path: str, to_path: str, **kwargs: Any) -> None:
+        """Downloads a file (verified, through a ``.part`` renamed when complete)."""
+        self.get_file(from_path, os.fspath(to_path))
+
+    def remove(self, path: str, recursive: bool = False) -> None:
+        """Deletes a file, or a directory with ``recursive``."""
+        self.rm(path, recursive=recursive)
+
+    def move(self, from_path: str, to_path: str, overwrite: bool = False) -> None:
+        """Renames on the server."""
+        if not overwrite and self.exists(to_path):
+            raise FileExistsError(f"{to_path} exists: move(..., overwrite=True) replaces it")
+        self.mv(from_path, to_path)
+
+    def __repr__(self) -> str:
+        return f"ProfileFileSystem(profile={self.profile!r})"
