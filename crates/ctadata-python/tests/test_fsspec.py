@@ -47,7 +47,10 @@ def test_ls_info_exists_and_find(nginx):
     nginx.put_file("t/sub/b.bin", b"b" * 20)
     nginx.put_file("t/sub/deep/c.bin", b"c" * 30)
     fs = _fs(nginx)
-    assert fs.ls("cta://dav/t", detail=False) == ["dav/t/a.bin", "dav/t/sub"]
+    assert fs.ls("dav/t", detail=False) == ["dav/t/a.bin", "dav/t/sub"]
+    # A URL given, URLs back (pyarrow's datasets check that what they find is below the base).
+    assert fs.ls("cta://dav/t", detail=False) == ["cta://dav/t/a.bin", "cta://dav/t/sub"]
+    assert fs.find("cta://dav/t/sub") == ["cta://dav/t/sub/b.bin", "cta://dav/t/sub/deep/c.bin"]
     by_name = {e["name"]: e for e in fs.ls("dav/t")}
     assert by_name["dav/t/a.bin"]["type"] == "file" and by_name["dav/t/a.bin"]["size"] == 10
     assert by_name["dav/t/sub"]["type"] == "directory"
@@ -199,8 +202,9 @@ def test_one_column_of_parquet_through_pandas_costs_about_that_column(nginx, iso
     assert len(whole) == 2 * n
     import pyarrow.dataset as ds
 
-    dataset = ds.dataset("dav/pq/run1", filesystem=_fs(nginx), format="parquet")
-    assert dataset.count_rows() == 2 * n
+    for source in ("dav/pq/run1", "cta://dav/pq/run1"):
+        dataset = ds.dataset(source, filesystem=_fs(nginx), format="parquet")
+        assert dataset.count_rows() == 2 * n
 
 
 def test_h5py_reads_one_dataset_through_fs_open(nginx, isolated_env):

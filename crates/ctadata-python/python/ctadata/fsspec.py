@@ -165,13 +165,23 @@ class CtaFileSystem(AbstractFileSystem):
 
     # --- metadata --------------------------------------------------------------------
 
+    @staticmethod
+    def _as_given(path: Any, entries: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        """Names as URLs when the caller gave a URL (``fs.find("cta://p/x")`` answers
+        ``cta://p/x/...``, which pyarrow's ``dataset("cta://...", filesystem=fs)`` needs);
+        paths otherwise, as fsspec's own calls, which strip the protocol first, expect."""
+        if isinstance(path, str) and path.startswith("cta://"):
+            for e in entries:
+                e["name"] = "cta://" + e["name"]
+        return entries
+
     def info(self, path: str, **kwargs: Any) -> Dict[str, Any]:
         c, profile, rest = self._resolve(path)
-        return self._named(profile, c.info(rest))
+        return self._as_given(path, [self._named(profile, c.info(rest))])[0]
 
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> List[Any]:
         c, profile, rest = self._resolve(path)
-        entries = [self._named(profile, e) for e in c.ls(rest)]
+        entries = self._as_given(path, [self._named(profile, e) for e in c.ls(rest)])
         entries.sort(key=lambda e: e["name"])
         return entries if detail else [e["name"] for e in entries]
 
@@ -190,11 +200,10 @@ class CtaFileSystem(AbstractFileSystem):
             found = [self._named(profile, e) for e in c.walk(rest, self.listing_jobs)]
         except FileNotFoundError:
             found = []
-        out = {e["name"]: e for e in found if withdirs or e["type"] != "directory"}
         if withdirs and rest and found and not (len(found) == 1 and found[0]["type"] == "file"):
             # fsspec counts the directory itself among what it finds with `withdirs`.
-            top = self.info(path)
-            out[top["name"]] = top
+            found.append(self._named(profile, c.info(rest)))
+        out = {e["name"]: e for e in self._as_given(path, found) if withdirs or e["type"] != "directory"}
         names = sorted(out)
         return {n: out[n] for n in names} if detail else names
 
