@@ -364,3 +364,40 @@ def test_the_dask_example_runs(door):
     assert f"sum(energy) = {total:.6f}" in out.stdout, out.stdout
     assert "60000 rows" in out.stdout
     assert door.token not in out.stdout + out.stderr
+
+
+def test_listings_are_cached_briefly_and_own_writes_forget_them(nginx):
+    nginx.put_file("c/a.bin", b"a" * 10)
+    nginx.put_file("c/sub/b.bin", b"b" * 20)
+    fs = _fs(nginx)
+    fs.find("dav/c")
+    before = len(nginx.access_log())
+    assert fs.info("dav/c/sub/b.bin")["size"] == 20
+    assert fs.ls("dav/c/sub", detail=False) == ["dav/c/sub/b.bin"]
+    assert fs.isfile("dav/c/a.bin") and fs.size("dav/c/a.bin") == 10
+    assert len(nginx.access_log()) == before  # all from the listings the walk brought
+    fs.pipe_file("dav/c/a.bin", b"new")
+    assert fs.size("dav/c/a.bin") == 3
+    fs.rm("dav/c/sub/b.bin")
+    assert not fs.exists("dav/c/sub/b.bin") and fs.ls("dav/c/sub") == []
+    # Without the cache every question goes to the server.
+    fresh = CtaFileSystem(config=str(nginx.config_file), use_listings_cache=False)
+    fresh.find("dav/c")
+    before = len(nginx.access_log())
+    fresh.info("dav/c/a.bin")
+    assert len(nginx.access_log()) > before
+    # The dataset case: files found by a scan are opened without asking about each again.
+    pd = pytest.importorskip("pandas")
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    import io
+
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"a": list(range(100))}), buf)
+    for i in range(5):
+        nginx.put_file(f"ds/t{i}.parquet", buf.getvalue())
+    before = len(nginx.access_log())
+    df = pd.read_parquet("cta://dav/ds/", storage_options={"config": str(nginx.config_file)})
+    assert len(df) == 500
+    metadata = [line for line in nginx.access_log()[before:] if not line.startswith("GET ")]
+    assert len(metadata) <= 10, metadata  # not two questions per file and per open

@@ -120,6 +120,12 @@ class CtaFileSystem(AbstractFileSystem):
     default_cache_type = "cta-readahead"
 
     def __init__(self, config: Optional[str] = None, listing_jobs: int = 8, **kwargs: Any) -> None:
+        """``config``: an extra config file. ``listing_jobs``: listings in flight in ``find``.
+        Listings are cached for ``listings_expiry_time`` seconds (default 10; fsspec's
+        ``use_listings_cache=False`` turns the cache off), so the files a dataset scan found
+        are opened without asking the server about each again; this filesystem's own writes
+        drop what they change."""
+        kwargs.setdefault("listings_expiry_time", 10)
         super().__init__(**kwargs)
         self.config = None if config is None else os.fspath(config)
         self.listing_jobs = listing_jobs
@@ -175,14 +181,56 @@ class CtaFileSystem(AbstractFileSystem):
                 e["name"] = "cta://" + e["name"]
         return entries
 
+    def _from_listings(self, stripped: str) -> Optional[Dict[str, Any]]:
+        """The entry of ``stripped`` from its parent's cached listing, if there is one."""
+        parent = stripped.rpartition("/")[0]
+        try:
+            listing = self.dircache[parent]
+        except KeyError:
+            return None
+        for e in listing:
+            if e["name"] == stripped:
+                return dict(e)
+        return None
+
+    def _remember(self, directory: str, entries: List[Dict[str, Any]]) -> None:
+        if self.dircache.use_listings_cache:
+            self.dircache[directory] = [dict(e) for e in entries]
+
+    def invalidate_cache(self, path: Optional[str] = None) -> None:
+        """Forgets the cached listings of ``path``, of everything below it and of its parents
+        (all listings without ``path``)."""
+        if path is None:
+            self.dircache.clear()
+            return
+        p = self._strip_protocol(path)
+        for key in list(self.dircache):
+            if key == p or key.startswith(p + "/") or p.startswith(key + "/"):
+                self.dircache.pop(key, None)
+
     def info(self, path: str, **kwargs: Any) -> Dict[str, Any]:
+        stripped = self._strip_protocol(path)
+        cached = None if kwargs.get("refresh") else self._from_listings(stripped)
+        if cached is not None:
+            return self._as_given(path, [cached])[0]
         c, profile, rest = self._resolve(path)
         return self._as_given(path, [self._named(profile, c.info(rest))])[0]
 
-    def ls(self, path: str, detail: bool = True, **kwargs: Any) -> List[Any]:
-        c, profile, rest = self._resolve(path)
-        entries = self._as_given(path, [self._named(profile, e) for e in c.ls(rest)])
-        entries.sort(key=lambda e: e["name"])
+    def ls(self, path: str, detail: bool = True, refresh: bool = False, **kwargs: Any) -> List[Any]:
+        stripped = self._strip_protocol(path)
+        entries = None
+        if not refresh:
+            try:
+                entries = [dict(e) for e in self.dircache[stripped]]
+            except KeyError:
+                pass
+        if entries is None:
+            c, profile, rest = self._resolve(path)
+            entries = [self._named(profile, e) for e in c.ls(rest)]
+            entries.sort(key=lambda e: e["name"])
+            if not (len(entries) == 1 and entries[0]["name"] == stripped and entries[0]["type"] == "file"):
+                self._remember(stripped, entries)
+        entries = self._as_given(path, entries)
         return entries if detail else [e["name"] for e in entries]
 
     def find(
@@ -200,10 +248,23 @@ class CtaFileSystem(AbstractFileSystem):
             found = [self._named(profile, e) for e in c.walk(rest, self.listing_jobs)]
         except FileNotFoundError:
             found = []
+        if not (len(found) == 1 and found[0]["type"] == "file" and found[0]["name"] == self._strip_protocol(path)):
+            # A whole tree was walked: every directory's listing is known now.
+            top = self._strip_protocol(path)
+            children: Dict[str, List[Dict[str, Any]]] = {top: []} if found else {}
+            for e in found:
+                if e["type"] == "directory":
+                    children.setdefault(e["name"], [])
+            for e in found:
+                parent = e["name"].rpartition("/")[0]
+                if parent in children:
+                    children[parent].append(e)
+            for d, entries in children.items():
+                self._remember(d, sorted(entries, key=lambda e: e["name"]))
         if withdirs and rest and found and not (len(found) == 1 and found[0]["type"] == "file"):
             # fsspec counts the directory itself among what it finds with `withdirs`.
             found.append(self._named(profile, c.info(rest)))
-        out = {e["name"]: e for e in self._as_given(path, found) if withdirs or e["type"] != "directory"}
+        out = {e["name"]: e for e in self._as_given(path, [dict(e) for e in found]) if withdirs or e["type"] != "directory"}
         names = sorted(out)
         return {n: out[n] for n in names} if detail else names
 
@@ -274,7 +335,10 @@ class CtaFileSystem(AbstractFileSystem):
         c, _, rest = self._resolve(rpath)
         if mode == "create" and self.exists(rpath):
             raise FileExistsError(rpath)
-        c.upload_file(os.fspath(lpath), rest, None)
+        try:
+            c.upload_file(os.fspath(lpath), rest, None)
+        finally:
+            self.invalidate_cache(rpath)
 
     def pipe_file(self, path: str, value: bytes, mode: str = "overwrite", **kwargs: Any) -> None:
         with self.open(path, "wb") as f:
@@ -282,22 +346,26 @@ class CtaFileSystem(AbstractFileSystem):
 
     def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
         c, _, rest = self._resolve(path)
+        self.invalidate_cache(path)
         c.mkdir(rest, create_parents)
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
         c, _, rest = self._resolve(path)
         if not exist_ok and self.exists(path):
             raise FileExistsError(f"{path} exists (makedirs with exist_ok=False)")
+        self.invalidate_cache(path)
         c.mkdir(rest, True)
 
     def rmdir(self, path: str) -> None:
         c, _, rest = self._resolve(path)
         if self.ls(path, detail=False):
             raise OSError(f"{path} is not empty: fs.rm(path, recursive=True) deletes it with its contents")
+        self.invalidate_cache(path)
         c.delete(rest, False)
 
     def rm_file(self, path: str) -> None:
         c, _, rest = self._resolve(path)
+        self.invalidate_cache(path)
         c.delete(rest, False)
 
     def _rm(self, path: str) -> None:
@@ -310,6 +378,7 @@ class CtaFileSystem(AbstractFileSystem):
         for p in paths:
             for one in self.expand_path(p, recursive=False) if any(c in p for c in "*?[") else [p]:
                 c, _, rest = self._resolve(one)
+                self.invalidate_cache(one)
                 c.delete(rest, recursive)
         return None
 
@@ -320,6 +389,8 @@ class CtaFileSystem(AbstractFileSystem):
             # Across profiles: copy through this machine, then delete.
             super().mv(path1, path2, recursive=True, maxdepth=maxdepth, **kwargs)
             return
+        self.invalidate_cache(path1)
+        self.invalidate_cache(path2)
         c1.rename(r1, r2, True)
 
     def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
@@ -384,6 +455,7 @@ class CtaFile(AbstractBufferedFile):
                 self._client.upload_file(self._spool.name, self._rest, None)
             finally:
                 self._discard_spool()
+                self.fs.invalidate_cache(self.path)
         return True
 
     def _discard_spool(self) -> None:
