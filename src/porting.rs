@@ -93,9 +93,17 @@ impl Client {
         self
     }
 
-    /// The options of this client's transfers (the defaults, with its progress sink).
+    /// The options of this client's transfers: the defaults, as many at once as `cta-data get`
+    /// takes on this profile (its `jobs`, else the backend's default), and its progress sink.
     fn transfer_options(&self) -> TransferOptions {
         let mut opts = TransferOptions::default();
+        opts.jobs = self
+            .profile
+            .as_ref()
+            .and_then(|p| p.profile.jobs)
+            .map(|j| j as usize)
+            .unwrap_or_else(|| self.backend.capabilities().default_jobs)
+            .max(1);
         if let Some(p) = &self.progress {
             opts.progress = p.clone();
         }

@@ -175,7 +175,8 @@ def test_get_put_mkdir_mv_rm(nginx, isolated_env):
         fs.rm("dav/up/a.txt")
 
 
-def test_one_column_of_parquet_through_pandas_costs_about_that_column(nginx, isolated_env):
+@pytest.mark.parametrize("chunk_kib", [1024, 512, 128])
+def test_one_column_of_parquet_through_pandas_costs_about_that_column(nginx, isolated_env, chunk_kib):
     pd = pytest.importorskip("pandas")
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
@@ -184,7 +185,7 @@ def test_one_column_of_parquet_through_pandas_costs_about_that_column(nginx, iso
     rng = np.random.default_rng(3)
     table = pa.table({f"c{i}": rng.random(n) for i in range(8)})
     local = isolated_env.tmp / "t.parquet"
-    pq.write_table(table, local, compression="none", row_group_size=n // 4)
+    pq.write_table(table, local, compression="none", row_group_size=chunk_kib * 1024 // 8)
     nginx.put_file("pq/run1/t.parquet", local.read_bytes())
     meta = pq.ParquetFile(local).metadata
     column_bytes = sum(meta.row_group(g).column(3).total_compressed_size for g in range(meta.num_row_groups))

@@ -41,20 +41,24 @@ from ctadata.errors import UsageError
 
 __all__ = ["CtaFileSystem", "CtaFile", "ProfileFileSystem"]
 
-#: The first read-ahead of a file read in small pieces; doubled while reads stay sequential.
-READ_AHEAD_MIN = 1 << 20
+#: Reads of at least this many bytes bypass the read-ahead (fetched exactly, not kept).
+BLOCK_SIZE = 1 << 20
+#: The least a small read fetches, and the first read-ahead of a sequential reader.
+READ_AHEAD_MIN = 64 << 10
 #: The largest read-ahead.
 READ_AHEAD_MAX = 64 << 20
 
 
 class _AdaptiveReadAhead(BaseCache):
-    """fsspec's read-ahead with two changes for columnar readers and HDF5.
+    """A read-ahead that follows the reader, for columnar files, HDF5 and plain reading.
 
-    A read of at least ``blocksize`` bytes is fetched exactly (a Parquet column chunk costs
-    its own bytes, not a block more). A smaller read fetches a window from where it starts;
-    the window doubles (up to 64 MiB) while reads continue where the last one ended, and falls
-    back to ``blocksize`` on a jump, so sequential reading needs few requests and random small
-    reads (HDF5 metadata) do not drag whole blocks along.
+    - A read of ``blocksize`` bytes or more is fetched exactly and not kept: a Parquet
+      column chunk costs its own bytes.
+    - A small read where the last one did not end (a jump: HDF5 metadata, a Parquet page
+      index) fetches at least 64 KiB from where it starts, nothing more; so small column
+      chunks are not dragged along with their neighbours.
+    - Reads that continue where the last one ended double the window each time it runs out
+      (64 KiB up to 64 MiB), so reading a file through in small pieces needs few requests.
     """
 
     name = "cta-readahead"
@@ -64,13 +68,16 @@ class _AdaptiveReadAhead(BaseCache):
         self.cache = b""
         self.start = 0
         self.end = 0
-        self.window = blocksize
+        self.last_end = 0
+        self.window = READ_AHEAD_MIN
 
     def _fetch(self, start: Optional[int], end: Optional[int]) -> bytes:
         start = 0 if start is None else start
         end = self.size if end is None or end > self.size else end
         if start >= end:
             return b""
+        sequential = start == self.last_end
+        self.last_end = end
         if self.start <= start and end <= self.end:
             self.hit_count += 1
             return self.cache[start - self.start : end - self.start]
@@ -78,8 +85,7 @@ class _AdaptiveReadAhead(BaseCache):
         if end - start >= self.blocksize:
             self.total_requested_bytes += end - start
             return self.fetcher(start, end)
-        sequential = start == self.end
-        self.window = min(self.window * 2, READ_AHEAD_MAX) if sequential else self.blocksize
+        self.window = min(self.window * 2, READ_AHEAD_MAX) if sequential else READ_AHEAD_MIN
         stop = min(self.size, max(end, start + self.window))
         kept = b""
         if self.start <= start < self.end:
@@ -115,8 +121,8 @@ class CtaFileSystem(AbstractFileSystem):
 
     protocol = ("cta",)
     root_marker = ""
-    #: Blocks of the read-ahead cache of files opened for reading (see _AdaptiveReadAhead).
-    blocksize = READ_AHEAD_MIN
+    #: Reads of at least this size bypass the read-ahead of files opened for reading.
+    blocksize = BLOCK_SIZE
     default_cache_type = "cta-readahead"
 
     def __init__(self, config: Optional[str] = None, listing_jobs: int = 8, **kwargs: Any) -> None:
