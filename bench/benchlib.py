@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Helpers for bench/run.sh (Python 3.11 standard library only).
+"""Helpers for the bench scripts (Python 3.11 standard library only, except the
+subcommands marked [pyarrow], which bench/python.sh runs with its venv's Python).
 
 Subcommands:
   size SIZE                      print SIZE (e.g. 2G, 64M, 512K, 1000) in bytes
@@ -21,6 +22,15 @@ Subcommands:
   count-propfind FILE            number of <D:response> elements in a PROPFIND answer
   stats VALUES...                print "median min max" of the numbers
   table TSV                      print the results TSV as a Markdown table
+  table-py TSV                   the same for bench/python.sh: server bytes, × column
+                                 and × CLI (median over the case's `cli` row) columns
+  gen-parquet PATH BYTES SEED    [pyarrow] about BYTES of Parquet: float64 columns
+                                 c0..c7 of pseudo-random values, uncompressed, no
+                                 dictionary, 8 row groups
+  parquet-info PATH COLUMN       [pyarrow] print "rows=R row_groups=G column_bytes=B
+                                 sum=S": B is the sum of total_compressed_size of the
+                                 column's chunks, S the sum of its values
+  close SUM EXPECTED             exit 0 if the two floats agree to 1e-9 (relative)
 """
 
 import hashlib
@@ -139,6 +149,87 @@ def cmd_table(tsv: str) -> int:
     return 0
 
 
+def cmd_table_py(tsv: str) -> int:
+    """Columns of the TSV: case, tool, command, runs, median, range, MiB/s, CPU, RSS,
+    status, server bytes, column bytes, in-Python seconds."""
+    rows = []
+    with open(tsv) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if line:
+                parts = line.split("\t")
+                rows.append(parts + [""] * (13 - len(parts)))
+    cli = {r[0]: float(r[4]) for r in rows if r[1] == "cli" and r[4]}
+    cols = ["case", "client", "command", "runs", "median s", "min–max s", "× CLI", "MiB/s",
+            "CPU s", "peak RSS MiB", "server bytes", "× column", "read_parquet s", "status"]
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "|".join("---" for _ in cols) + "|")
+    for r in rows:
+        case, tool, cmd, runs, med, rng, rate, cpu, rss, status, sent, colb, inpy = r[:13]
+        vs = ""
+        if med and case in cli and tool != "cli":
+            vs = f"{float(med) / cli[case]:.2f}×"
+        xcol = ""
+        if sent and colb and int(colb) > 0:
+            xcol = f"{float(sent) / int(colb):.2f}×"
+        sent = f"{int(float(sent)):,}" if sent else ""
+        out = [case, tool, f"`{cmd}`" if cmd else "", runs, med, rng, vs, rate, cpu, rss, sent, xcol, inpy, status]
+        print("| " + " | ".join(p.replace("|", "\\|") for p in out) + " |")
+    verdicts = []
+    for r in rows:
+        case, tool, cmd, med, sent, colb = r[0], r[1], r[2], r[4], r[10], r[11]
+        if tool != "python":
+            continue
+        if case[:1] in "12" and med and case in cli:
+            x = float(med) / cli[case]
+            verdicts.append(f"- case {case}, `{cmd}`: {x:.2f}× the CLI: {'met' if x <= 1.1 else 'NOT met'} (goal ≤ 1.10×)")
+        elif case[:1] == "3" and sent and colb:
+            x = float(sent) / int(colb)
+            verdicts.append(f"- case {case}, `{cmd}`: {x:.2f}× the column's bytes: {'met' if x <= 1.2 else 'NOT met'} (goal ≤ 1.20×)")
+        elif case[:1] == "3":
+            verdicts.append(f"- case {case}, `{cmd}`: no measure ({r[9] or 'no byte count'})")
+    if verdicts:
+        print()
+        print("Goals:")
+        print()
+        print("\n".join(verdicts))
+    return 0
+
+
+def cmd_gen_parquet(path: str, nbytes: int, seed: int) -> int:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ncols = 8
+    rows = max(8, nbytes // (8 * ncols))
+    rng = np.random.default_rng(seed)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    per_group = -(-rows // 8)
+    schema = pa.schema([(f"c{i}", pa.float64()) for i in range(ncols)])
+    with pq.ParquetWriter(path, schema, compression="none", use_dictionary=False) as w:
+        done = 0
+        while done < rows:
+            n = min(per_group, rows - done)
+            w.write_table(pa.table({f"c{i}": rng.random(n) for i in range(ncols)}, schema=schema),
+                          row_group_size=n)
+            done += n
+    return 0
+
+
+def cmd_parquet_info(path: str, column: str) -> int:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    f = pq.ParquetFile(path)
+    md = f.metadata
+    idx = md.schema.names.index(column)
+    colb = sum(md.row_group(g).column(idx).total_compressed_size for g in range(md.num_row_groups))
+    total = pc.sum(f.read(columns=[column]).column(column)).as_py()
+    print(f"rows={md.num_rows} row_groups={md.num_row_groups} column_bytes={colb} sum={total!r}")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__)
@@ -185,6 +276,15 @@ def main(argv: list[str]) -> int:
         return cmd_stats(args)
     elif cmd == "table":
         return cmd_table(args[0])
+    elif cmd == "table-py":
+        return cmd_table_py(args[0])
+    elif cmd == "gen-parquet":
+        return cmd_gen_parquet(args[0], int(args[1]), int(args[2]))
+    elif cmd == "parquet-info":
+        return cmd_parquet_info(args[0], args[1])
+    elif cmd == "close":
+        a, b = float(args[0]), float(args[1])
+        return 0 if abs(a - b) <= 1e-9 * max(1.0, abs(b)) else 1
     else:
         print(f"unknown subcommand {cmd}", file=sys.stderr)
         return 2
