@@ -17,7 +17,7 @@ use std::time::Duration;
 use ctadata::config::{self, EnvSnapshot, LoadOptions};
 use ctadata::porting::{Client, Stored};
 use ctadata::transfer::{FileOutcome, Progress, Summary};
-use ctadata::{ByteRange, Entry, Error, GetOptions, PutOutcome, RemotePath};
+use ctadata::{ByteRange, Entry, EntryKind, Error, GetOptions, PutOutcome, RemotePath};
 use futures::TryStreamExt;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -282,8 +282,14 @@ async fn read_bytes(
     path: &str,
     start: Option<u64>,
     end: Option<u64>,
+    size: Option<u64>,
 ) -> ctadata::Result<Vec<u8>> {
     let p = RemotePath::parse(path)?;
+    let known = size.map(|n| {
+        let mut e = Entry::new(p.clone(), EntryKind::File);
+        e.size = Some(n);
+        e
+    });
     let range = match (start, end) {
         (None | Some(0), None) => None,
         (s, None) => Some(ByteRange::From(s.unwrap_or(0))),
@@ -293,6 +299,9 @@ async fn read_bytes(
     let mut opts = GetOptions::default();
     if let Some(r) = range {
         opts = opts.with_range(r);
+    }
+    if let Some(k) = known {
+        opts = opts.with_known(k);
     }
     let dl = c.backend().get(&p, opts).await?;
     let expected = dl.range.as_ref().map(|r| r.end - r.start);
@@ -564,21 +573,22 @@ impl NativeClient {
     }
 
     /// Bytes `start..end` of a file (`end` None: to its end; both None: the whole file),
-    /// one ranged read; fewer bytes than the server announced is an integrity error.
-    #[pyo3(signature = (path, start=None, end=None))]
+    /// one ranged read; fewer bytes than the server announced is an integrity error. `size`:
+    /// the file's size when the caller knows it (an open file), which spares a backend that
+    /// needs it (the downloadservice) a lookup per read.
+    #[pyo3(signature = (path, start=None, end=None, size=None))]
     fn read<'py>(
         &self,
         py: Python<'py>,
         path: String,
         start: Option<u64>,
         end: Option<u64>,
+        size: Option<u64>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let c = self.inner.clone();
-        let data = run(
-            py,
-            false,
-            async move { read_bytes(&c, &path, start, end).await },
-        )?;
+        let data = run(py, false, async move {
+            read_bytes(&c, &path, start, end, size).await
+        })?;
         Ok(PyBytes::new(py, &data))
     }
 

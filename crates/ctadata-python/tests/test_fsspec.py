@@ -234,9 +234,17 @@ def test_the_platform_profile_reads_in_place_too(platform):
     fs = fsspec.filesystem("cta")
     assert fs.ls("platform/lst/DL2", detail=False) == ["platform/lst/DL2/run1.bin"]
     assert fs.cat_file("cta://platform/lst/DL2/run1.bin", 1000, 2000) == data[1000:2000]
+    before = len(platform.requests())
     with fs.open("platform/lst/DL2/run1.bin") as f:
         f.seek(-10, 2)
         assert f.read() == data[-10:]
+        for start in (0, 100_000, 200_000):
+            f.seek(start)
+            assert f.read(50_000) == data[start : start + 50_000]
+    asked = [r["path"] for r in platform.requests()[before:]]
+    # The size is known from the open: the reads do not look the file up again.
+    assert not [p for p in asked if "/list/" in p], asked
+    assert len(asked) == 4, asked  # one ranged read each
 
 
 def test_the_door_reads_with_its_token_and_pickles_without_it(door):

@@ -446,7 +446,7 @@ class CtaFile(AbstractBufferedFile):
         self._client, _, self._rest = fs._resolve(self.path)
 
     def _fetch_range(self, start: int, end: int) -> bytes:
-        return self._client.read(self._rest, start, end)
+        return self._client.read(self._rest, start, end, self.size)
 
     def _initiate_upload(self) -> None:
         self._spool = tempfile.NamedTemporaryFile(prefix="ctadata-upload-", suffix=".spool", delete=False)
