@@ -90,3 +90,35 @@ fn a_server_reading_header_names_case_sensitively_lists_and_takes_the_token() {
         "{log:#?}"
     );
 }
+
+#[test]
+fn an_empty_file_is_uploaded_promptly_where_a_server_never_answers_after_100_continue() {
+    let d = door();
+    d.hang_empty_put(true);
+    std::fs::create_dir_all(d.root().join("cta")).unwrap();
+    let env = Env::new(&d.url());
+    std::fs::write(env.path("work/empty.txt"), b"").unwrap();
+    std::fs::create_dir_all(env.path("work/tree/sub")).unwrap();
+    std::fs::write(env.path("work/tree/sub/nothing"), b"").unwrap();
+    std::fs::write(env.path("work/tree/full.txt"), b"full").unwrap();
+    let o = env.run(&["put", "empty.txt", "cta/"]);
+    ok(&o);
+    assert_eq!(std::fs::read(d.root().join("cta/empty.txt")).unwrap(), b"");
+    let o = env.run(&["put", "-r", "tree", "cta/"]);
+    ok(&o);
+    assert_eq!(
+        std::fs::read(d.root().join("cta/tree/sub/nothing")).unwrap(),
+        b""
+    );
+    assert_eq!(
+        std::fs::read(d.root().join("cta/tree/full.txt")).unwrap(),
+        b"full"
+    );
+    let log = d.stats().log;
+    assert!(
+        log.iter()
+            .filter(|r| r.method == "PUT" && r.content_length.as_deref() == Some("0"))
+            .all(|r| r.expect.is_none()),
+        "{log:#?}"
+    );
+}

@@ -112,6 +112,8 @@ fn strip_miscased<B>(conn: &Conn, req: &mut Request<B>) {
 struct LedgerIo {
     inner: Box<dyn Io>,
     ledger: Arc<Mutex<Ledger>>,
+    /// Bytes already read (and recorded) that are handed out again first.
+    replay: Vec<u8>,
 }
 
 impl AsyncRead for LedgerIo {
@@ -121,6 +123,12 @@ impl AsyncRead for LedgerIo {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
+        if !this.replay.is_empty() {
+            let n = this.replay.len().min(buf.remaining());
+            buf.put_slice(&this.replay[..n]);
+            this.replay.drain(..n);
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let r = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = r {
@@ -180,10 +188,14 @@ pub(super) async fn serve_connection(shared: Arc<Shared>, io: Box<dyn Io>) {
         ledger: ledger.clone(),
         upload_start: Mutex::new(None),
     });
-    let io = LedgerIo {
+    let mut io = LedgerIo {
         inner: io,
         ledger: ledger.clone(),
+        replay: Vec::new(),
     };
+    if shared.faults().hang_empty_put && hang_empty_put(&shared, &mut io).await {
+        return;
+    }
     let svc = {
         let shared = shared.clone();
         let conn_state = conn_state.clone();
@@ -214,6 +226,67 @@ pub(super) async fn serve_connection(shared: Arc<Shared>, io: Box<dyn Io>) {
         .counters
         .pending_drains
         .fetch_sub(1, Ordering::SeqCst);
+}
+
+/// With [`super::DcacheDouble::hang_empty_put`]: reads the first request head; a `PUT` of
+/// 0 bytes with `Expect: 100-continue` gets `100 Continue` and then nothing until the
+/// client gives up (returns true); anything else is handed back for hyper to serve.
+async fn hang_empty_put(shared: &Shared, io: &mut LedgerIo) -> bool {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 8192];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, io.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let mut lines = text.split("\r\n");
+    let request_line = lines.next().unwrap_or("").to_string();
+    let header = |name: &str| {
+        text.split("\r\n\r\n")
+            .next()
+            .unwrap_or("")
+            .split("\r\n")
+            .skip(1)
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                (k.trim() == name).then(|| v.trim().to_string())
+            })
+    };
+    let hang = request_line.starts_with("put ")
+        && header("content-length").as_deref() == Some("0")
+        && header("expect").as_deref() == Some("100-continue");
+    if !hang {
+        io.replay = head;
+        return false;
+    }
+    shared.record(super::RequestRecord {
+        side: Side::Door,
+        method: "PUT".into(),
+        path_and_query: request_line.split(' ').nth(1).unwrap_or("").to_string(),
+        range: None,
+        want_digest: header("want-digest"),
+        expect: header("expect"),
+        depth: None,
+        content_length: header("content-length"),
+        authorization: header("authorization").is_some(),
+        status: 100,
+    });
+    let _ = io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await;
+    let _ = io.flush().await;
+    // Never a final answer: wait for the client to close (bounded, so the server ends).
+    let _ = tokio::time::timeout(Duration::from_secs(900), async {
+        while let Ok(n) = io.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+    true
 }
 
 /// Reads what the client still sends (a body it did not hold back), until it stops.

@@ -164,6 +164,7 @@ struct Faults {
     locality: HashMap<DPath, Locality>,
     full: bool,
     strict_header_case: bool,
+    hang_empty_put: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -550,6 +551,13 @@ impl DcacheDouble {
     /// `Depth` it can read is taken as `Depth: 0` (so a listing comes back empty).
     pub fn strict_header_case(&self, on: bool) {
         self.shared.faults().strict_header_case = on;
+    }
+
+    /// XRootD 5.5.3 on a `PUT` of 0 bytes with `Expect: 100-continue`: the door answers
+    /// `100 Continue` and then never a final status (it holds the connection open until
+    /// the client closes it). Other requests are served as usual.
+    pub fn hang_empty_put(&self, on: bool) {
+        self.shared.faults().hang_empty_put = on;
     }
 
     /// Sets the `FileLocality` reported for a file (`ONLINE` by default).
