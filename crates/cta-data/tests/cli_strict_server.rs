@@ -122,3 +122,73 @@ fn an_empty_file_is_uploaded_promptly_where_a_server_never_answers_after_100_con
         "{log:#?}"
     );
 }
+
+const ODD_NAMES: [&str; 5] = [
+    "a#b.txt",
+    "q?x.txt",
+    "p%41.txt",
+    "plus+.txt",
+    "space name.txt",
+];
+
+#[test]
+fn raw_hrefs_with_hash_question_mark_and_percent_name_the_right_files() {
+    let d = door();
+    d.raw_hrefs(true);
+    // Decoys: what a raw href read as a URL (fragment, query, one decoding) would name.
+    for decoy in ["a", "q", "pA.txt"] {
+        d.put_file(
+            &format!("/cta/raw/{decoy}"),
+            format!("decoy {decoy}").as_bytes(),
+        );
+    }
+    for name in ODD_NAMES {
+        d.put_file(
+            &format!("/cta/raw/{name}"),
+            format!("right {name}").as_bytes(),
+        );
+    }
+    d.put_file("/cta/raw/sub/p%41.txt", b"right sub");
+    let env = Env::new(&d.url());
+    let o = env.run(&["list", "cta/raw"]);
+    let out = ok(&o);
+    let mut names: Vec<&str> = out.lines().map(str::trim).collect();
+    names.sort();
+    let mut want: Vec<&str> = ODD_NAMES.to_vec();
+    want.extend(["a", "q", "pA.txt", "sub/"]);
+    want.sort();
+    assert_eq!(names, want, "{}", err(&o));
+    ok(&env.run(&["get", "-r", "cta/raw", "back"]));
+    for name in ODD_NAMES {
+        assert_eq!(
+            std::fs::read_to_string(env.path("work/back").join(name)).unwrap(),
+            format!("right {name}")
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(env.path("work/back/sub/p%41.txt")).unwrap(),
+        "right sub"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.path("work/back/pA.txt")).unwrap(),
+        "decoy pA.txt"
+    );
+}
+
+#[test]
+fn an_href_that_reads_two_ways_is_reported_and_skipped() {
+    let d = door();
+    d.raw_hrefs(true);
+    d.put_file("/cta/amb/p%41.txt", b"literal");
+    d.put_file("/cta/amb/pA.txt", b"other file");
+    d.put_file("/cta/amb/plain.txt", b"plain");
+    let env = Env::new(&d.url());
+    // Nothing in this listing shows how the server writes hrefs: `p%41.txt` may be the file
+    // `pA.txt` percent-encoded or a literal name; it is never taken for the other file.
+    let o = env.run(&["list", "cta/amb"]);
+    let out = ok(&o);
+    let names: Vec<&str> = out.lines().map(str::trim).collect();
+    assert!(names.contains(&"plain.txt"), "{out}");
+    assert_eq!(names.iter().filter(|n| **n == "pA.txt").count(), 1, "{out}");
+    assert!(err(&o).contains("p%41.txt"), "{}", err(&o));
+}

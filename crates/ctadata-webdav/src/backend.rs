@@ -12,6 +12,7 @@ use ctadata_core::{
 use reqwest::{Method, Url};
 
 use crate::config::{Auth, WebDavConfig};
+use crate::list::HrefStyle;
 use crate::send::http_client;
 use crate::tls::client_config;
 use crate::urls::Base;
@@ -25,6 +26,8 @@ pub struct WebDav {
     pub(crate) tls: Arc<rustls::ClientConfig>,
     /// Learned: this server answers HEAD without a `Digest`.
     pub(crate) no_digest: AtomicBool,
+    /// Learned: whether this server percent-encodes the paths of its hrefs.
+    pub(crate) href_style: Arc<HrefStyle>,
 }
 
 /// A method of WebDAV's own (`PROPFIND`, `MKCOL`, `MOVE`).
@@ -53,6 +56,7 @@ impl WebDav {
             http,
             tls,
             no_digest: AtomicBool::new(false),
+            href_style: Arc::default(),
         })
     }
 

@@ -165,6 +165,7 @@ struct Faults {
     full: bool,
     strict_header_case: bool,
     hang_empty_put: bool,
+    raw_hrefs: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -558,6 +559,13 @@ impl DcacheDouble {
     /// the client closes it). Other requests are served as usual.
     pub fn hang_empty_put(&self, on: bool) {
         self.shared.faults().hang_empty_put = on;
+    }
+
+    /// XRootD 5.5.3's hrefs: `PROPFIND` answers carry paths XML-escaped but not
+    /// percent-encoded (`/cta/a#b.txt`, `/cta/space name`, `/cta/p%41.txt` for the file
+    /// literally named `p%41.txt`).
+    pub fn raw_hrefs(&self, on: bool) {
+        self.shared.faults().raw_hrefs = on;
     }
 
     /// Sets the `FileLocality` reported for a file (`ONLINE` by default).
