@@ -192,3 +192,26 @@ fn an_href_that_reads_two_ways_is_reported_and_skipped() {
     assert_eq!(names.iter().filter(|n| **n == "pA.txt").count(), 1, "{out}");
     assert!(err(&o).contains("p%41.txt"), "{}", err(&o));
 }
+
+#[test]
+fn a_wrong_digest_on_a_get_is_checked_against_the_files_own_checksum() {
+    let d = door();
+    d.unasked_digest(true);
+    let small = b"small file".to_vec();
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 3) as u8).collect();
+    d.put_file("/cta/sum/small.txt", &small);
+    d.put_file("/cta/sum/big.bin", &big);
+    let env = Env::new(&d.url());
+    ok(&env.run(&["get", "cta/sum/small.txt"]));
+    ok(&env.run(&["get", "cta/sum/big.bin"]));
+    assert_eq!(std::fs::read(env.path("work/small.txt")).unwrap(), small);
+    assert_eq!(std::fs::read(env.path("work/big.bin")).unwrap(), big);
+    // The file's own checksum disagreeing too: corrupt data is still caught.
+    d.corrupt_digest(true);
+    let env = Env::new(&d.url());
+    for f in ["small.txt", "big.bin"] {
+        let o = env.run(&["get", &format!("cta/sum/{f}")]);
+        assert_eq!(o.status.code(), Some(8), "{f}: {}", err(&o));
+        assert!(!env.path("work").join(f).exists());
+    }
+}

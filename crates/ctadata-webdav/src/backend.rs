@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ctadata_core::{
-    Capabilities, ChecksumAlgorithm, Download, Entry, EntryStream, Error, GetOptions, PutOptions,
-    PutOutcome, RemotePath, Result, StorageBackend, Upload,
+    Capabilities, Checksum, ChecksumAlgorithm, Download, Entry, EntryStream, Error, GetOptions,
+    PutOptions, PutOutcome, RemotePath, Result, StorageBackend, Upload,
 };
 use reqwest::{Method, Url};
 
@@ -88,6 +88,10 @@ impl StorageBackend for WebDav {
 
     async fn list(&self, dir: &RemotePath) -> Result<EntryStream> {
         self.op_list(dir).await
+    }
+
+    async fn checksums(&self, path: &RemotePath) -> Result<Vec<Checksum>> {
+        Ok(self.head_digest(path).await?.1)
     }
 
     async fn get(&self, path: &RemotePath, opts: GetOptions) -> Result<Download> {

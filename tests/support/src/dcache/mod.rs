@@ -166,6 +166,7 @@ struct Faults {
     strict_header_case: bool,
     hang_empty_put: bool,
     raw_hrefs: bool,
+    unasked_digest: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -566,6 +567,12 @@ impl DcacheDouble {
     /// literally named `p%41.txt`).
     pub fn raw_hrefs(&self, on: bool) {
         self.shared.faults().raw_hrefs = on;
+    }
+
+    /// XRootD 5.5.3's GET: every pool `GET` answer carries `Digest: adler32=0badc0de` (a
+    /// leftover of another file), asked for or not; `HEAD` and `PROPFIND` stay right.
+    pub fn unasked_digest(&self, on: bool) {
+        self.shared.faults().unasked_digest = on;
     }
 
     /// Sets the `FileLocality` reported for a file (`ONLINE` by default).

@@ -155,8 +155,11 @@ async fn send(shared: &Arc<Shared>, req: Request<Incoming>, path: DPath) -> Resp
             return resp;
         }
     };
-    let digest = digest_header(shared, &req, &fs).await;
+    let mut digest = digest_header(shared, &req, &fs).await;
     let head = req.method() == Method::HEAD;
+    if !head && shared.faults().unasked_digest {
+        digest = Some("adler32=0badc0de".into());
+    }
     let body = if head {
         empty()
     } else {
