@@ -215,3 +215,32 @@ fn a_wrong_digest_on_a_get_is_checked_against_the_files_own_checksum() {
         assert!(!env.path("work").join(f).exists());
     }
 }
+
+#[test]
+fn a_resume_asks_a_closed_range_where_open_ones_come_back_empty() {
+    let d = door();
+    d.broken_open_range(true);
+    let content: Vec<u8> = (0..4_000_000u32).map(|i| (i * 13 + i / 7) as u8).collect();
+    d.put_file("/cta/big.bin", &content);
+    let env = Env::new(&d.url());
+    d.truncate_next_get(1_500_000);
+    let o = env.run(&["get", "--retries", "0", "cta/big.bin"]);
+    assert_eq!(o.status.code(), Some(9), "{}", err(&o));
+    let have = std::fs::metadata(env.path("work/big.bin.part"))
+        .unwrap()
+        .len();
+    assert!(have > 0 && have < 4_000_000, "partial size {have}");
+    d.reset_stats();
+    let o = env.run(&["-v", "get", "cta/big.bin"]);
+    ok(&o);
+    assert!(err(&o).contains("resumed at"), "{}", err(&o));
+    let ranges: Vec<String> = d
+        .stats()
+        .log
+        .iter()
+        .filter(|r| r.side == Side::Pool && r.method == "GET")
+        .filter_map(|r| r.range.clone())
+        .collect();
+    assert_eq!(ranges, vec![format!("bytes={have}-3999999")]);
+    assert_eq!(std::fs::read(env.path("work/big.bin")).unwrap(), content);
+}

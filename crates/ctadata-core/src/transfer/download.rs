@@ -520,7 +520,13 @@ async fn fetch(
             .with_checksums(true)
             .with_known(entry.clone());
         if offset > 0 {
-            get = get.with_range(ByteRange::From(offset));
+            // A closed range: some servers (XRootD 5.5.3) answer an open `bytes=N-` with
+            // an empty body and `Content-Range: bytes N--1/size`.
+            let range = match entry.size {
+                Some(size) if size > offset => ByteRange::bounded(offset, size)?,
+                _ => ByteRange::From(offset),
+            };
+            get = get.with_range(range);
             if let Some(tag) = &entry.etag {
                 get = get.with_if_match(tag.clone());
             }

@@ -167,6 +167,7 @@ struct Faults {
     hang_empty_put: bool,
     raw_hrefs: bool,
     unasked_digest: bool,
+    broken_open_range: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -573,6 +574,12 @@ impl DcacheDouble {
     /// leftover of another file), asked for or not; `HEAD` and `PROPFIND` stay right.
     pub fn unasked_digest(&self, on: bool) {
         self.shared.faults().unasked_digest = on;
+    }
+
+    /// XRootD 5.5.3's open ranges: a pool `GET` with `Range: bytes=N-` gets `206` with an
+    /// empty body and `Content-Range: bytes N--1/SIZE`; a closed `bytes=N-M` works.
+    pub fn broken_open_range(&self, on: bool) {
+        self.shared.faults().broken_open_range = on;
     }
 
     /// Sets the `FileLocality` reported for a file (`ONLINE` by default).
