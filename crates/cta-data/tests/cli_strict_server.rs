@@ -244,3 +244,41 @@ fn a_resume_asks_a_closed_range_where_open_ones_come_back_empty() {
     assert_eq!(ranges, vec![format!("bytes={have}-3999999")]);
     assert_eq!(std::fs::read(env.path("work/big.bin")).unwrap(), content);
 }
+
+const NOT_FOUND: i32 = 6;
+const CONFLICT: i32 = 7;
+
+#[test]
+fn namespace_operations_hold_where_the_server_answers_loosely() {
+    let d = door();
+    d.xrootd_namespace(true);
+    d.put_file("/cta/ns/file.txt", b"file");
+    d.put_file("/cta/ns/tree/a/b/deep.txt", b"deep");
+    d.put_file("/cta/ns/tree/top.txt", b"top");
+    d.put_file("/cta/ns/from.txt", b"from");
+    d.put_file("/cta/ns/to.txt", b"to");
+    std::fs::create_dir_all(d.root().join("cta/ns/there")).unwrap();
+    let env = Env::new(&d.url());
+    // `list` of a file, refused in the collection form: the file itself.
+    let out = ok(&env.run(&["list", "cta/ns/file.txt"]));
+    assert!(out.contains("file.txt"), "{out}");
+    // `rm -r` where a DELETE of a non-empty directory is refused: bottom-up.
+    ok(&env.run(&["rm", "-r", "cta/ns/tree"]));
+    assert!(!d.root().join("cta/ns/tree").exists());
+    // `mkdir` without -p: an existing target and a missing parent are errors, whatever
+    // MKCOL answers, and no parent is made.
+    let o = env.run(&["mkdir", "cta/ns/there"]);
+    assert_eq!(o.status.code(), Some(CONFLICT), "{}", err(&o));
+    let o = env.run(&["mkdir", "cta/ns/missing/child"]);
+    assert_eq!(o.status.code(), Some(NOT_FOUND), "{}", err(&o));
+    assert!(!d.root().join("cta/ns/missing").exists());
+    ok(&env.run(&["mkdir", "cta/ns/new"]));
+    assert!(d.root().join("cta/ns/new").is_dir());
+    // `mv` without -f where MOVE ignores `Overwrite: F`: the target is checked first.
+    let o = env.run(&["mv", "cta/ns/from.txt", "cta/ns/to.txt"]);
+    assert_eq!(o.status.code(), Some(CONFLICT), "{}", err(&o));
+    assert_eq!(
+        std::fs::read(d.root().join("cta/ns/to.txt")).unwrap(),
+        b"to"
+    );
+}
