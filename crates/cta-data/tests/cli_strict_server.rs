@@ -282,3 +282,34 @@ fn namespace_operations_hold_where_the_server_answers_loosely() {
         b"to"
     );
 }
+
+#[test]
+fn very_verbose_output_shows_the_exchange_without_secrets() {
+    let d = door();
+    let content: Vec<u8> = (0..2_000_000u32).map(|i| (i * 3 + i / 11) as u8).collect();
+    d.put_file("/cta/vv/big.bin", &content);
+    let env = Env::new(&d.url());
+    let o = env.run(&["-vv", "list", "cta/vv"]);
+    ok(&o);
+    let log = err(&o);
+    assert!(log.contains("Depth: 1"), "{log}");
+    assert!(log.contains("Authorization: Bearer <redacted>"), "{log}");
+    assert!(log.contains("status=207"), "{log}");
+    assert!(log.contains("Content-Type: application/xml"), "{log}");
+    d.truncate_next_get(700_000);
+    let o = env.run(&["get", "--retries", "0", "cta/vv/big.bin"]);
+    assert_eq!(o.status.code(), Some(9), "{}", err(&o));
+    std::fs::write(env.path("work/up.txt"), b"up").unwrap();
+    let o = env.run(&["-vv", "get", "cta/vv/big.bin"]);
+    ok(&o);
+    let mut log = err(&o);
+    let o = env.run(&["-vv", "put", "up.txt", "cta/vv/"]);
+    ok(&o);
+    log.push_str(&err(&o));
+    assert!(log.contains("Range: bytes="), "{log}");
+    assert!(log.contains("Content-Range: bytes"), "{log}");
+    assert!(log.contains("Location: http"), "{log}");
+    assert!(log.contains("Want-Digest: adler32"), "{log}");
+    assert!(!log.contains(TOKEN), "{log}");
+    assert!(!log.contains("dcache-http-uuid"), "{log}");
+}
