@@ -81,13 +81,11 @@ impl HrefStyle {
     /// Learns from one href; returns the style now known.
     fn learn(&self, href: &str) -> u8 {
         match evidence(href) {
-            STYLE_RAW => {
-                if self.0.swap(STYLE_RAW, Ordering::Relaxed) != STYLE_RAW {
-                    tracing::debug!(
-                        href,
-                        "the server sends hrefs without percent-encoding: they are read literally"
-                    );
-                }
+            STYLE_RAW if self.0.swap(STYLE_RAW, Ordering::Relaxed) != STYLE_RAW => {
+                tracing::debug!(
+                    href,
+                    "the server sends hrefs without percent-encoding: they are read literally"
+                );
             }
             STYLE_ENCODED => {
                 let _ = self.0.compare_exchange(
@@ -122,7 +120,8 @@ fn path_start(href: &str) -> usize {
 
 /// What one href shows of its server's style (see [`HrefStyle`]).
 fn evidence(href: &str) -> u8 {
-    let path = href.trim()[path_start(href.trim())..].as_bytes();
+    let href = href.trim();
+    let path = &href.as_bytes()[path_start(href)..];
     let mut encoded = false;
     let mut i = 0;
     while i < path.len() {

@@ -167,7 +167,7 @@ pub async fn put(p: RawPut<'_>) -> Result<RawOutcome> {
     );
     // Nothing to hold back for an empty body: no `Expect` (XRootD 5.5.3 answers `100` to a
     // PUT of 0 bytes that asks and then never gives a final status).
-    let expect_continue = p.expect_continue && p.body.len() > 0;
+    let expect_continue = p.expect_continue && !p.body.is_empty();
     if expect_continue {
         head.push_str("Expect: 100-continue\r\n");
     }
