@@ -82,6 +82,14 @@ fn a_server_reading_header_names_case_sensitively_lists_and_takes_the_token() {
     assert!(out.contains("two.txt"), "{out}");
     ok(&env.run(&["get", "cta/dir/one.txt"]));
     assert_eq!(std::fs::read(env.path("work/one.txt")).unwrap(), b"one");
+    ok(&env.run(&["put", "one.txt", "cta/dir/up.txt"]));
+    ok(&env.run(&["mv", "cta/dir/up.txt", "cta/dir/moved.txt"]));
+    assert_eq!(
+        std::fs::read(d.root().join("cta/dir/moved.txt")).unwrap(),
+        b"one"
+    );
+    ok(&env.run(&["rm", "cta/dir/moved.txt"]));
+    assert!(!d.root().join("cta/dir/moved.txt").exists());
     let log = d.stats().log;
     assert!(
         log.iter()

@@ -22,6 +22,10 @@
 //!   but missing go in a second `propstat` with `404`; with `allprop` a file always gets one.
 //! * `MKCOL` (with or without a trailing `/`), `DELETE` (recursive), `MOVE` and `COPY`
 //!   (`Overwrite: F` gives `412`).
+//! * Switches that make it answer as XRootD 5.5.3's XrdHttp does (off by default):
+//!   [`DcacheDouble::strict_header_case`], [`DcacheDouble::hang_empty_put`],
+//!   [`DcacheDouble::raw_hrefs`], [`DcacheDouble::unasked_digest`],
+//!   [`DcacheDouble::broken_open_range`], [`DcacheDouble::xrootd_namespace`].
 //! * Not modelled: staging (a `NEARLINE` file is served at once), macaroons, the tape REST
 //!   API, dCache's `302` from a directory URL without `/` (the HTML page is served directly).
 
