@@ -29,6 +29,17 @@
 //! * `truncate_next_get BYTES`: the next pool GET sends BYTES bytes of the announced length,
 //!   then closes the connection
 //! * `corrupt_digest on|off`, `malformed_propfind on|off`, `full on|off` (every PUT `507`)
+//! * `strict_header_case on|off`: XRootD 5.5.3's case-sensitive header names (a lowercase
+//!   `depth`, `range`, `want-digest`, `destination`, `overwrite`, `authorization` is ignored)
+//! * `hang_empty_put on|off`: a PUT of 0 bytes with `Expect: 100-continue` gets `100` and
+//!   then no final status
+//! * `raw_hrefs on|off`: listing hrefs XML-escaped but not percent-encoded
+//! * `unasked_digest on|off`: every pool GET carries a wrong `Digest` (another file's)
+//! * `broken_open_range on|off`: `Range: bytes=N-` gets `206`, no body and
+//!   `Content-Range: bytes N--1/SIZE`
+//! * `xrootd_namespace on|off`: PROPFIND of `FILE/` and DELETE of a non-empty directory
+//!   give `500`, MKCOL answers `201` for an existing directory and makes parents, MOVE
+//!   ignores `Overwrite: F`
 //! * `locality PATH ONLINE|NEARLINE|ONLINE_AND_NEARLINE`
 //! * `stats`: `OK {"door_requests": N, "pool_requests": N, "redirects": N,
 //!   "pool_saw_authorization": B, "log": [{"side", "method", "path", "status"}...]}`;
@@ -176,6 +187,12 @@ fn command(door: &DcacheDouble, w: &[&str]) -> Result<String, String> {
         "corrupt_digest" => door.corrupt_digest(on_off(w, 1)?),
         "malformed_propfind" => door.malformed_propfind(on_off(w, 1)?),
         "full" => door.set_full(on_off(w, 1)?),
+        "strict_header_case" => door.strict_header_case(on_off(w, 1)?),
+        "hang_empty_put" => door.hang_empty_put(on_off(w, 1)?),
+        "raw_hrefs" => door.raw_hrefs(on_off(w, 1)?),
+        "unasked_digest" => door.unasked_digest(on_off(w, 1)?),
+        "broken_open_range" => door.broken_open_range(on_off(w, 1)?),
+        "xrootd_namespace" => door.xrootd_namespace(on_off(w, 1)?),
         "locality" => {
             let loc = match w.get(2) {
                 Some(&"ONLINE") => Locality::Online,

@@ -22,6 +22,10 @@
 //!   but missing go in a second `propstat` with `404`; with `allprop` a file always gets one.
 //! * `MKCOL` (with or without a trailing `/`), `DELETE` (recursive), `MOVE` and `COPY`
 //!   (`Overwrite: F` gives `412`).
+//! * Switches that make it answer as XRootD 5.5.3's XrdHttp does (off by default):
+//!   [`DcacheDouble::strict_header_case`], [`DcacheDouble::hang_empty_put`],
+//!   [`DcacheDouble::raw_hrefs`], [`DcacheDouble::unasked_digest`],
+//!   [`DcacheDouble::broken_open_range`], [`DcacheDouble::xrootd_namespace`].
 //! * Not modelled: staging (a `NEARLINE` file is served at once), macaroons, the tape REST
 //!   API, dCache's `302` from a directory URL without `/` (the HTML page is served directly).
 
@@ -163,6 +167,12 @@ struct Faults {
     synthetic_pause: Option<(usize, Duration)>,
     locality: HashMap<DPath, Locality>,
     full: bool,
+    strict_header_case: bool,
+    hang_empty_put: bool,
+    raw_hrefs: bool,
+    unasked_digest: bool,
+    broken_open_range: bool,
+    xrootd_namespace: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -541,6 +551,48 @@ impl DcacheDouble {
     /// pauses before the closing tag.
     pub fn synthetic_pause(&self, after_entries: usize, pause: Duration) {
         self.shared.faults().synthetic_pause = Some((after_entries, pause));
+    }
+
+    /// XRootD 5.5.3's header parsing: the door reads the names `Depth`, `Range`,
+    /// `Want-Digest`, `Destination`, `Overwrite` and `Authorization` only in exactly that
+    /// case (a lowercase `depth` is ignored, as if absent), and a `PROPFIND` without a
+    /// `Depth` it can read is taken as `Depth: 0` (so a listing comes back empty).
+    pub fn strict_header_case(&self, on: bool) {
+        self.shared.faults().strict_header_case = on;
+    }
+
+    /// XRootD 5.5.3 on a `PUT` of 0 bytes with `Expect: 100-continue`: the door answers
+    /// `100 Continue` and then never a final status (it holds the connection open until
+    /// the client closes it). Other requests are served as usual.
+    pub fn hang_empty_put(&self, on: bool) {
+        self.shared.faults().hang_empty_put = on;
+    }
+
+    /// XRootD 5.5.3's hrefs: `PROPFIND` answers carry paths XML-escaped but not
+    /// percent-encoded (`/cta/a#b.txt`, `/cta/space name`, `/cta/p%41.txt` for the file
+    /// literally named `p%41.txt`).
+    pub fn raw_hrefs(&self, on: bool) {
+        self.shared.faults().raw_hrefs = on;
+    }
+
+    /// XRootD 5.5.3's GET: every pool `GET` answer carries `Digest: adler32=0badc0de` (a
+    /// leftover of another file), asked for or not; `HEAD` and `PROPFIND` stay right.
+    pub fn unasked_digest(&self, on: bool) {
+        self.shared.faults().unasked_digest = on;
+    }
+
+    /// XRootD 5.5.3's open ranges: a pool `GET` with `Range: bytes=N-` gets `206` with an
+    /// empty body and `Content-Range: bytes N--1/SIZE`; a closed `bytes=N-M` works.
+    pub fn broken_open_range(&self, on: bool) {
+        self.shared.faults().broken_open_range = on;
+    }
+
+    /// XRootD 5.5.3's namespace answers: `PROPFIND` of a file with a trailing `/` gives
+    /// `500`; `DELETE` of a non-empty directory gives `500` (not recursive); `MKCOL`
+    /// answers `201` for an existing directory and creates missing parents; `MOVE`
+    /// ignores `Overwrite: F`.
+    pub fn xrootd_namespace(&self, on: bool) {
+        self.shared.faults().xrootd_namespace = on;
     }
 
     /// Sets the `FileLocality` reported for a file (`ONLINE` by default).
