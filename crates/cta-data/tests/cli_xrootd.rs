@@ -686,7 +686,7 @@ fn a_read_only_token_reads_but_is_refused_on_put() {
     let w = World::new();
     w.xrd.put_file("ro/in.txt", b"readable");
     let ro = w.xrd.read_only_token();
-    assert_eq!(out(&w.run_with(Some(&ro), &["cat", "ro/in.txt"])), "readable");
+    assert_eq!(ok(&w.run_with(Some(&ro), &["cat", "ro/in.txt"])), "readable");
 
     w.local("new.txt", b"new");
     let e = fails(&w.run_with(Some(&ro), &["put", "new.txt", "ro/new.txt"]), PERMISSION);
@@ -706,7 +706,7 @@ fn tokens_the_server_does_not_accept_are_refused() {
     w.xrd.put_file("s/in.txt", b"secret");
     w.local("up.txt", b"up");
     // The read-write token works: the refusals below are the token's.
-    assert_eq!(out(&w.run(&["cat", "s/in.txt"])), "secret");
+    assert_eq!(ok(&w.run(&["cat", "s/in.txt"])), "secret");
 
     for (what, token) in [
         ("wrong audience", w.xrd.wrong_audience_token()),
