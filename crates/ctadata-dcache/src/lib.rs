@@ -84,6 +84,7 @@ pub fn provider_http(
     reqwest::Client::builder()
         .use_preconfigured_tls((*tls).clone())
         .redirect(reqwest::redirect::Policy::none())
+        .http1_title_case_headers()
         .connect_timeout(Duration::from_secs(p.connect_timeout.unwrap_or(15)))
         .timeout(Duration::from_secs(60))
         .build()

@@ -29,7 +29,9 @@ pub(crate) struct Req<'a> {
 }
 
 /// The HTTP client every cta-data backend uses: the given rustls config, redirects followed
-/// by hand (never by reqwest), HTTP/1.1, the given timeouts.
+/// by hand (never by reqwest), HTTP/1.1 with header names in Title-Case (servers such as
+/// XRootD 5.5.3 read `Depth`, `Range` or `Authorization` case-sensitively and ignore
+/// `depth`), the given timeouts.
 pub fn http_client(
     tls: &rustls::ClientConfig,
     connect_timeout: Duration,
@@ -42,6 +44,7 @@ pub fn http_client(
         .read_timeout(read_timeout)
         .pool_idle_timeout(Duration::from_secs(60))
         .http1_only()
+        .http1_title_case_headers()
         .tcp_nodelay(true)
         .user_agent(concat!("cta-data/", env!("CARGO_PKG_VERSION")))
         .build()

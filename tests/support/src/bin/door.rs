@@ -29,6 +29,10 @@
 //! * `truncate_next_get BYTES`: the next pool GET sends BYTES bytes of the announced length,
 //!   then closes the connection
 //! * `corrupt_digest on|off`, `malformed_propfind on|off`, `full on|off` (every PUT `507`)
+//! * `strict_header_case on|off`: XRootD 5.5.3's case-sensitive header names (a lowercase
+//!   `depth`, `range`, `want-digest`, `destination`, `overwrite`, `authorization` is ignored)
+//! * `hang_empty_put on|off`: a PUT of 0 bytes with `Expect: 100-continue` gets `100` and
+//!   then no final status
 //! * `locality PATH ONLINE|NEARLINE|ONLINE_AND_NEARLINE`
 //! * `stats`: `OK {"door_requests": N, "pool_requests": N, "redirects": N,
 //!   "pool_saw_authorization": B, "log": [{"side", "method", "path", "status"}...]}`;
@@ -176,6 +180,8 @@ fn command(door: &DcacheDouble, w: &[&str]) -> Result<String, String> {
         "corrupt_digest" => door.corrupt_digest(on_off(w, 1)?),
         "malformed_propfind" => door.malformed_propfind(on_off(w, 1)?),
         "full" => door.set_full(on_off(w, 1)?),
+        "strict_header_case" => door.strict_header_case(on_off(w, 1)?),
+        "hang_empty_put" => door.hang_empty_put(on_off(w, 1)?),
         "locality" => {
             let loc = match w.get(2) {
                 Some(&"ONLINE") => Locality::Online,

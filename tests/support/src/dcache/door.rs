@@ -48,16 +48,63 @@ impl Ledger {
         }
     }
 
-    /// Stream offset just past the head of the last request `METHOD TARGET HTTP/1.x`.
-    fn head_end(&self, method: &str, target: &str) -> Option<u64> {
+    /// Where the head of the last request `METHOD TARGET HTTP/1.x` lies in the tail. With
+    /// `line_start`, the head must start a line (a previous request's body may end
+    /// without a line break, so a head after one is found only without).
+    fn head_span(&self, method: &str, target: &str, line_start: bool) -> Option<(usize, usize)> {
         let needle = format!("{method} {target} HTTP/1.");
         let needle = needle.as_bytes();
         let tail = &self.tail;
         let start = (0..tail.len().saturating_sub(needle.len() - 1))
             .rev()
-            .find(|&i| tail[i..].starts_with(needle) && (i == 0 || tail[i - 1] == b'\n'))?;
+            .find(|&i| {
+                tail[i..].starts_with(needle) && (!line_start || i == 0 || tail[i - 1] == b'\n')
+            })?;
         let end = tail[start..].windows(4).position(|w| w == b"\r\n\r\n")? + start + 4;
-        Some(self.total - tail.len() as u64 + end as u64)
+        Some((start, end))
+    }
+
+    /// Stream offset just past the head of the last request `METHOD TARGET HTTP/1.x`.
+    fn head_end(&self, method: &str, target: &str) -> Option<u64> {
+        let (_, end) = self.head_span(method, target, true)?;
+        Some(self.total - self.tail.len() as u64 + end as u64)
+    }
+
+    /// The header names of the last request `METHOD TARGET HTTP/1.x`, as the client
+    /// spelled them (hyper lower-cases them).
+    fn raw_header_names(&self, method: &str, target: &str) -> Option<Vec<String>> {
+        let (start, end) = self.head_span(method, target, false)?;
+        let head = String::from_utf8_lossy(&self.tail[start..end]).into_owned();
+        Some(
+            head.split("\r\n")
+                .skip(1)
+                .filter_map(|l| l.split_once(':').map(|(k, _)| k.trim().to_string()))
+                .collect(),
+        )
+    }
+}
+
+/// The headers XRootD 5.5.3 reads by exact name (see [`super::DcacheDouble::strict_header_case`]).
+const CASE_SENSITIVE: [&str; 6] = [
+    "Depth",
+    "Range",
+    "Want-Digest",
+    "Destination",
+    "Overwrite",
+    "Authorization",
+];
+
+/// Drops the headers of [`CASE_SENSITIVE`] that the client did not spell exactly so.
+fn strip_miscased<B>(conn: &Conn, req: &mut Request<B>) {
+    let target = req.uri().to_string();
+    let names = lock(&conn.ledger)
+        .raw_header_names(req.method().as_str(), &target)
+        .unwrap_or_default();
+    for want in CASE_SENSITIVE {
+        let spelled_right = names.iter().any(|n| n == want);
+        if !spelled_right {
+            req.headers_mut().remove(want.to_ascii_lowercase().as_str());
+        }
     }
 }
 
@@ -65,6 +112,8 @@ impl Ledger {
 struct LedgerIo {
     inner: Box<dyn Io>,
     ledger: Arc<Mutex<Ledger>>,
+    /// Bytes already read (and recorded) that are handed out again first.
+    replay: Vec<u8>,
 }
 
 impl AsyncRead for LedgerIo {
@@ -74,6 +123,12 @@ impl AsyncRead for LedgerIo {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
+        if !this.replay.is_empty() {
+            let n = this.replay.len().min(buf.remaining());
+            buf.put_slice(&this.replay[..n]);
+            this.replay.drain(..n);
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let r = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = r {
@@ -133,10 +188,14 @@ pub(super) async fn serve_connection(shared: Arc<Shared>, io: Box<dyn Io>) {
         ledger: ledger.clone(),
         upload_start: Mutex::new(None),
     });
-    let io = LedgerIo {
+    let mut io = LedgerIo {
         inner: io,
         ledger: ledger.clone(),
+        replay: Vec::new(),
     };
+    if shared.faults().hang_empty_put && hang_empty_put(&shared, &mut io).await {
+        return;
+    }
     let svc = {
         let shared = shared.clone();
         let conn_state = conn_state.clone();
@@ -169,6 +228,67 @@ pub(super) async fn serve_connection(shared: Arc<Shared>, io: Box<dyn Io>) {
         .fetch_sub(1, Ordering::SeqCst);
 }
 
+/// With [`super::DcacheDouble::hang_empty_put`]: reads the first request head; a `PUT` of
+/// 0 bytes with `Expect: 100-continue` gets `100 Continue` and then nothing until the
+/// client gives up (returns true); anything else is handed back for hyper to serve.
+async fn hang_empty_put(shared: &Shared, io: &mut LedgerIo) -> bool {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 8192];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, io.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let mut lines = text.split("\r\n");
+    let request_line = lines.next().unwrap_or("").to_string();
+    let header = |name: &str| {
+        text.split("\r\n\r\n")
+            .next()
+            .unwrap_or("")
+            .split("\r\n")
+            .skip(1)
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                (k.trim() == name).then(|| v.trim().to_string())
+            })
+    };
+    let hang = request_line.starts_with("put ")
+        && header("content-length").as_deref() == Some("0")
+        && header("expect").as_deref() == Some("100-continue");
+    if !hang {
+        io.replay = head;
+        return false;
+    }
+    shared.record(super::RequestRecord {
+        side: Side::Door,
+        method: "PUT".into(),
+        path_and_query: request_line.split(' ').nth(1).unwrap_or("").to_string(),
+        range: None,
+        want_digest: header("want-digest"),
+        expect: header("expect"),
+        depth: None,
+        content_length: header("content-length"),
+        authorization: header("authorization").is_some(),
+        status: 100,
+    });
+    let _ = io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await;
+    let _ = io.flush().await;
+    // Never a final answer: wait for the client to close (bounded, so the server ends).
+    let _ = tokio::time::timeout(Duration::from_secs(900), async {
+        while let Ok(n) = io.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+    true
+}
+
 /// Reads what the client still sends (a body it did not hold back), until it stops.
 async fn drain_socket(io: &mut LedgerIo) {
     let deadline = Instant::now() + Duration::from_secs(3);
@@ -181,11 +301,14 @@ async fn drain_socket(io: &mut LedgerIo) {
     }
 }
 
-async fn handle(shared: Arc<Shared>, conn: &Conn, req: Request<Incoming>) -> Response<Body> {
+async fn handle(shared: Arc<Shared>, conn: &Conn, mut req: Request<Incoming>) -> Response<Body> {
     shared
         .counters
         .door_requests
         .fetch_add(1, Ordering::Relaxed);
+    if shared.faults().strict_header_case {
+        strip_miscased(conn, &mut req);
+    }
     let mut rec = record_of(Side::Door, &req);
     let is_put = req.method() == Method::PUT;
     let target = req.uri().to_string();
@@ -303,7 +426,12 @@ async fn propfind(
     path: DPath,
     consumed: &mut bool,
 ) -> Response<Body> {
-    let depth = match header_str(&req, "depth").as_deref().map(str::trim) {
+    let mut depth = header_str(&req, "depth");
+    if depth.is_none() && shared.faults().strict_header_case {
+        // XRootD takes a PROPFIND without a Depth it can read as Depth: 0.
+        depth = Some("0".into());
+    }
+    let depth = match depth.as_deref().map(str::trim) {
         Some("0") => 0,
         Some("1") => 1,
         Some(d) if !d.eq_ignore_ascii_case("infinity") => return text(400, "Bad Depth header"),

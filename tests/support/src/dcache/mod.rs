@@ -163,6 +163,8 @@ struct Faults {
     synthetic_pause: Option<(usize, Duration)>,
     locality: HashMap<DPath, Locality>,
     full: bool,
+    strict_header_case: bool,
+    hang_empty_put: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -541,6 +543,21 @@ impl DcacheDouble {
     /// pauses before the closing tag.
     pub fn synthetic_pause(&self, after_entries: usize, pause: Duration) {
         self.shared.faults().synthetic_pause = Some((after_entries, pause));
+    }
+
+    /// XRootD 5.5.3's header parsing: the door reads the names `Depth`, `Range`,
+    /// `Want-Digest`, `Destination`, `Overwrite` and `Authorization` only in exactly that
+    /// case (a lowercase `depth` is ignored, as if absent), and a `PROPFIND` without a
+    /// `Depth` it can read is taken as `Depth: 0` (so a listing comes back empty).
+    pub fn strict_header_case(&self, on: bool) {
+        self.shared.faults().strict_header_case = on;
+    }
+
+    /// XRootD 5.5.3 on a `PUT` of 0 bytes with `Expect: 100-continue`: the door answers
+    /// `100 Continue` and then never a final status (it holds the connection open until
+    /// the client closes it). Other requests are served as usual.
+    pub fn hang_empty_put(&self, on: bool) {
+        self.shared.faults().hang_empty_put = on;
     }
 
     /// Sets the `FileLocality` reported for a file (`ONLINE` by default).
