@@ -12,8 +12,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::cargo_bin;
-use ctadata_testsupport::{Xrootd, XrootdOptions};
 use ctadata_testsupport::TestCa;
+use ctadata_testsupport::{Xrootd, XrootdOptions};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -173,12 +173,7 @@ fn out(o: &Output) -> String {
 
 #[track_caller]
 fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}: {}",
-        o.status.code(),
-        err(o)
-    );
+    assert!(o.status.success(), "exit {:?}: {}", o.status.code(), err(o));
     out(o)
 }
 
@@ -253,10 +248,18 @@ fn the_server_checks_tokens() {
     w.xrd.put_file("p/f.txt", b"x");
     let x = &w.xrd;
     let depth = ["Depth: 1"];
-    assert_eq!(x.status_of("PROPFIND", "p/", Some(&w.token), &depth).unwrap(), 207);
-    assert_eq!(x.status_of("GET", "p/f.txt", Some(&w.token), &[]).unwrap(), 200);
     assert_eq!(
-        x.status_of("GET", "p/f.txt", Some(&x.read_only_token()), &[]).unwrap(),
+        x.status_of("PROPFIND", "p/", Some(&w.token), &depth)
+            .unwrap(),
+        207
+    );
+    assert_eq!(
+        x.status_of("GET", "p/f.txt", Some(&w.token), &[]).unwrap(),
+        200
+    );
+    assert_eq!(
+        x.status_of("GET", "p/f.txt", Some(&x.read_only_token()), &[])
+            .unwrap(),
         200
     );
     for (what, token) in [
@@ -265,15 +268,21 @@ fn the_server_checks_tokens() {
         ("wrong audience", Some(x.wrong_audience_token())),
         ("unknown key", Some(x.forged_token())),
     ] {
-        let status = x.status_of("GET", "p/f.txt", token.as_deref(), &[]).unwrap();
+        let status = x
+            .status_of("GET", "p/f.txt", token.as_deref(), &[])
+            .unwrap();
         assert_eq!(status, 403, "{what}");
     }
     assert_eq!(
-        x.status_of("MKCOL", "p/ro", Some(&x.read_only_token()), &[]).unwrap(),
+        x.status_of("MKCOL", "p/ro", Some(&x.read_only_token()), &[])
+            .unwrap(),
         403
     );
     assert!(!w.disk("p/ro").exists());
-    assert_eq!(x.status_of("MKCOL", "p/rw", Some(&w.token), &[]).unwrap(), 201);
+    assert_eq!(
+        x.status_of("MKCOL", "p/rw", Some(&w.token), &[]).unwrap(),
+        201
+    );
     assert!(w.disk("p/rw").is_dir());
 }
 
@@ -295,10 +304,7 @@ fn a_file_goes_up_is_listed_stated_read_and_comes_back() {
     let listing = ok(&w.run(&["list", "data/run1"]));
     assert_eq!(listing.trim(), "hello.txt", "{listing}");
     let long = ok(&w.run(&["list", "-l", "data/run1"]));
-    assert!(
-        long.contains("hello.txt") && long.contains("13"),
-        "{long}"
-    );
+    assert!(long.contains("hello.txt") && long.contains("13"), "{long}");
     let v = json(&w.run(&["--json", "list", "data"]));
     assert_eq!(paths(&v), vec!["/data/run1"]);
     assert_eq!(v[0]["type"], "directory", "{v}");
@@ -416,7 +422,10 @@ fn a_tree_of_awkward_names_round_trips_with_r() {
     let w = World::new();
     for (i, name) in AWKWARD.iter().enumerate() {
         w.local(&format!("src/{name}"), format!("top {i} {name}").as_bytes());
-        w.local(&format!("src/sub dir/{name}"), format!("deep {i} {name}").as_bytes());
+        w.local(
+            &format!("src/sub dir/{name}"),
+            format!("deep {i} {name}").as_bytes(),
+        );
     }
     std::fs::create_dir_all(w.path("work/src/empty dir")).unwrap();
     let local = tree(&w.path("work/src"));
@@ -513,7 +522,7 @@ fn rm_deletes_a_file_and_rm_r_a_tree() {
     assert!(w.disk("d/sub/deeper/c.txt").is_file());
 
     ok(&w.run(&["rm", "-r", "d"]));
-    assert!(!w.disk("d").exists(), "left: {:?}", tree(&w.xrd.root().to_path_buf()));
+    assert!(!w.disk("d").exists(), "left: {:?}", tree(w.xrd.root()));
 
     fails(&w.run(&["rm", "d"]), NOT_FOUND);
 }
@@ -589,7 +598,10 @@ fn a_name_with_a_question_mark_is_never_another_file() {
         "{}",
         err(&o)
     );
-    assert_eq!(std::fs::read(w.path("work/down/r")).unwrap(), b"another file");
+    assert_eq!(
+        std::fs::read(w.path("work/down/r")).unwrap(),
+        b"another file"
+    );
     match std::fs::read(w.path("work/down/r?x.txt")) {
         Ok(got) => assert_eq!(got, b"the real one", "another file's bytes under its name"),
         Err(_) => {
@@ -674,6 +686,36 @@ fn adler32_is_checked_on_upload_and_download() {
     assert!(!w.path("work/bad.bin").exists() && !w.path("work/bad.bin.part").exists());
 }
 
+/// XRootD answers a `GET` with a `Digest:` header it was not asked for: the last checksum
+/// it computed, here another file's. A download is verified against its own file's
+/// checksum, never that one.
+#[test]
+fn a_download_is_verified_against_its_own_checksum() {
+    let w = World::new();
+    let a = data(200_000, 21);
+    let b = data(200_000, 22);
+    w.xrd.put_file("two/a.bin", &a);
+    w.xrd.put_file("two/b.bin", &b);
+    // The server computes b's adler32 last.
+    let digest_b = w.xrd.server_digest("two/b.bin", Some(&w.token)).unwrap();
+    assert_eq!(digest_b, Some(format!("adler32={}", adler32(&b))));
+
+    let v = json(&w.run(&["--json", "get", "two/a.bin", "a.bin"]));
+    assert_eq!(std::fs::read(w.path("work/a.bin")).unwrap(), a);
+    let f = &v["files"][0];
+    assert_eq!(f["verified"], "adler32", "{v}");
+    assert_eq!(f["checksum"], format!("adler32:{}", adler32(&a)), "{v}");
+
+    w.xrd.server_digest("two/b.bin", Some(&w.token)).unwrap();
+    ok(&w.run(&["get", "-r", "two", "both"]));
+    assert_eq!(std::fs::read(w.path("work/both/a.bin")).unwrap(), a);
+    assert_eq!(std::fs::read(w.path("work/both/b.bin")).unwrap(), b);
+    w.xrd.server_digest("two/b.bin", Some(&w.token)).unwrap();
+    let o = w.run(&["cat", "two/a.bin"]);
+    ok(&o);
+    assert!(o.stdout == a, "cat gave other bytes");
+}
+
 #[test]
 fn a_killed_download_resumes_where_it_stopped() {
     let w = World::new();
@@ -736,10 +778,16 @@ fn a_read_only_token_reads_but_is_refused_on_put() {
     let w = World::new();
     w.xrd.put_file("ro/in.txt", b"readable");
     let ro = w.xrd.read_only_token();
-    assert_eq!(ok(&w.run_with(Some(&ro), &["cat", "ro/in.txt"])), "readable");
+    assert_eq!(
+        ok(&w.run_with(Some(&ro), &["cat", "ro/in.txt"])),
+        "readable"
+    );
 
     w.local("new.txt", b"new");
-    let e = fails(&w.run_with(Some(&ro), &["put", "new.txt", "ro/new.txt"]), PERMISSION);
+    let e = fails(
+        &w.run_with(Some(&ro), &["put", "new.txt", "ro/new.txt"]),
+        PERMISSION,
+    );
     assert!(e.contains("/ro/new.txt"), "{e}");
     assert!(!e.contains(&ro), "the token leaked: {e}");
     assert!(!w.disk("ro/new.txt").exists());
@@ -787,7 +835,13 @@ fn tokens_the_server_does_not_accept_are_refused() {
     std::fs::write(&tf, format!("{expired}\n")).unwrap();
     let o = w.run_with(
         None,
-        &["--token-file", tf.to_str().unwrap(), "put", "up.txt", "s/up.txt"],
+        &[
+            "--token-file",
+            tf.to_str().unwrap(),
+            "put",
+            "up.txt",
+            "s/up.txt",
+        ],
     );
     let e = fails(&o, AUTH);
     assert!(e.contains("expired"), "{e}");
@@ -797,7 +851,13 @@ fn tokens_the_server_does_not_accept_are_refused() {
     std::fs::write(&tf, format!("{}\n", w.token)).unwrap();
     ok(&w.run_with(
         None,
-        &["--token-file", tf.to_str().unwrap(), "put", "up.txt", "s/up.txt"],
+        &[
+            "--token-file",
+            tf.to_str().unwrap(),
+            "put",
+            "up.txt",
+            "s/up.txt",
+        ],
     ));
     assert_eq!(std::fs::read(w.disk("s/up.txt")).unwrap(), b"up");
 }

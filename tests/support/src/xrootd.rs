@@ -38,7 +38,8 @@ pub const READ_WRITE: &str = "storage.read:/ storage.create:/ storage.modify:/";
 /// Scopes of a token that may only read.
 pub const READ_ONLY: &str = "storage.read:/";
 
-const NOT_INSTALLED: &str = "XRootD not installed: run tests/run-all.sh (it installs xrootd-server, \
+const NOT_INSTALLED: &str =
+    "XRootD not installed: run tests/run-all.sh (it installs xrootd-server, \
      xrootd-server-plugins, xrootd-scitokens-plugins, xrootd-client and sqlite3)";
 
 const LIB_DIRS: [&str; 4] = [
@@ -603,14 +604,12 @@ impl Xrootd {
                 String::from_utf8_lossy(&out.stderr)
             )));
         }
-        Ok(String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.trim()
-                    .eq_ignore_ascii_case("digest")
-                    .then(|| v.trim().to_string())
-            }))
+        Ok(String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("digest")
+                .then(|| v.trim().to_string())
+        }))
     }
 
     /// The server's log and its standard output so far.
@@ -697,7 +696,10 @@ fn config(
     }
     if options.tokens {
         let _ = writeln!(c, "ofs.authorize 1");
-        let _ = writeln!(c, "ofs.authlib libXrdAccSciTokens.so config={p}/scitokens.cfg");
+        let _ = writeln!(
+            c,
+            "ofs.authlib libXrdAccSciTokens.so config={p}/scitokens.cfg"
+        );
         let _ = writeln!(c, "http.header2cgi Authorization authz");
     }
     c
