@@ -122,3 +122,125 @@ fn an_empty_file_is_uploaded_promptly_where_a_server_never_answers_after_100_con
         "{log:#?}"
     );
 }
+
+const ODD_NAMES: [&str; 5] = [
+    "a#b.txt",
+    "q?x.txt",
+    "p%41.txt",
+    "plus+.txt",
+    "space name.txt",
+];
+
+#[test]
+fn raw_hrefs_with_hash_question_mark_and_percent_name_the_right_files() {
+    let d = door();
+    d.raw_hrefs(true);
+    // Decoys: what a raw href read as a URL (fragment, query, one decoding) would name.
+    for decoy in ["a", "q", "pA.txt"] {
+        d.put_file(
+            &format!("/cta/raw/{decoy}"),
+            format!("decoy {decoy}").as_bytes(),
+        );
+    }
+    for name in ODD_NAMES {
+        d.put_file(
+            &format!("/cta/raw/{name}"),
+            format!("right {name}").as_bytes(),
+        );
+    }
+    d.put_file("/cta/raw/sub/p%41.txt", b"right sub");
+    let env = Env::new(&d.url());
+    let o = env.run(&["list", "cta/raw"]);
+    let out = ok(&o);
+    let mut names: Vec<&str> = out.lines().map(str::trim).collect();
+    names.sort();
+    let mut want: Vec<&str> = ODD_NAMES.to_vec();
+    want.extend(["a", "q", "pA.txt", "sub/"]);
+    want.sort();
+    assert_eq!(names, want, "{}", err(&o));
+    ok(&env.run(&["get", "-r", "cta/raw", "back"]));
+    for name in ODD_NAMES {
+        assert_eq!(
+            std::fs::read_to_string(env.path("work/back").join(name)).unwrap(),
+            format!("right {name}")
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(env.path("work/back/sub/p%41.txt")).unwrap(),
+        "right sub"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.path("work/back/pA.txt")).unwrap(),
+        "decoy pA.txt"
+    );
+}
+
+#[test]
+fn an_href_that_reads_two_ways_is_reported_and_skipped() {
+    let d = door();
+    d.raw_hrefs(true);
+    d.put_file("/cta/amb/p%41.txt", b"literal");
+    d.put_file("/cta/amb/pA.txt", b"other file");
+    d.put_file("/cta/amb/plain.txt", b"plain");
+    let env = Env::new(&d.url());
+    // Nothing in this listing shows how the server writes hrefs: `p%41.txt` may be the file
+    // `pA.txt` percent-encoded or a literal name; it is never taken for the other file.
+    let o = env.run(&["list", "cta/amb"]);
+    let out = ok(&o);
+    let names: Vec<&str> = out.lines().map(str::trim).collect();
+    assert!(names.contains(&"plain.txt"), "{out}");
+    assert_eq!(names.iter().filter(|n| **n == "pA.txt").count(), 1, "{out}");
+    assert!(err(&o).contains("p%41.txt"), "{}", err(&o));
+}
+
+#[test]
+fn a_wrong_digest_on_a_get_is_checked_against_the_files_own_checksum() {
+    let d = door();
+    d.unasked_digest(true);
+    let small = b"small file".to_vec();
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 3) as u8).collect();
+    d.put_file("/cta/sum/small.txt", &small);
+    d.put_file("/cta/sum/big.bin", &big);
+    let env = Env::new(&d.url());
+    ok(&env.run(&["get", "cta/sum/small.txt"]));
+    ok(&env.run(&["get", "cta/sum/big.bin"]));
+    assert_eq!(std::fs::read(env.path("work/small.txt")).unwrap(), small);
+    assert_eq!(std::fs::read(env.path("work/big.bin")).unwrap(), big);
+    // The file's own checksum disagreeing too: corrupt data is still caught.
+    d.corrupt_digest(true);
+    let env = Env::new(&d.url());
+    for f in ["small.txt", "big.bin"] {
+        let o = env.run(&["get", &format!("cta/sum/{f}")]);
+        assert_eq!(o.status.code(), Some(8), "{f}: {}", err(&o));
+        assert!(!env.path("work").join(f).exists());
+    }
+}
+
+#[test]
+fn a_resume_asks_a_closed_range_where_open_ones_come_back_empty() {
+    let d = door();
+    d.broken_open_range(true);
+    let content: Vec<u8> = (0..4_000_000u32).map(|i| (i * 13 + i / 7) as u8).collect();
+    d.put_file("/cta/big.bin", &content);
+    let env = Env::new(&d.url());
+    d.truncate_next_get(1_500_000);
+    let o = env.run(&["get", "--retries", "0", "cta/big.bin"]);
+    assert_eq!(o.status.code(), Some(9), "{}", err(&o));
+    let have = std::fs::metadata(env.path("work/big.bin.part"))
+        .unwrap()
+        .len();
+    assert!(have > 0 && have < 4_000_000, "partial size {have}");
+    d.reset_stats();
+    let o = env.run(&["-v", "get", "cta/big.bin"]);
+    ok(&o);
+    assert!(err(&o).contains("resumed at"), "{}", err(&o));
+    let ranges: Vec<String> = d
+        .stats()
+        .log
+        .iter()
+        .filter(|r| r.side == Side::Pool && r.method == "GET")
+        .filter_map(|r| r.range.clone())
+        .collect();
+    assert_eq!(ranges, vec![format!("bytes={have}-3999999")]);
+    assert_eq!(std::fs::read(env.path("work/big.bin")).unwrap(), content);
+}

@@ -415,6 +415,13 @@ pub trait StorageBackend: Send + Sync + Debug {
     /// Reads a file, whole or a byte range, as a stream.
     async fn get(&self, path: &RemotePath, opts: GetOptions) -> Result<Download>;
 
+    /// The server's checksums of one file, asked for that file alone (a WebDAV backend
+    /// sends `HEAD` with `Want-Digest`): what a checksum that came with a download is
+    /// checked against before data is called corrupt. By default those of [`Self::stat`].
+    async fn checksums(&self, path: &RemotePath) -> Result<Vec<Checksum>> {
+        Ok(self.stat(path).await?.checksums)
+    }
+
     /// Writes a file from a replayable body of known length.
     async fn put(&self, path: &RemotePath, body: Upload, opts: PutOptions) -> Result<PutOutcome>;
 

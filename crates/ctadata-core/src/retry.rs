@@ -18,6 +18,7 @@ use crate::backend::{
     ByteRange, ByteStream, Capabilities, Download, EntryStream, GetOptions, PutOptions, PutOutcome,
     StorageBackend, Upload,
 };
+use crate::checksum::Checksum;
 use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::path::RemotePath;
@@ -251,6 +252,10 @@ impl StorageBackend for Retrying {
 
     async fn list(&self, dir: &RemotePath) -> Result<EntryStream> {
         self.run("list", dir, || self.inner.list(dir)).await
+    }
+
+    async fn checksums(&self, path: &RemotePath) -> Result<Vec<Checksum>> {
+        self.run("check", path, || self.inner.checksums(path)).await
     }
 
     async fn get(&self, path: &RemotePath, opts: GetOptions) -> Result<Download> {

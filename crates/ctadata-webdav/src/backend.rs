@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ctadata_core::{
-    Capabilities, ChecksumAlgorithm, Download, Entry, EntryStream, Error, GetOptions, PutOptions,
-    PutOutcome, RemotePath, Result, StorageBackend, Upload,
+    Capabilities, Checksum, ChecksumAlgorithm, Download, Entry, EntryStream, Error, GetOptions,
+    PutOptions, PutOutcome, RemotePath, Result, StorageBackend, Upload,
 };
 use reqwest::{Method, Url};
 
 use crate::config::{Auth, WebDavConfig};
+use crate::list::HrefStyle;
 use crate::send::http_client;
 use crate::tls::client_config;
 use crate::urls::Base;
@@ -25,6 +26,8 @@ pub struct WebDav {
     pub(crate) tls: Arc<rustls::ClientConfig>,
     /// Learned: this server answers HEAD without a `Digest`.
     pub(crate) no_digest: AtomicBool,
+    /// Learned: whether this server percent-encodes the paths of its hrefs.
+    pub(crate) href_style: Arc<HrefStyle>,
 }
 
 /// A method of WebDAV's own (`PROPFIND`, `MKCOL`, `MOVE`).
@@ -53,6 +56,7 @@ impl WebDav {
             http,
             tls,
             no_digest: AtomicBool::new(false),
+            href_style: Arc::default(),
         })
     }
 
@@ -84,6 +88,10 @@ impl StorageBackend for WebDav {
 
     async fn list(&self, dir: &RemotePath) -> Result<EntryStream> {
         self.op_list(dir).await
+    }
+
+    async fn checksums(&self, path: &RemotePath) -> Result<Vec<Checksum>> {
+        Ok(self.head_digest(path).await?.1)
     }
 
     async fn get(&self, path: &RemotePath, opts: GetOptions) -> Result<Download> {

@@ -1,6 +1,6 @@
 //! GET: a whole file or a byte range, with the server's checksums when asked.
 
-use ctadata_core::{Download, Error, GetOptions, RemotePath, Result};
+use ctadata_core::{ChecksumAlgorithm, Download, Error, GetOptions, RemotePath, Result};
 use reqwest::header::HeaderValue;
 use reqwest::Method;
 
@@ -8,6 +8,9 @@ use crate::backend::WebDav;
 use crate::body::{checked_body, delivered_range};
 use crate::digest::{parse_digest, WANT_DIGEST};
 use crate::errors::status_error;
+
+/// The algorithms [`WANT_DIGEST`] asks for.
+const WANTED: [ChecksumAlgorithm; 2] = [ChecksumAlgorithm::Adler32, ChecksumAlgorithm::Md5];
 
 impl WebDav {
     pub(crate) async fn op_get(&self, path: &RemotePath, opts: GetOptions) -> Result<Download> {
@@ -41,13 +44,15 @@ impl WebDav {
         }
         let h = resp.headers();
         let (size, range) = delivered_range(status, h, opts.range, path)?;
-        // Only a digest that was asked for counts: some servers send the last one they
-        // computed, possibly of another file.
+        // Only a digest that was asked for counts, of an algorithm asked for: some servers
+        // send the last one they computed, possibly of another file. (One asked for may
+        // still be such a leftover: the download checks a mismatch against the file's own.)
         let checksums = if opts.want_checksums {
             h.get_all("digest")
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(parse_digest)
+                .filter(|c| WANTED.contains(&c.algorithm))
                 .collect()
         } else {
             Vec::new()

@@ -4,12 +4,13 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use ctadata_core::{Entry, EntryKind, EntryStream, Error, RemotePath, Result};
 use futures::{FutureExt, StreamExt};
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use reqwest::header::HeaderValue;
 use reqwest::{Method, Url};
 
@@ -55,6 +56,169 @@ pub(crate) fn place(base: &Base, href: &str, request: &Url, dir: &RemotePath) ->
         Some(p) if p.parent().as_ref() == Some(dir) => Listed::Child(p),
         _ => Listed::Foreign,
     }
+}
+
+/// What a server's hrefs have shown of how it writes paths (learned across its answers).
+///
+/// RFC 4918 hrefs are URIs, percent-encoded; some servers (XRootD 5.5.3) send paths only
+/// XML-escaped, so `a#b.txt` arrives with a raw `#` and the file literally named `p%41.txt`
+/// as `p%41.txt`. A raw space, `#`, `?` or non-ASCII character proves the raw style; an
+/// escape of a character that needs one proves encoding (unless raw is proven too: a raw
+/// name may hold `%20`). An href whose only escapes are of letters, digits or `-._~` reads
+/// two ways until the style is known.
+#[derive(Debug, Default)]
+pub(crate) struct HrefStyle(AtomicU8);
+
+const STYLE_UNKNOWN: u8 = 0;
+const STYLE_ENCODED: u8 = 1;
+const STYLE_RAW: u8 = 2;
+
+impl HrefStyle {
+    fn get(&self) -> u8 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Learns from one href; returns the style now known.
+    fn learn(&self, href: &str) -> u8 {
+        match evidence(href) {
+            STYLE_RAW => {
+                if self.0.swap(STYLE_RAW, Ordering::Relaxed) != STYLE_RAW {
+                    tracing::debug!(
+                        href,
+                        "the server sends hrefs without percent-encoding: they are read literally"
+                    );
+                }
+            }
+            STYLE_ENCODED => {
+                let _ = self.0.compare_exchange(
+                    STYLE_UNKNOWN,
+                    STYLE_ENCODED,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
+            _ => {}
+        }
+        self.get()
+    }
+}
+
+/// Where the path of an href starts (after `scheme://authority` when it has them).
+fn path_start(href: &str) -> usize {
+    let Some(colon) = href.find(':') else {
+        return 0;
+    };
+    let scheme = &href[..colon];
+    let is_scheme = !scheme.is_empty()
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    match href[colon..].strip_prefix("://") {
+        Some(rest) if is_scheme => colon + 3 + rest.find('/').unwrap_or(rest.len()),
+        _ => 0,
+    }
+}
+
+/// What one href shows of its server's style (see [`HrefStyle`]).
+fn evidence(href: &str) -> u8 {
+    let path = href.trim()[path_start(href.trim())..].as_bytes();
+    let mut encoded = false;
+    let mut i = 0;
+    while i < path.len() {
+        let b = path[i];
+        if b == b'%' {
+            let hex = path.get(i + 1..i + 3).and_then(|h| {
+                std::str::from_utf8(h)
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            });
+            match hex {
+                None => return STYLE_RAW,
+                Some(c) => {
+                    encoded |=
+                        !(c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~'))
+                }
+            }
+            i += 3;
+            continue;
+        }
+        let needs_escape = matches!(
+            b,
+            b' ' | b'"'
+                | b'#'
+                | b'<'
+                | b'>'
+                | b'?'
+                | b'`'
+                | b'{'
+                | b'}'
+                | b'\\'
+                | b'^'
+                | b'|'
+                | b'['
+                | b']'
+        );
+        if b >= 0x80 || b.is_ascii_control() || needs_escape {
+            return STYLE_RAW;
+        }
+        i += 1;
+    }
+    if encoded {
+        STYLE_ENCODED
+    } else {
+        STYLE_UNKNOWN
+    }
+}
+
+/// Characters a literal path is escaped in (a segment's set, but `/` stays).
+const LITERAL: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'|')
+    .add(b'[')
+    .add(b']');
+
+/// An href written literally, percent-encoded so that decoding it once gives it back.
+fn literal(href: &str) -> String {
+    let href = href.trim();
+    let at = path_start(href);
+    format!(
+        "{}{}",
+        &href[..at],
+        utf8_percent_encode(&href[at..], LITERAL)
+    )
+}
+
+/// Places an href the way its server writes them: literally once the server has shown
+/// it does not percent-encode, else percent-decoded once (RFC 4918).
+pub(crate) fn place_styled(
+    base: &Base,
+    href: &str,
+    request: &Url,
+    dir: &RemotePath,
+    style: u8,
+) -> Listed {
+    if style == STYLE_RAW || evidence(href) == STYLE_RAW {
+        place(base, &literal(href), request, dir)
+    } else {
+        place(base, href, request, dir)
+    }
+}
+
+/// True when an href reads two ways (it holds escapes and the style is not known).
+fn ambiguous(href: &str, style: u8) -> bool {
+    style == STYLE_UNKNOWN && href.contains('%') && evidence(href) == STYLE_UNKNOWN
 }
 
 /// `/a/b%20c`: an absolute path with nothing a URL parser would change.
@@ -158,9 +322,12 @@ impl WebDav {
         let mut rd = reader(resp);
         let mut found = None;
         while let Some(raw) = rd.next_response().await.map_err(|e| parse_error(path, e))? {
+            let style = self.href_style.learn(&raw.href);
+            // The path asked for is known: either reading of an href may name it.
+            let itself = |s| place_styled(&self.base, &raw.href, &request, path, s);
             if found.is_none()
                 && !raw.bad_status
-                && place(&self.base, &raw.href, &request, path) == Listed::Itself
+                && (itself(style) == Listed::Itself || itself(STYLE_RAW) == Listed::Itself)
             {
                 found = Some(entry(path.clone(), raw));
             }
@@ -202,6 +369,7 @@ impl WebDav {
         let done = Arc::new(AtomicBool::new(false));
         let job = ParseJob {
             base: self.base.clone(),
+            style: self.href_style.clone(),
             request,
             dir: dir.clone(),
             broke,
@@ -298,12 +466,17 @@ const PUMP_BLOCK: usize = 256 * 1024;
 /// What the parsing thread of one listing needs.
 struct ParseJob {
     base: Base,
+    style: Arc<HrefStyle>,
     request: Url,
     dir: RemotePath,
     broke: Arc<Mutex<Option<Error>>>,
     /// Set when the parser has said all it will (the whole listing, or its error).
     done: Arc<AtomicBool>,
 }
+
+/// The most responses held back while their href reads two ways (more are read the
+/// RFC's way, percent-decoded).
+const MAX_HELD: usize = 10_000;
 
 /// Entries handed on at once (fewer when the network keeps the parser waiting).
 const BATCH: usize = 256;
@@ -326,10 +499,57 @@ impl ParseJob {
         let mut rd = MultistatusReader::new(feed);
         let mut itself = None;
         let mut children = 0usize;
+        // Responses whose href reads two ways, until the server's style is known.
+        let mut held: Vec<RawResponse> = Vec::new();
+        let mut ready: std::collections::VecDeque<RawResponse> = Default::default();
+        let mut ended = false;
         loop {
-            let item = match rd.next_response_blocking() {
+            let next = match ready.pop_front() {
+                Some(raw) => Ok(Some(raw)),
+                None => rd.next_response_blocking(),
+            };
+            let next = match next {
                 Ok(Some(raw)) => {
-                    match classify(&self.base, raw, &self.request, &self.dir, &mut itself) {
+                    let style = self.style.learn(&raw.href);
+                    if !ended && ambiguous(&raw.href, style) && held.len() < MAX_HELD {
+                        held.push(raw);
+                        continue;
+                    }
+                    if style != STYLE_UNKNOWN && !held.is_empty() {
+                        ready.extend(held.drain(..));
+                    }
+                    Ok(Some((raw, style)))
+                }
+                Ok(None) if !held.is_empty() => {
+                    ended = true;
+                    // Still unknown at the end: an href that reads two ways is kept only
+                    // where both readings agree.
+                    for raw in held.drain(..) {
+                        let encoded = place(&self.base, &raw.href, &self.request, &self.dir);
+                        let literal =
+                            place(&self.base, &literal(&raw.href), &self.request, &self.dir);
+                        if encoded == literal {
+                            ready.push_back(raw);
+                        } else {
+                            tracing::warn!(dir = %self.dir, href = %raw.href, "skipping a listing entry: the server's href names two different files (percent-decoded or as written) and nothing in its answer says which");
+                        }
+                    }
+                    // Held ones are decided now: taken as encoded (both readings agree).
+                    continue;
+                }
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            };
+            let item = match next {
+                Ok(Some((raw, style))) => {
+                    match classify(
+                        &self.base,
+                        raw,
+                        &self.request,
+                        &self.dir,
+                        &mut itself,
+                        style,
+                    ) {
                         Some(e) => {
                             children += 1;
                             Some(Ok(e))
@@ -432,11 +652,12 @@ fn classify(
     request: &Url,
     dir: &RemotePath,
     itself: &mut Option<bool>,
+    style: u8,
 ) -> Option<Entry> {
     if raw.bad_status {
         return None;
     }
-    match place(base, &raw.href, request, dir) {
+    match place_styled(base, &raw.href, request, dir, style) {
         Listed::Itself => {
             *itself = Some(raw.is_collection);
             None
@@ -455,6 +676,41 @@ mod tests {
 
     fn rp(s: &str) -> RemotePath {
         RemotePath::parse(s).unwrap()
+    }
+
+    #[test]
+    fn raw_hrefs_are_told_apart_and_read_literally() {
+        assert_eq!(evidence("/pnfs/a/a#b.txt"), STYLE_RAW);
+        assert_eq!(evidence("/pnfs/a/q?x"), STYLE_RAW);
+        assert_eq!(evidence("http://door:80/pnfs/a b"), STYLE_RAW);
+        assert_eq!(evidence("/pnfs/\u{e9}"), STYLE_RAW);
+        assert_eq!(evidence("/pnfs/100%"), STYLE_RAW);
+        assert_eq!(evidence("/pnfs/a%20b"), STYLE_ENCODED);
+        assert_eq!(evidence("https://[::1]:2880/pnfs/a%CE%B5"), STYLE_ENCODED);
+        assert_eq!(evidence("/pnfs/p%41.txt"), STYLE_UNKNOWN);
+        assert_eq!(evidence("/pnfs/plus+.txt"), STYLE_UNKNOWN);
+        assert!(ambiguous("/pnfs/p%41.txt", STYLE_UNKNOWN));
+        assert!(!ambiguous("/pnfs/p%41.txt", STYLE_RAW));
+        assert_eq!(
+            literal("https://door:2880/pnfs/a#b %41"),
+            "https://door:2880/pnfs/a%23b%20%2541"
+        );
+        let base = Base::new("https://door:2880/pnfs/").unwrap();
+        let dir = rp("a");
+        let req = base.url_for(&dir, true);
+        let at = |h: &str, s| place_styled(&base, h, &req, &dir, s);
+        assert_eq!(
+            at("/pnfs/a/a#b.txt", STYLE_UNKNOWN),
+            Listed::Child(rp("a/a#b.txt"))
+        );
+        assert_eq!(at("/pnfs/a/q?x", STYLE_ENCODED), Listed::Child(rp("a/q?x")));
+        assert_eq!(at("/pnfs/a/p%41", STYLE_RAW), Listed::Child(rp("a/p%41")));
+        assert_eq!(at("/pnfs/a/p%41", STYLE_ENCODED), Listed::Child(rp("a/pA")));
+        assert_eq!(at("/pnfs/a/../../x y", STYLE_RAW), Listed::Foreign);
+        assert_eq!(
+            at("http://door:2880/pnfs/a/x#y", STYLE_RAW),
+            Listed::Foreign
+        );
     }
 
     #[test]

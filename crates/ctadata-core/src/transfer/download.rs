@@ -266,6 +266,47 @@ fn verify(
     Ok(Some(got.to_string()))
 }
 
+/// [`verify`], except that an adler32 that came with the download itself and does not
+/// match is first checked against the one the server gives for this file alone (see
+/// [`StorageBackend::checksums`]): some servers (XRootD 5.5.3) put on a GET the last
+/// checksum they computed, possibly of another file. Data is called corrupt only when
+/// the file's own checksum disagrees too.
+#[allow(clippy::too_many_arguments)]
+async fn verify_checked(
+    backend: &dyn StorageBackend,
+    path: &RemotePath,
+    name: &str,
+    size: Option<u64>,
+    total: u64,
+    server_sums: &[Checksum],
+    answered: &[Checksum],
+    adler: &Adler32,
+) -> Result<Option<String>> {
+    let err = match verify(name, size, total, server_sums, adler) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let size_ok = size.is_none_or(|s| s == total);
+    if !size_ok || !has_adler(answered) {
+        return Err(err);
+    }
+    let got = adler.checksum();
+    let own = match backend.checksums(path).await {
+        Ok(sums) => sums,
+        Err(e) => {
+            tracing::debug!(path = %path, "the file's own checksum could not be fetched: {e}");
+            return Err(err);
+        }
+    };
+    match Checksum::find(&own, &ChecksumAlgorithm::Adler32) {
+        Some(c) if c.value == got.value => {
+            tracing::info!(path = %path, "the Digest that came with the download named another checksum; the file's own adler32 matches the data");
+            Ok(Some(got.to_string()))
+        }
+        _ => Err(err),
+    }
+}
+
 fn has_adler(sums: &[Checksum]) -> bool {
     Checksum::find(sums, &ChecksumAlgorithm::Adler32).is_some()
 }
@@ -341,7 +382,17 @@ async fn fetch_small(
         opts.progress.advanced(&name, chunk.len() as u64);
     }
     let total = body.len() as u64;
-    let verified = verify(&name, size, total, &server_sums, &adler)?;
+    let verified = verify_checked(
+        backend,
+        path,
+        &name,
+        size,
+        total,
+        &server_sums,
+        &dl.checksums,
+        &adler,
+    )
+    .await?;
     let part = lock.path().to_path_buf();
     let meta = part_meta_path(target);
     let dest = target.to_path_buf();
@@ -461,13 +512,21 @@ async fn fetch(
     let mut size = entry.size;
     let mut mtime = entry.mtime;
     let mut received = 0u64;
+    // The checksums that came with the download itself (not from the listing).
+    let mut answered = Vec::new();
     let complete_already = offset > 0 && entry.size == Some(offset);
     if !complete_already {
         let mut get = GetOptions::default()
             .with_checksums(true)
             .with_known(entry.clone());
         if offset > 0 {
-            get = get.with_range(ByteRange::From(offset));
+            // A closed range: some servers (XRootD 5.5.3) answer an open `bytes=N-` with
+            // an empty body and `Content-Range: bytes N--1/size`.
+            let range = match entry.size {
+                Some(size) if size > offset => ByteRange::bounded(offset, size)?,
+                _ => ByteRange::From(offset),
+            };
+            get = get.with_range(range);
             if let Some(tag) = &entry.etag {
                 get = get.with_if_match(tag.clone());
             }
@@ -492,6 +551,7 @@ async fn fetch(
             ));
         }
         server_sums = merge_sums(&server_sums, &dl.checksums);
+        answered = dl.checksums.clone();
         let want_adler = has_adler(&server_sums);
         if want_adler && offset > 0 {
             adler = seed_adler(&part).await?;
@@ -541,7 +601,18 @@ async fn fetch(
         adler = seed_adler(&part).await?;
     }
     let total = offset + received;
-    let verified = match verify(&name, size, total, &server_sums, &adler) {
+    let verified = match verify_checked(
+        backend,
+        path,
+        &name,
+        size,
+        total,
+        &server_sums,
+        &answered,
+        &adler,
+    )
+    .await
+    {
         Ok(v) => v,
         Err(e) => {
             if !special {

@@ -33,6 +33,10 @@
 //!   `depth`, `range`, `want-digest`, `destination`, `overwrite`, `authorization` is ignored)
 //! * `hang_empty_put on|off`: a PUT of 0 bytes with `Expect: 100-continue` gets `100` and
 //!   then no final status
+//! * `raw_hrefs on|off`: listing hrefs XML-escaped but not percent-encoded
+//! * `unasked_digest on|off`: every pool GET carries a wrong `Digest` (another file's)
+//! * `broken_open_range on|off`: `Range: bytes=N-` gets `206`, no body and
+//!   `Content-Range: bytes N--1/SIZE`
 //! * `locality PATH ONLINE|NEARLINE|ONLINE_AND_NEARLINE`
 //! * `stats`: `OK {"door_requests": N, "pool_requests": N, "redirects": N,
 //!   "pool_saw_authorization": B, "log": [{"side", "method", "path", "status"}...]}`;
@@ -182,6 +186,9 @@ fn command(door: &DcacheDouble, w: &[&str]) -> Result<String, String> {
         "full" => door.set_full(on_off(w, 1)?),
         "strict_header_case" => door.strict_header_case(on_off(w, 1)?),
         "hang_empty_put" => door.hang_empty_put(on_off(w, 1)?),
+        "raw_hrefs" => door.raw_hrefs(on_off(w, 1)?),
+        "unasked_digest" => door.unasked_digest(on_off(w, 1)?),
+        "broken_open_range" => door.broken_open_range(on_off(w, 1)?),
         "locality" => {
             let loc = match w.get(2) {
                 Some(&"ONLINE") => Locality::Online,

@@ -474,11 +474,18 @@ async fn propfind(
         let checksums = preq.wants_checksums();
         blocking(move || collect_entries(&shared, &path, depth, checksums)).await
     };
-    let (is_dir, entries) = match listing {
+    let (is_dir, mut entries) = match listing {
         Ok(x) => x,
         Err(e) if e.kind() == ErrorKind::NotFound => return text(404, "Not found"),
         Err(e) => return text(500, &e.to_string()),
     };
+    if shared.faults().raw_hrefs {
+        for e in &mut entries {
+            e.href = percent_encoding::percent_decode_str(&e.href)
+                .decode_utf8_lossy()
+                .into_owned();
+        }
+    }
     let mut out = String::new();
     if malformed {
         out = propfind::malformed(&entries[0].href);

@@ -165,6 +165,9 @@ struct Faults {
     full: bool,
     strict_header_case: bool,
     hang_empty_put: bool,
+    raw_hrefs: bool,
+    unasked_digest: bool,
+    broken_open_range: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -558,6 +561,25 @@ impl DcacheDouble {
     /// the client closes it). Other requests are served as usual.
     pub fn hang_empty_put(&self, on: bool) {
         self.shared.faults().hang_empty_put = on;
+    }
+
+    /// XRootD 5.5.3's hrefs: `PROPFIND` answers carry paths XML-escaped but not
+    /// percent-encoded (`/cta/a#b.txt`, `/cta/space name`, `/cta/p%41.txt` for the file
+    /// literally named `p%41.txt`).
+    pub fn raw_hrefs(&self, on: bool) {
+        self.shared.faults().raw_hrefs = on;
+    }
+
+    /// XRootD 5.5.3's GET: every pool `GET` answer carries `Digest: adler32=0badc0de` (a
+    /// leftover of another file), asked for or not; `HEAD` and `PROPFIND` stay right.
+    pub fn unasked_digest(&self, on: bool) {
+        self.shared.faults().unasked_digest = on;
+    }
+
+    /// XRootD 5.5.3's open ranges: a pool `GET` with `Range: bytes=N-` gets `206` with an
+    /// empty body and `Content-Range: bytes N--1/SIZE`; a closed `bytes=N-M` works.
+    pub fn broken_open_range(&self, on: bool) {
+        self.shared.faults().broken_open_range = on;
     }
 
     /// Sets the `FileLocality` reported for a file (`ONLINE` by default).

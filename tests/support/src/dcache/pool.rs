@@ -146,7 +146,24 @@ async fn send(shared: &Arc<Shared>, req: Request<Incoming>, path: DPath) -> Resp
         _ => return text(404, "Not found"),
     };
     let len = meta.len();
-    let (status, start, count) = match parse_range(header_str(&req, "range").as_deref(), len) {
+    let range = header_str(&req, "range");
+    if shared.faults().broken_open_range {
+        let open = range
+            .as_deref()
+            .and_then(|r| r.trim().strip_prefix("bytes="))
+            .and_then(|r| r.strip_suffix('-'))
+            .and_then(|n| n.trim().parse::<u64>().ok());
+        if let Some(n) = open {
+            let mut resp = status_only(206);
+            set(
+                &mut resp,
+                header::CONTENT_RANGE,
+                &format!("bytes {n}--1/{len}"),
+            );
+            return resp;
+        }
+    }
+    let (status, start, count) = match parse_range(range.as_deref(), len) {
         RangeSpec::Full => (200, 0, len),
         RangeSpec::Part(s, e) => (206, s, e - s + 1),
         RangeSpec::Unsatisfiable => {
@@ -155,8 +172,11 @@ async fn send(shared: &Arc<Shared>, req: Request<Incoming>, path: DPath) -> Resp
             return resp;
         }
     };
-    let digest = digest_header(shared, &req, &fs).await;
+    let mut digest = digest_header(shared, &req, &fs).await;
     let head = req.method() == Method::HEAD;
+    if !head && shared.faults().unasked_digest {
+        digest = Some("adler32=0badc0de".into());
+    }
     let body = if head {
         empty()
     } else {
