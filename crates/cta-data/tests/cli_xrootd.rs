@@ -29,7 +29,7 @@ const DEADLINE: Duration = Duration::from_secs(180);
 
 /// Names that need care in a URL or in XML: space, non-ASCII, `#`, `%`, `+`, `&`. (A `?`
 /// cannot be stored through XrdHttp 5.5.3 at all: see
-/// [`a_name_with_a_question_mark_is_never_another_file`].)
+/// [`a_name_with_a_question_mark_is_never_downloaded_as_another_file`].)
 const AWKWARD: [&str; 6] = [
     "with space.txt",
     "ünïcødé-データ.txt",
@@ -585,7 +585,7 @@ fn put_over_a_different_remote_file_conflicts_until_force() {
 /// must never hand over another file's bytes under that name, nor report as stored a file
 /// that the server put under another name.
 #[test]
-fn a_name_with_a_question_mark_is_never_another_file() {
+fn a_name_with_a_question_mark_is_never_downloaded_as_another_file() {
     let w = World::new();
     // Same size, other bytes: neither the size nor the server's checksum tells them apart.
     w.xrd.put_file("qm/r?x.txt", b"the real one");
@@ -616,8 +616,19 @@ fn a_name_with_a_question_mark_is_never_another_file() {
     } else {
         assert!(!o.status.success(), "no file, exit 0: {}", err(&o));
     }
+}
 
-    // Upload: either stored under its name, or refused; never `q` instead.
+/// The upload side of [`a_name_with_a_question_mark_is_never_downloaded_as_another_file`]: a `PUT` to
+/// `/up/q%3Fx.txt` creates `/up/q` on XRootD 5.5.3.
+#[test]
+fn a_name_with_a_question_mark_is_never_uploaded_as_another_file() {
+    let w = World::new();
+    w.xrd.mkdir("up");
+    // The same upload of a plain name works: a refusal below is the name's.
+    w.local("plain.txt", b"plain");
+    ok(&w.run(&["put", "plain.txt", "up/"]));
+    assert_eq!(std::fs::read(w.disk("up/plain.txt")).unwrap(), b"plain");
+    // Stored under its name, or refused; never `q` instead.
     w.local("q?x.txt", b"upload");
     let o = w.run(&["put", "q?x.txt", "up/"]);
     assert!(
@@ -761,7 +772,7 @@ fn a_killed_download_resumes_where_it_stopped() {
 
     let o = w.run(&["-v", "--json", "get", "big/f.bin"]);
     let v = json(&o);
-    assert!(err(&o).contains("resumed at"), "{}", err(&o));
+    assert!(!err(&o).contains("cannot resume"), "{}", err(&o));
     let f = &v["files"][0];
     assert_eq!(f["resumed_from"], have, "{v}");
     assert_eq!(f["bytes"], size as u64 - have, "{v}");
