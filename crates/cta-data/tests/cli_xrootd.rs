@@ -618,7 +618,8 @@ fn a_name_with_a_question_mark_is_never_downloaded_as_another_file() {
     }
 }
 
-/// The upload side of [`a_name_with_a_question_mark_is_never_downloaded_as_another_file`]: a `PUT` to
+/// The upload side of
+/// [`a_name_with_a_question_mark_is_never_downloaded_as_another_file`]: a `PUT` to
 /// `/up/q%3Fx.txt` creates `/up/q` on XRootD 5.5.3.
 #[test]
 fn a_name_with_a_question_mark_is_never_uploaded_as_another_file() {
