@@ -242,6 +242,9 @@ pub fn available() -> std::io::Result<()> {
     if !runs("sqlite3", "-version") {
         missing.push("the sqlite3 CLI".to_string());
     }
+    if !runs("openssl", "version") {
+        missing.push("the openssl CLI".to_string());
+    }
     if !missing.is_empty() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::NotFound,
