@@ -783,6 +783,10 @@ fn a_killed_download_resumes_where_it_stopped() {
         let _ = std::fs::remove_file(w.path("work/f.bin.part.meta"));
     }
     assert!(have > 0, "could not interrupt a download");
+    // The last checksum the server computed is another file's: what it puts, unasked, in
+    // the Digest header of the next GET.
+    w.xrd.put_file("big/other.bin", b"another file");
+    w.xrd.server_digest("big/other.bin", Some(&w.token)).unwrap();
 
     let o = w.run(&["-v", "--json", "get", "big/f.bin"]);
     let v = json(&o);
