@@ -244,3 +244,72 @@ fn a_resume_asks_a_closed_range_where_open_ones_come_back_empty() {
     assert_eq!(ranges, vec![format!("bytes={have}-3999999")]);
     assert_eq!(std::fs::read(env.path("work/big.bin")).unwrap(), content);
 }
+
+const NOT_FOUND: i32 = 6;
+const CONFLICT: i32 = 7;
+
+#[test]
+fn namespace_operations_hold_where_the_server_answers_loosely() {
+    let d = door();
+    d.xrootd_namespace(true);
+    d.put_file("/cta/ns/file.txt", b"file");
+    d.put_file("/cta/ns/tree/a/b/deep.txt", b"deep");
+    d.put_file("/cta/ns/tree/top.txt", b"top");
+    d.put_file("/cta/ns/from.txt", b"from");
+    d.put_file("/cta/ns/to.txt", b"to");
+    std::fs::create_dir_all(d.root().join("cta/ns/there")).unwrap();
+    let env = Env::new(&d.url());
+    // `list` of a file, refused in the collection form: the file itself.
+    let out = ok(&env.run(&["list", "cta/ns/file.txt"]));
+    assert!(out.contains("file.txt"), "{out}");
+    // `rm -r` where a DELETE of a non-empty directory is refused: bottom-up.
+    ok(&env.run(&["rm", "-r", "cta/ns/tree"]));
+    assert!(!d.root().join("cta/ns/tree").exists());
+    // `mkdir` without -p: an existing target and a missing parent are errors, whatever
+    // MKCOL answers, and no parent is made.
+    let o = env.run(&["mkdir", "cta/ns/there"]);
+    assert_eq!(o.status.code(), Some(CONFLICT), "{}", err(&o));
+    let o = env.run(&["mkdir", "cta/ns/missing/child"]);
+    assert_eq!(o.status.code(), Some(NOT_FOUND), "{}", err(&o));
+    assert!(!d.root().join("cta/ns/missing").exists());
+    ok(&env.run(&["mkdir", "cta/ns/new"]));
+    assert!(d.root().join("cta/ns/new").is_dir());
+    // `mv` without -f where MOVE ignores `Overwrite: F`: the target is checked first.
+    let o = env.run(&["mv", "cta/ns/from.txt", "cta/ns/to.txt"]);
+    assert_eq!(o.status.code(), Some(CONFLICT), "{}", err(&o));
+    assert_eq!(
+        std::fs::read(d.root().join("cta/ns/to.txt")).unwrap(),
+        b"to"
+    );
+}
+
+#[test]
+fn very_verbose_output_shows_the_exchange_without_secrets() {
+    let d = door();
+    let content: Vec<u8> = (0..2_000_000u32).map(|i| (i * 3 + i / 11) as u8).collect();
+    d.put_file("/cta/vv/big.bin", &content);
+    let env = Env::new(&d.url());
+    let o = env.run(&["-vv", "list", "cta/vv"]);
+    ok(&o);
+    let log = err(&o);
+    assert!(log.contains("Depth: 1"), "{log}");
+    assert!(log.contains("Authorization: Bearer <redacted>"), "{log}");
+    assert!(log.contains("status=207"), "{log}");
+    assert!(log.contains("Content-Type: application/xml"), "{log}");
+    d.truncate_next_get(700_000);
+    let o = env.run(&["get", "--retries", "0", "cta/vv/big.bin"]);
+    assert_eq!(o.status.code(), Some(9), "{}", err(&o));
+    std::fs::write(env.path("work/up.txt"), b"up").unwrap();
+    let o = env.run(&["-vv", "get", "cta/vv/big.bin"]);
+    ok(&o);
+    let mut log = err(&o);
+    let o = env.run(&["-vv", "put", "up.txt", "cta/vv/"]);
+    ok(&o);
+    log.push_str(&err(&o));
+    assert!(log.contains("Range: bytes="), "{log}");
+    assert!(log.contains("Content-Range: bytes"), "{log}");
+    assert!(log.contains("Location: http"), "{log}");
+    assert!(log.contains("Want-Digest: adler32"), "{log}");
+    assert!(!log.contains(TOKEN), "{log}");
+    assert!(!log.contains("dcache-http-uuid"), "{log}");
+}

@@ -355,7 +355,22 @@ impl WebDav {
     }
 
     pub(crate) async fn op_list(&self, dir: &RemotePath) -> Result<EntryStream> {
-        let resp = self.propfind(dir, 1, true).await?;
+        let resp = match self.propfind(dir, 1, true).await {
+            Ok(r) => r,
+            // Some servers (XRootD 5.5.3) answer the collection form `FILE/` with an
+            // error: asked without the slash, a file is a file.
+            Err(e @ Error::Protocol { .. }) if !dir.is_root() => {
+                return match self.op_stat(dir).await {
+                    Ok(found) if found.is_file() => Err(Error::conflict(
+                        dir,
+                        "it is a file, not a directory",
+                        "use 'cta-data stat' for a file",
+                    )),
+                    _ => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         let request = resp.url().clone();
         // The body is parsed on a thread of its own, with the blocking XML reader (half
         // the CPU of the async one): a pump hands it the body's chunks, it hands back

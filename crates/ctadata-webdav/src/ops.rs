@@ -1,7 +1,7 @@
 //! The namespace operations: MKCOL (with parents), DELETE and MOVE.
 
 use ctadata_core::{Entry, Error, RemotePath, Result};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::Method;
 
@@ -46,6 +46,35 @@ impl WebDav {
             };
         }
         if !parents {
+            // Checked here rather than read from MKCOL's answer: some servers (XRootD
+            // 5.5.3) answer `201` for an existing directory and create missing parents.
+            if self.exists(path).await?.is_some() {
+                return Err(Error::conflict(
+                    path,
+                    "it already exists",
+                    "use 'mkdir -p' to accept an existing directory",
+                ));
+            }
+            if let Some(parent) = path.parent().filter(|p| !p.is_root()) {
+                match self.exists(&parent).await? {
+                    Some(e) if e.is_dir() => {}
+                    Some(_) => {
+                        return Err(Error::conflict(
+                            &parent,
+                            "a file is in the way",
+                            "choose another path",
+                        ))
+                    }
+                    None => {
+                        return Err(Error::NotFound {
+                            path: parent.to_string(),
+                            detail: Some(
+                                "the parent directory does not exist; use 'mkdir -p'".into(),
+                            ),
+                        })
+                    }
+                }
+            }
             return match self.mkcol(path).await? {
                 Made::Created => Ok(()),
                 Made::Exists => Err(Error::conflict(
@@ -110,6 +139,24 @@ impl WebDav {
         let resp = self
             .send(self.req(Method::DELETE, path, e.is_dir()))
             .await?;
+        let status = resp.status().as_u16();
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        if !(e.is_dir() && recursive && matches!(status, 409 | 500)) {
+            return Err(status_error(resp, path, "delete").await);
+        }
+        // Some servers (XRootD 5.5.3) delete only empty directories: bottom-up, then again.
+        let refused = status_error(resp, path, "delete").await;
+        tracing::info!(path = %path, status, "the server refused to delete a non-empty directory at once: deleting its contents first");
+        let children: Vec<Entry> = self.op_list(path).await?.try_collect().await?;
+        if children.is_empty() {
+            return Err(refused);
+        }
+        for child in children {
+            Box::pin(self.op_delete(&child.path, true)).await?;
+        }
+        let resp = self.send(self.req(Method::DELETE, path, true)).await?;
         if resp.status().is_success() {
             Ok(())
         } else {

@@ -181,6 +181,9 @@ pub async fn put(p: RawPut<'_>) -> Result<RawOutcome> {
         head.push_str("\r\n");
     }
     head.push_str("\r\n");
+    tracing::debug!(method = "PUT", url = %redact(url), headers = %crate::send::show_pairs(
+        head.lines().skip(1).filter_map(|l| l.split_once(": ")).map(|(k, v)| (k, v.to_string()))
+    ), "request");
     write_all(&mut conn, head.as_bytes(), p.io_timeout, url).await?;
 
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
@@ -364,7 +367,9 @@ async fn finish_answer(conn: &mut Box<dyn Io>, mut buf: Vec<u8>, h: Head, url: &
     })
     .await;
     buf.truncate(want);
-    tracing::trace!(url = %redact(url), status = h.status, "raw PUT answer");
+    tracing::debug!(method = "PUT", url = %redact(url), status = h.status, headers = %crate::send::show_pairs(
+        h.headers.iter().map(|(k, v)| (k.as_str(), v.clone()))
+    ), "answer");
     Answer {
         status: h.status,
         headers: h.headers,

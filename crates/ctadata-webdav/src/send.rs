@@ -51,6 +51,58 @@ pub fn http_client(
         .map_err(|e| Error::internal("the HTTP client could not be set up").with_source(e))
 }
 
+/// The headers of a request or an answer for `-vv`, `Name: value` separated by `; `, with
+/// secrets redacted: credentials (the scheme stays), cookies, and the query of any URL
+/// (dCache puts a single-use secret in its redirects).
+pub fn show_headers(headers: &HeaderMap) -> String {
+    let pairs = headers.iter().map(|(k, v)| {
+        (
+            k.as_str(),
+            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        )
+    });
+    show_pairs(pairs)
+}
+
+/// [`show_headers`] over name and value pairs.
+pub fn show_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, String)>) -> String {
+    pairs
+        .into_iter()
+        .map(|(k, v)| format!("{}: {}", title_case(k), redact_header(k, &v)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `want-digest` as `Want-Digest`.
+fn title_case(name: &str) -> String {
+    name.split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            match c.next() {
+                Some(f) => f.to_ascii_uppercase().to_string() + &c.as_str().to_ascii_lowercase(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// A header's value fit for a log: credentials and cookies hidden, URLs without queries.
+fn redact_header(name: &str, value: &str) -> String {
+    match name.to_ascii_lowercase().as_str() {
+        "authorization" | "proxy-authorization" => match value.split_once(' ') {
+            Some((scheme, _)) => format!("{scheme} <redacted>"),
+            None => "<redacted>".into(),
+        },
+        "cookie" | "set-cookie" | "x-auth-token" => "<redacted>".into(),
+        _ if value.contains('?') => match Url::parse(value) {
+            Ok(u) => redact(&u),
+            Err(_) => format!("{}?<redacted>", value.split('?').next().unwrap_or("")),
+        },
+        _ => value.to_string(),
+    }
+}
+
 impl WebDav {
     /// The current token, refreshed first when it has expired.
     pub(crate) async fn token(&self) -> Result<Option<BearerToken>> {
@@ -157,10 +209,15 @@ impl WebDav {
             if let Some(b) = &req.body {
                 rb = rb.body(b.clone());
             }
-            tracing::debug!(method = %req.method, url = %redact(&url), "request");
-            let resp = rb.send().await.map_err(|e| self.transport(&url, e))?;
+            let request = rb.build().map_err(|e| self.transport(&url, e))?;
+            tracing::debug!(method = %req.method, url = %redact(&url), headers = %show_headers(request.headers()), "request");
+            let resp = self
+                .http
+                .execute(request)
+                .await
+                .map_err(|e| self.transport(&url, e))?;
             let status = resp.status();
-            tracing::debug!(method = %req.method, url = %redact(&url), status = status.as_u16(), "answer");
+            tracing::debug!(method = %req.method, url = %redact(&url), status = status.as_u16(), headers = %show_headers(resp.headers()), "answer");
             if req.follow && status.is_redirection() && status != StatusCode::NOT_MODIFIED {
                 url = self.redirect_target(&url, resp.headers(), req.path, status.as_u16())?;
                 continue;

@@ -37,6 +37,9 @@
 //! * `unasked_digest on|off`: every pool GET carries a wrong `Digest` (another file's)
 //! * `broken_open_range on|off`: `Range: bytes=N-` gets `206`, no body and
 //!   `Content-Range: bytes N--1/SIZE`
+//! * `xrootd_namespace on|off`: PROPFIND of `FILE/` and DELETE of a non-empty directory
+//!   give `500`, MKCOL answers `201` for an existing directory and makes parents, MOVE
+//!   ignores `Overwrite: F`
 //! * `locality PATH ONLINE|NEARLINE|ONLINE_AND_NEARLINE`
 //! * `stats`: `OK {"door_requests": N, "pool_requests": N, "redirects": N,
 //!   "pool_saw_authorization": B, "log": [{"side", "method", "path", "status"}...]}`;
@@ -189,6 +192,7 @@ fn command(door: &DcacheDouble, w: &[&str]) -> Result<String, String> {
         "raw_hrefs" => door.raw_hrefs(on_off(w, 1)?),
         "unasked_digest" => door.unasked_digest(on_off(w, 1)?),
         "broken_open_range" => door.broken_open_range(on_off(w, 1)?),
+        "xrootd_namespace" => door.xrootd_namespace(on_off(w, 1)?),
         "locality" => {
             let loc = match w.get(2) {
                 Some(&"ONLINE") => Locality::Online,

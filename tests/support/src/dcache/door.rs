@@ -357,9 +357,18 @@ async fn dispatch(
     }
     match req.method().as_str() {
         "OPTIONS" => options(),
+        "PROPFIND"
+            if shared.faults().xrootd_namespace
+                && req.uri().path().ends_with('/')
+                && path.fs(&shared.root).is_file() =>
+        {
+            text(500, "Unable to open directory")
+        }
         "PROPFIND" => propfind(shared, req, path, consumed).await,
         "GET" | "HEAD" => get_head(shared, req, path).await,
         "PUT" => put(shared, req, path).await,
+        "MKCOL" if shared.faults().xrootd_namespace => mkcol_xrootd(shared, path).await,
+        "DELETE" if shared.faults().xrootd_namespace => delete_xrootd(shared, path).await,
         "MKCOL" => mkcol(shared, path).await,
         "DELETE" => delete(shared, path).await,
         "MOVE" | "COPY" => move_copy(shared, req, path).await,
@@ -809,6 +818,33 @@ async fn mkcol(shared: &Arc<Shared>, path: DPath) -> Response<Body> {
     .await
 }
 
+/// `MKCOL` as XRootD 5.5.3 does it: `201` for an existing directory, parents created.
+async fn mkcol_xrootd(shared: &Arc<Shared>, path: DPath) -> Response<Body> {
+    let fs = path.fs(&shared.root);
+    blocking(move || match std::fs::create_dir_all(&fs) {
+        Ok(()) => status_only(201),
+        Err(e) => text(500, &e.to_string()),
+    })
+    .await
+}
+
+/// `DELETE` as XRootD 5.5.3 does it: a non-empty directory is refused with `500`.
+async fn delete_xrootd(shared: &Arc<Shared>, path: DPath) -> Response<Body> {
+    let fs = path.fs(&shared.root);
+    blocking(move || {
+        let r = match std::fs::symlink_metadata(&fs) {
+            Err(_) => return text(404, "Not found"),
+            Ok(m) if m.is_dir() => std::fs::remove_dir(&fs),
+            Ok(_) => std::fs::remove_file(&fs),
+        };
+        match r {
+            Ok(()) => status_only(200),
+            Err(_) => text(500, "Unable to remove directory; directory not empty"),
+        }
+    })
+    .await
+}
+
 async fn delete(shared: &Arc<Shared>, path: DPath) -> Response<Body> {
     if path.is_root() {
         return text(403, "Permission denied");
@@ -857,8 +893,8 @@ async fn move_copy(shared: &Arc<Shared>, req: Request<Incoming>, src: DPath) -> 
     if is_forbidden(shared, &dest) {
         return text(403, "Permission denied");
     }
-    let overwrite =
-        !header_str(&req, "overwrite").is_some_and(|v| v.trim().eq_ignore_ascii_case("f"));
+    let overwrite = shared.faults().xrootd_namespace
+        || !header_str(&req, "overwrite").is_some_and(|v| v.trim().eq_ignore_ascii_case("f"));
     let shallow = header_str(&req, "depth").is_some_and(|d| d.trim() == "0");
     if src.is_root() || dest.is_root() {
         return text(403, "Permission denied");

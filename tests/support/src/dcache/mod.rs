@@ -168,6 +168,7 @@ struct Faults {
     raw_hrefs: bool,
     unasked_digest: bool,
     broken_open_range: bool,
+    xrootd_namespace: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -580,6 +581,14 @@ impl DcacheDouble {
     /// empty body and `Content-Range: bytes N--1/SIZE`; a closed `bytes=N-M` works.
     pub fn broken_open_range(&self, on: bool) {
         self.shared.faults().broken_open_range = on;
+    }
+
+    /// XRootD 5.5.3's namespace answers: `PROPFIND` of a file with a trailing `/` gives
+    /// `500`; `DELETE` of a non-empty directory gives `500` (not recursive); `MKCOL`
+    /// answers `201` for an existing directory and creates missing parents; `MOVE`
+    /// ignores `Overwrite: F`.
+    pub fn xrootd_namespace(&self, on: bool) {
+        self.shared.faults().xrootd_namespace = on;
     }
 
     /// Sets the `FileLocality` reported for a file (`ONLINE` by default).
