@@ -786,7 +786,9 @@ fn a_killed_download_resumes_where_it_stopped() {
     // The last checksum the server computed is another file's: what it puts, unasked, in
     // the Digest header of the next GET.
     w.xrd.put_file("big/other.bin", b"another file");
-    w.xrd.server_digest("big/other.bin", Some(&w.token)).unwrap();
+    w.xrd
+        .server_digest("big/other.bin", Some(&w.token))
+        .unwrap();
 
     let o = w.run(&["-v", "--json", "get", "big/f.bin"]);
     let v = json(&o);
