@@ -14,6 +14,10 @@ APT_PACKAGES=(curl davix openssl nginx libnginx-mod-http-dav-ext oidc-agent-cli)
 # Grid tools of the x509 tests: grid-proxy-init makes real RFC 3820 proxies, voms-proxy-fake
 # VOMS proxies.
 APT_PACKAGES+=(globus-proxy-utils voms-clients)
+# XRootD (XrdHttp and the SciTokens authorization plugin) as a second real WebDAV server
+# (tests/support/src/xrootd.rs, crates/cta-data/tests/cli_xrootd.rs); sqlite3 seeds its
+# token key cache offline; xrootd-client (xrdfs, xrdadler32) to look at the server by hand.
+APT_PACKAGES+=(xrootd-server xrootd-server-plugins xrootd-scitokens-plugins xrootd-client sqlite3)
 # Node.js runs the tests' OpenID provider (tests/oidc: npm `oidc-provider`). The machine's own
 # node (e.g. NodeSource's) is used when there is one; else Debian's.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

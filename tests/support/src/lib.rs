@@ -6,6 +6,8 @@
 //!   node (on `127.0.0.2`, another host as far as a client can tell), backed by a real
 //!   directory, with fault injection and a request log.
 //! * [`nginx::Nginx`]: a private nginx with the WebDAV modules serving a directory.
+//! * [`xrootd::Xrootd`]: a private XRootD (XrdHttp) serving a directory over HTTPS with WLCG
+//!   token authorization, its tokens signed by a test key it trusts offline.
 //! * [`davserver::EmbeddedDav`]: the `dav-server` crate serving a directory in-process.
 //! * [`oidc::OidcProvider`]: a real OpenID provider (npm `oidc-provider`, run by node) with the
 //!   device authorization grant, JWT access tokens and rotating refresh tokens, like Keycloak.
@@ -31,6 +33,7 @@ pub mod profile;
 pub mod standalone;
 pub mod tls;
 pub mod x509dav;
+pub mod xrootd;
 
 mod serve;
 
@@ -44,3 +47,4 @@ pub use oidc::{OidcOptions, OidcProvider, OidcStats};
 pub use profile::{dcache_profile, LoadedProfile};
 pub use tls::{ClientCert, TestCa};
 pub use x509dav::{GridPki, X509Dav};
+pub use xrootd::{TokenIssuer, Xrootd, XrootdOptions};
