@@ -395,6 +395,14 @@ fn a_name_with_a_question_mark_never_reaches_another_file_where_the_server_cuts_
     ok(&env.run(&["put", "q?x.txt", "cta/qm/"]));
     assert_eq!(disk("cta/qm/q?x.txt").as_deref(), Some(&b"upload"[..]));
     assert!(!d.root().join("cta/qm/q").exists());
+    // Into directories that do not exist yet: the probe looks further up.
+    std::fs::create_dir_all(env.path("work/tree")).unwrap();
+    std::fs::write(env.path("work/tree/t?x.txt"), b"in a tree").unwrap();
+    ok(&env.run(&["put", "-r", "tree", "cta/new/deeper"]));
+    assert_eq!(
+        disk("cta/new/deeper/t?x.txt").as_deref(),
+        Some(&b"in a tree"[..])
+    );
 }
 
 #[test]

@@ -89,12 +89,14 @@ impl WebDav {
     }
 
     /// Finds out how the server treats a name holding `?` (see the module): in the probe
-    /// directory of `path`, then in the root.
+    /// directory of `path`, else in each of its ancestors up to the root (the first that
+    /// exists and may be read decides; a new directory of `put -r` does not exist yet, and
+    /// a token may not read the root).
     async fn probe_question_mark(&self, path: &RemotePath) -> Result<Addressing> {
         let mut tried = Vec::new();
         let mut dirs = vec![probe_dir(path)];
-        if !dirs[0].is_root() {
-            dirs.push(RemotePath::root());
+        while let Some(up) = dirs.last().and_then(RemotePath::parent) {
+            dirs.push(up);
         }
         for dir in dirs {
             match self.probe_in(&dir).await? {
