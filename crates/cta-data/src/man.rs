@@ -19,7 +19,7 @@ const EXIT_STATUS: &[(&str, &str)] = &[
     ("8", "Integrity: the size or checksum did not match; the data was discarded."),
     ("9", "Transport: a network or TLS failure."),
     ("10", "Protocol: the server answered something unexpected."),
-    ("11", "Unsupported by this profile's backend."),
+    ("11", "Unsupported by this profile's backend, or a name this server cannot address (a '?' where it cuts request paths there): nothing was sent for it."),
     ("12", "Local I/O error (disk full, permissions)."),
     ("13", "Some files of a recursive transfer failed; each is listed with its reason."),
     ("130", "Interrupted (Ctrl-C): finished files are complete, unfinished ones are kept as .part files and the same command resumes them."),

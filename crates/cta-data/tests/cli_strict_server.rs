@@ -1,6 +1,7 @@
 //! The CLI against the dCache door double with the fault switches that mimic what strict or
 //! unusual WebDAV servers (XRootD 5.5.3's XrdHttp) do: case-sensitive header names, a PUT of
-//! nothing left hanging after `100 Continue`, raw hrefs, unasked digests, open ranges.
+//! nothing left hanging after `100 Continue`, raw hrefs, unasked digests, open ranges,
+//! request paths cut at `?`.
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -288,6 +289,119 @@ fn namespace_operations_hold_where_the_server_answers_loosely() {
     assert_eq!(
         std::fs::read(d.root().join("cta/ns/to.txt")).unwrap(),
         b"to"
+    );
+}
+
+const UNSUPPORTED: i32 = 11;
+const PARTIAL: i32 = 13;
+
+/// XRootD 5.5.3 cuts a request path at a `?` once decoded (`/r%3Fx.txt` is `/r`) and
+/// answers `PROPFIND` under the path asked: the client finds that out once (one probe per
+/// command), refuses every request for a name holding `?` with the reason, and never reads,
+/// writes, moves or deletes the other file in its place; a server that addresses such
+/// names faithfully serves them, and names without `?` cost no probe.
+#[test]
+fn a_name_with_a_question_mark_never_reaches_another_file_where_the_server_cuts_at_it() {
+    let d = door();
+    d.raw_hrefs(true);
+    d.cut_at_question_mark(true);
+    // Same size, other bytes: neither the size nor the checksum tells them apart.
+    d.put_file("/cta/qm/r?x.txt", b"the real one");
+    d.put_file("/cta/qm/r", b"another file");
+    d.put_file("/cta/qm/plain.txt", b"plain");
+    let env = Env::new(&d.url());
+    let probes = |d: &DcacheDouble| {
+        let log = d.stats().log;
+        // Nothing but a probe ever addressed a name with '?'.
+        for r in &log {
+            if r.path_and_query.contains("%3F") {
+                assert!(
+                    r.method == "PROPFIND" && r.path_and_query.contains("cta-data-probe"),
+                    "{r:?}"
+                );
+            }
+        }
+        d.reset_stats();
+        log.iter()
+            .filter(|r| r.path_and_query.contains("cta-data-probe"))
+            .count()
+    };
+
+    // Ordinary names: no probe.
+    ok(&env.run(&["get", "cta/qm/plain.txt", "plain.txt"]));
+    assert_eq!(probes(&d), 0);
+
+    // A tree: the others arrive, this one is named with the reason, and no success.
+    let o = env.run(&["get", "-r", "cta/qm", "back"]);
+    assert_eq!(o.status.code(), Some(PARTIAL), "{}", err(&o));
+    let e = err(&o);
+    assert!(e.contains("/cta/qm/r?x.txt"), "{e}");
+    assert!(e.contains("cuts request paths at '?'"), "{e}");
+    assert_eq!(
+        std::fs::read(env.path("work/back/r")).unwrap(),
+        b"another file"
+    );
+    assert_eq!(
+        std::fs::read(env.path("work/back/plain.txt")).unwrap(),
+        b"plain"
+    );
+    assert!(!env.path("work/back/r?x.txt").exists());
+    assert_eq!(probes(&d), 1, "one probe per command");
+
+    // Each verb on it: unsupported, nothing on stdout, nothing touched.
+    std::fs::write(env.path("work/q?x.txt"), b"upload").unwrap();
+    for args in [
+        &["get", "cta/qm/r?x.txt", "single.txt"][..],
+        &["stat", "cta/qm/r?x.txt"],
+        &["cat", "cta/qm/r?x.txt"],
+        &["rm", "cta/qm/r?x.txt"],
+        &["mv", "cta/qm/r?x.txt", "cta/qm/moved.txt"],
+        &["mv", "cta/qm/plain.txt", "cta/qm/p?x.txt"],
+        &["put", "q?x.txt", "cta/qm/"],
+        &["put", "--force", "q?x.txt", "cta/qm/"],
+        &["mkdir", "-p", "cta/qm/d?x/sub"],
+    ] {
+        let o = env.run(args);
+        assert_eq!(o.status.code(), Some(UNSUPPORTED), "{args:?}: {}", err(&o));
+        assert!(o.stdout.is_empty(), "{args:?}");
+        assert!(err(&o).contains("?x"), "{args:?}: {}", err(&o));
+        assert_eq!(probes(&d), 1, "{args:?}");
+    }
+    let disk = |p: &str| std::fs::read(d.root().join(p)).ok();
+    assert_eq!(disk("cta/qm/r").as_deref(), Some(&b"another file"[..]));
+    assert_eq!(
+        disk("cta/qm/r?x.txt").as_deref(),
+        Some(&b"the real one"[..])
+    );
+    assert_eq!(disk("cta/qm/plain.txt").as_deref(), Some(&b"plain"[..]));
+    for absent in [
+        "cta/qm/q",
+        "cta/qm/q?x.txt",
+        "cta/qm/p",
+        "cta/qm/moved.txt",
+        "cta/qm/d",
+    ] {
+        assert!(!d.root().join(absent).exists(), "{absent}");
+    }
+    assert!(!env.path("work/single.txt").exists());
+
+    // The same server addressing such names as written: they work.
+    d.cut_at_question_mark(false);
+    ok(&env.run(&["get", "cta/qm/r?x.txt", "single.txt"]));
+    assert_eq!(
+        std::fs::read(env.path("work/single.txt")).unwrap(),
+        b"the real one"
+    );
+    ok(&env.run(&["put", "q?x.txt", "cta/qm/"]));
+    assert_eq!(disk("cta/qm/q?x.txt").as_deref(), Some(&b"upload"[..]));
+    assert!(!d.root().join("cta/qm/q").exists());
+    // Into directories that do not exist yet: the probe looks further up.
+    std::fs::create_dir_all(env.path("work/tree")).unwrap();
+    std::fs::write(env.path("work/tree/t?x.txt"), b"in a tree").unwrap();
+    ok(&env.run(&["put", "-r", "tree", "cta/new/deeper"]));
+    assert_eq!(
+        disk("cta/new/deeper/t?x.txt").as_deref(),
+        Some(&b"in a tree"[..])
     );
 }
 

@@ -24,12 +24,14 @@ const PERMISSION: i32 = 5;
 const NOT_FOUND: i32 = 6;
 const CONFLICT: i32 = 7;
 const INTEGRITY: i32 = 8;
+const UNSUPPORTED: i32 = 11;
+const PARTIAL: i32 = 13;
 
 /// The longest any one command may take before it counts as hung.
 const DEADLINE: Duration = Duration::from_secs(180);
 
 /// Names that need care in a URL or in XML: space, non-ASCII, `#`, `%`, `+`, `&`. (A `?`
-/// cannot be stored through XrdHttp 5.5.3 at all: see
+/// cannot be reached through XrdHttp 5.5.3 at all, and the client refuses it there: see
 /// [`a_name_with_a_question_mark_is_never_downloaded_as_another_file`].)
 const AWKWARD: [&str; 6] = [
     "with space.txt",
@@ -594,9 +596,10 @@ fn put_over_a_different_remote_file_conflicts_until_force() {
 
 /// XrdHttp 5.5.3 decodes `%3F` and then cuts the path at the `?`: a file named `r?x.txt`
 /// cannot be reached (a `GET` of `/r%3Fx.txt` answers the file `r`) nor created (a `PUT`
-/// to `/q%3Fx.txt` creates `q`), while `PROPFIND` lists it with its real name. The client
-/// must never hand over another file's bytes under that name, nor report as stored a file
-/// that the server put under another name.
+/// to `/q%3Fx.txt` creates `q`), while `PROPFIND` lists it with its real name and answers
+/// any such path with the path asked for. The client must never hand over another file's
+/// bytes under that name, nor touch another file in its place: it finds out once that the
+/// server cuts (a probe) and refuses every request for such a name, saying why.
 #[test]
 fn a_name_with_a_question_mark_is_never_downloaded_as_another_file() {
     let w = World::new();
@@ -604,56 +607,83 @@ fn a_name_with_a_question_mark_is_never_downloaded_as_another_file() {
     w.xrd.put_file("qm/r?x.txt", b"the real one");
     w.xrd.put_file("qm/r", b"another file");
     w.xrd.put_file("qm/plain.txt", b"plain");
+    // The tree: every other file arrives, `r?x.txt` is reported (named, with the reason)
+    // and skipped, and the command does not claim success.
     let o = w.run(&["get", "-r", "qm", "down"]);
+    let e = fails(&o, PARTIAL);
     assert_eq!(
         std::fs::read(w.path("work/down/plain.txt")).unwrap(),
-        b"plain",
-        "{}",
-        err(&o)
+        b"plain"
     );
     assert_eq!(
         std::fs::read(w.path("work/down/r")).unwrap(),
         b"another file"
     );
-    match std::fs::read(w.path("work/down/r?x.txt")) {
-        Ok(got) => assert_eq!(got, b"the real one", "another file's bytes under its name"),
-        Err(_) => {
-            // Skipped: said so, and not as a success.
-            assert!(!o.status.success(), "r?x.txt missing, exit 0: {}", err(&o));
-            assert!(err(&o).contains("r?x.txt"), "{}", err(&o));
-        }
+    assert!(!w.path("work/down/r?x.txt").exists(), "{e}");
+    assert!(e.contains("/qm/r?x.txt"), "{e}");
+    assert!(e.contains("cuts request paths at '?'"), "{e}");
+    // One file: refused as unsupported, nothing written.
+    let e = fails(&w.run(&["get", "qm/r?x.txt", "single.txt"]), UNSUPPORTED);
+    assert!(e.contains("/qm/r?x.txt") && e.contains("xroot"), "{e}");
+    assert!(!w.path("work/single.txt").exists());
+    // stat, cat, rm and mv of it: refused the same way; neither file touched.
+    for args in [
+        &["stat", "qm/r?x.txt"][..],
+        &["cat", "qm/r?x.txt"],
+        &["rm", "qm/r?x.txt"],
+        &["mv", "qm/r?x.txt", "qm/moved.txt"],
+        &["mv", "qm/plain.txt", "qm/p?x.txt"],
+    ] {
+        let o = w.run(args);
+        assert!(out(&o).is_empty(), "{args:?}: {}", out(&o));
+        let e = fails(&o, UNSUPPORTED);
+        assert!(e.contains("?x.txt"), "{args:?}: {e}");
     }
-    let o = w.run(&["get", "qm/r?x.txt", "single.txt"]);
-    if let Ok(got) = std::fs::read(w.path("work/single.txt")) {
-        assert_eq!(got, b"the real one", "get gave another file's bytes");
-    } else {
-        assert!(!o.status.success(), "no file, exit 0: {}", err(&o));
-    }
+    assert_eq!(std::fs::read(w.disk("qm/r")).unwrap(), b"another file");
+    assert_eq!(
+        std::fs::read(w.disk("qm/r?x.txt")).unwrap(),
+        b"the real one"
+    );
+    assert_eq!(std::fs::read(w.disk("qm/plain.txt")).unwrap(), b"plain");
+    assert!(!w.disk("qm/moved.txt").exists() && !w.disk("qm/p").exists());
+    // The listing still shows it under its real name.
+    assert!(ok(&w.run(&["list", "qm"])).contains("r?x.txt"));
 }
 
 /// The upload side of
 /// [`a_name_with_a_question_mark_is_never_downloaded_as_another_file`]: a `PUT` to
-/// `/up/q%3Fx.txt` creates `/up/q` on XRootD 5.5.3.
+/// `/up/q%3Fx.txt` writes `/up/q` on XRootD 5.5.3, over the file there.
 #[test]
 fn a_name_with_a_question_mark_is_never_uploaded_as_another_file() {
     let w = World::new();
-    w.xrd.mkdir("up");
+    w.xrd.put_file("up/q", b"keep me");
     // The same upload of a plain name works: a refusal below is the name's.
     w.local("plain.txt", b"plain");
     ok(&w.run(&["put", "plain.txt", "up/"]));
     assert_eq!(std::fs::read(w.disk("up/plain.txt")).unwrap(), b"plain");
-    // Stored under its name, or refused; never `q` instead.
+    // Refused, never stored as `q` (over the file there).
     w.local("q?x.txt", b"upload");
-    let o = w.run(&["put", "q?x.txt", "up/"]);
+    let e = fails(&w.run(&["put", "q?x.txt", "up/"]), UNSUPPORTED);
     assert!(
-        !w.disk("up/q").exists(),
-        "stored as /up/q (exit {:?}): {}",
-        o.status.code(),
-        err(&o)
+        e.contains("/up/q?x.txt") && e.contains("cuts request paths at '?'"),
+        "{e}"
     );
-    if o.status.success() {
-        assert_eq!(std::fs::read(w.disk("up/q?x.txt")).unwrap(), b"upload");
-    }
+    let e = fails(&w.run(&["put", "--force", "q?x.txt", "up/"]), UNSUPPORTED);
+    assert!(e.contains("/up/q?x.txt"), "{e}");
+    // In a tree: the other files go up, this one is reported.
+    w.local("tree/q?x.txt", b"upload");
+    w.local("tree/ok.txt", b"ok");
+    w.xrd.put_file("up/tree/q", b"keep me too");
+    let e = fails(&w.run(&["put", "-r", "tree", "up/tree"]), PARTIAL);
+    assert!(e.contains("/up/tree/q?x.txt"), "{e}");
+    assert_eq!(std::fs::read(w.disk("up/tree/ok.txt")).unwrap(), b"ok");
+    // A directory named with '?' is not made (MKCOL would make `d` instead).
+    let e = fails(&w.run(&["mkdir", "-p", "up/d?x/sub"]), UNSUPPORTED);
+    assert!(e.contains("/up/d?x"), "{e}");
+    assert_eq!(std::fs::read(w.disk("up/q")).unwrap(), b"keep me");
+    assert_eq!(std::fs::read(w.disk("up/tree/q")).unwrap(), b"keep me too");
+    assert!(!w.disk("up/q?x.txt").exists() && !w.disk("up/tree/q?x.txt").exists());
+    assert!(!w.disk("up/d").exists() && !w.disk("up/d?x").exists());
 }
 
 #[test]

@@ -13,6 +13,7 @@ use reqwest::{Method, Url};
 
 use crate::config::{Auth, WebDavConfig};
 use crate::list::HrefStyle;
+use crate::names::{unprobed, Addressing};
 use crate::send::http_client;
 use crate::tls::client_config;
 use crate::urls::Base;
@@ -28,6 +29,9 @@ pub struct WebDav {
     pub(crate) no_digest: AtomicBool,
     /// Learned: whether this server percent-encodes the paths of its hrefs.
     pub(crate) href_style: Arc<HrefStyle>,
+    /// Learned on the first path holding a `?`: whether this server addresses such a name
+    /// as written (see [`crate::names`]).
+    pub(crate) question_mark: tokio::sync::OnceCell<Addressing>,
 }
 
 /// A method of WebDAV's own (`PROPFIND`, `MKCOL`, `MOVE`).
@@ -57,6 +61,7 @@ impl WebDav {
             tls,
             no_digest: AtomicBool::new(false),
             href_style: Arc::default(),
+            question_mark: unprobed(),
         })
     }
 
@@ -91,6 +96,7 @@ impl StorageBackend for WebDav {
     }
 
     async fn checksums(&self, path: &RemotePath) -> Result<Vec<Checksum>> {
+        self.check_addressable(path).await?;
         Ok(self.head_digest(path).await?.1)
     }
 
@@ -103,14 +109,18 @@ impl StorageBackend for WebDav {
     }
 
     async fn mkdir(&self, path: &RemotePath, parents: bool) -> Result<()> {
+        self.check_addressable(path).await?;
         self.op_mkdir(path, parents).await
     }
 
     async fn delete(&self, path: &RemotePath, recursive: bool) -> Result<()> {
+        self.check_addressable(path).await?;
         self.op_delete(path, recursive).await
     }
 
     async fn rename(&self, from: &RemotePath, to: &RemotePath, overwrite: bool) -> Result<()> {
+        self.check_addressable(from).await?;
+        self.check_addressable(to).await?;
         self.op_rename(from, to, overwrite).await
     }
 }

@@ -14,6 +14,7 @@ const WANTED: [ChecksumAlgorithm; 2] = [ChecksumAlgorithm::Adler32, ChecksumAlgo
 
 impl WebDav {
     pub(crate) async fn op_get(&self, path: &RemotePath, opts: GetOptions) -> Result<Download> {
+        self.check_addressable(path).await?;
         let mut r = self.req(Method::GET, path, false);
         if opts.want_checksums {
             r.headers

@@ -9,7 +9,7 @@
 //! state and the trait), `send` (one request: token, redirects, redaction), `errors`
 //! (statuses and transport failures into errors), `body` (the length-checked body stream
 //! and `Content-Range`, shared with the downloadservice), `list`, `get`, `put`, `ops`
-//! (one verb each), `propfind`, `digest`, `rawput`, `tls`, `urls`.
+//! (one verb each), `names` (names a server may not address), `propfind`, `digest`, `rawput`, `tls`, `urls`.
 #![warn(missing_docs)]
 
 pub mod backend;
@@ -19,6 +19,7 @@ pub mod digest;
 pub mod errors;
 mod get;
 mod list;
+mod names;
 mod ops;
 pub mod profile;
 pub mod propfind;

@@ -316,6 +316,8 @@ impl WebDav {
     }
 
     pub(crate) async fn op_stat(&self, path: &RemotePath) -> Result<Entry> {
+        // Also the way in of `exists`, so of every write's and delete's first look.
+        self.check_addressable(path).await?;
         let resp = self.propfind(path, 0, false).await?;
         let request = resp.url().clone();
         let mut rd = reader(resp);
@@ -354,6 +356,7 @@ impl WebDav {
     }
 
     pub(crate) async fn op_list(&self, dir: &RemotePath) -> Result<EntryStream> {
+        self.check_addressable(dir).await?;
         let resp = match self.propfind(dir, 1, true).await {
             Ok(r) => r,
             // Some servers (XRootD 5.5.3) answer the collection form `FILE/` with an

@@ -26,6 +26,7 @@ impl WebDav {
         body: Upload,
         opts: PutOptions,
     ) -> Result<PutOutcome> {
+        self.check_addressable(path).await?;
         if path.is_root() {
             return Err(Error::conflict(
                 path,

@@ -40,6 +40,9 @@
 //! * `xrootd_namespace on|off`: PROPFIND of `FILE/` and DELETE of a non-empty directory
 //!   give `500`, MKCOL answers `201` for an existing directory and makes parents, MOVE
 //!   ignores `Overwrite: F`
+//! * `cut_at_question_mark on|off`: request paths (and `Destination`) decoded and then cut
+//!   at the first `?`: `/cta/r%3Fx.txt` reads, writes, deletes `/cta/r`; `PROPFIND`
+//!   answers for it under the path asked for
 //! * `locality PATH ONLINE|NEARLINE|ONLINE_AND_NEARLINE`
 //! * `stats`: `OK {"door_requests": N, "pool_requests": N, "redirects": N,
 //!   "pool_saw_authorization": B, "log": [{"side", "method", "path", "status"}...]}`;
@@ -193,6 +196,7 @@ fn command(door: &DcacheDouble, w: &[&str]) -> Result<String, String> {
         "unasked_digest" => door.unasked_digest(on_off(w, 1)?),
         "broken_open_range" => door.broken_open_range(on_off(w, 1)?),
         "xrootd_namespace" => door.xrootd_namespace(on_off(w, 1)?),
+        "cut_at_question_mark" => door.cut_at_question_mark(on_off(w, 1)?),
         "locality" => {
             let loc = match w.get(2) {
                 Some(&"ONLINE") => Locality::Online,

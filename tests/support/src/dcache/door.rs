@@ -348,7 +348,12 @@ async fn dispatch(
     if let Some(resp) = check_auth(shared, &req) {
         return resp;
     }
-    let path = match DPath::from_request(req.uri().path()) {
+    let path = if shared.faults().cut_at_question_mark {
+        DPath::from_request_cut(req.uri().path())
+    } else {
+        DPath::from_request(req.uri().path())
+    };
+    let path = match path {
         Ok(p) => p,
         Err(e) => return text(400, e),
     };
@@ -435,6 +440,8 @@ async fn propfind(
     path: DPath,
     consumed: &mut bool,
 ) -> Response<Body> {
+    // The path as asked (XRootD names it so in its answer, whatever it served).
+    let asked = req.uri().path().to_string();
     let mut depth = header_str(&req, "depth");
     if depth.is_none() && shared.faults().strict_header_case {
         // XRootD takes a PROPFIND without a Depth it can read as Depth: 0.
@@ -488,6 +495,9 @@ async fn propfind(
         Err(e) if e.kind() == ErrorKind::NotFound => return text(404, "Not found"),
         Err(e) => return text(500, &e.to_string()),
     };
+    if shared.faults().cut_at_question_mark {
+        entries[0].href = asked;
+    }
     if shared.faults().raw_hrefs {
         for e in &mut entries {
             e.href = percent_encoding::percent_decode_str(&e.href)
@@ -868,8 +878,9 @@ async fn delete(shared: &Arc<Shared>, path: DPath) -> Response<Body> {
     .await
 }
 
-/// The path part of a `Destination` header (absolute URL or absolute path).
-fn destination_path(dest: &str) -> Result<DPath, &'static str> {
+/// The path part of a `Destination` header (absolute URL or absolute path); `cut`: cut at
+/// the first `?` once decoded, as XRootD 5.5.3 does.
+fn destination_path(dest: &str, cut: bool) -> Result<DPath, &'static str> {
     let rest = match dest.split_once("://") {
         Some((_, after)) => match after.find('/') {
             Some(i) => &after[i..],
@@ -878,7 +889,11 @@ fn destination_path(dest: &str) -> Result<DPath, &'static str> {
         None => dest,
     };
     let rest = rest.split(['?', '#']).next().unwrap_or("");
-    DPath::from_request(rest)
+    if cut {
+        DPath::from_request_cut(rest)
+    } else {
+        DPath::from_request(rest)
+    }
 }
 
 async fn move_copy(shared: &Arc<Shared>, req: Request<Incoming>, src: DPath) -> Response<Body> {
@@ -886,7 +901,7 @@ async fn move_copy(shared: &Arc<Shared>, req: Request<Incoming>, src: DPath) -> 
     let Some(dest) = header_str(&req, "destination") else {
         return text(400, "Destination header required");
     };
-    let dest = match destination_path(&dest) {
+    let dest = match destination_path(&dest, shared.faults().cut_at_question_mark) {
         Ok(d) => d,
         Err(e) => return text(400, e),
     };
@@ -966,10 +981,14 @@ mod tests {
     #[test]
     fn destinations() {
         assert_eq!(
-            destination_path("https://h:1/a/b%20c?x").unwrap().rel(),
+            destination_path("https://h:1/a/b%20c?x", false)
+                .unwrap()
+                .rel(),
             "a/b c"
         );
-        assert_eq!(destination_path("/a/b/").unwrap().rel(), "a/b");
-        assert!(destination_path("http://h/a/../../etc").is_err());
+        assert_eq!(destination_path("/a/b/", false).unwrap().rel(), "a/b");
+        assert!(destination_path("http://h/a/../../etc", false).is_err());
+        assert_eq!(destination_path("/a/q%3Fx", false).unwrap().rel(), "a/q?x");
+        assert_eq!(destination_path("/a/q%3Fx", true).unwrap().rel(), "a/q");
     }
 }

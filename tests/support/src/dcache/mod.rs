@@ -25,7 +25,8 @@
 //! * Switches that make it answer as XRootD 5.5.3's XrdHttp does (off by default):
 //!   [`DcacheDouble::strict_header_case`], [`DcacheDouble::hang_empty_put`],
 //!   [`DcacheDouble::raw_hrefs`], [`DcacheDouble::unasked_digest`],
-//!   [`DcacheDouble::broken_open_range`], [`DcacheDouble::xrootd_namespace`].
+//!   [`DcacheDouble::broken_open_range`], [`DcacheDouble::xrootd_namespace`],
+//!   [`DcacheDouble::cut_at_question_mark`].
 //! * Not modelled: staging (a `NEARLINE` file is served at once), macaroons, the tape REST
 //!   API, dCache's `302` from a directory URL without `/` (the HTML page is served directly).
 
@@ -173,6 +174,7 @@ struct Faults {
     unasked_digest: bool,
     broken_open_range: bool,
     xrootd_namespace: bool,
+    cut_at_question_mark: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -593,6 +595,14 @@ impl DcacheDouble {
     /// ignores `Overwrite: F`.
     pub fn xrootd_namespace(&self, on: bool) {
         self.shared.faults().xrootd_namespace = on;
+    }
+
+    /// XRootD 5.5.3's request paths: the door decodes a path and cuts it at the first `?`
+    /// (also in `Destination`), so `GET`, `PUT`, `MKCOL`, `DELETE` and `MOVE` of
+    /// `/cta/r%3Fx.txt` act on `/cta/r`, and `PROPFIND` answers for `/cta/r` under the
+    /// path asked for (its first href is the request's path, as sent).
+    pub fn cut_at_question_mark(&self, on: bool) {
+        self.shared.faults().cut_at_question_mark = on;
     }
 
     /// Sets the `FileLocality` reported for a file (`ONLINE` by default).

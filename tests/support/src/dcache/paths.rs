@@ -40,6 +40,15 @@ impl DPath {
         Self::from_decoded(&decoded)
     }
 
+    /// Parses a percent-encoded request path as XRootD 5.5.3 does: decoded, then cut at
+    /// the first `?` (so `/a/r%3Fx` is `/a/r`).
+    pub(crate) fn from_request_cut(raw: &str) -> Result<DPath, &'static str> {
+        let decoded = percent_decode_str(raw)
+            .decode_utf8()
+            .map_err(|_| "path is not UTF-8")?;
+        Self::from_decoded(decoded.split('?').next().unwrap_or(""))
+    }
+
     /// Parses an already decoded path such as `a/b/c` or `/a/b/`.
     pub(crate) fn from_decoded(path: &str) -> Result<DPath, &'static str> {
         let mut segs = Vec::new();
@@ -151,6 +160,8 @@ mod tests {
         assert!(DPath::from_request("/a/../b").is_err());
         assert!(DPath::from_request("/a/%2e%2e/b").is_err());
         assert_eq!(DPath::from_request("//a/./b/").unwrap().rel(), "a/b");
+        assert_eq!(DPath::from_request("/a/r%3Fx").unwrap().rel(), "a/r?x");
+        assert_eq!(DPath::from_request_cut("/a/r%3Fx/y").unwrap().rel(), "a/r");
         let pct = DPath::from_decoded("100%/é").unwrap();
         assert_eq!(pct.href(false), "/100%25/%C3%A9");
     }
