@@ -1,4 +1,6 @@
-//! `list` and `stat`: entries as lines, as a table, or as JSON.
+//! `list` and `stat`: entries as lines, as a table, or as JSON. `stat -v` adds what the
+//! client learned of the server (its name, ETags, checksums, whether create-if-absent is
+//! atomic), so that nobody relies on what the server lacks.
 //!
 //! A listing is sorted by name (a tree by path), as `ls` sorts; `-U` prints entries in the
 //! server's order as they arrive, so that a directory of millions starts printing at once
@@ -284,8 +286,27 @@ pub(crate) async fn stat(
     for c in &e.checksums {
         line("checksum:", &c.to_string());
     }
+    // `-v`: a file the listing gave no checksum is asked alone (HEAD with Want-Digest), so
+    // that the notes below say whether the server has any.
+    if g.verbose > 0 && e.is_file() && e.checksums.is_empty() {
+        match backend.checksums(path).await {
+            Ok(sums) => {
+                for c in sums {
+                    line("checksum:", &format!("{c} (asked for this file alone)"));
+                }
+            }
+            Err(err) => {
+                tracing::info!(path = %path, "could not ask the server for checksums: {err}")
+            }
+        }
+    }
     if let Some(l) = e.locality {
         line("locality:", l.as_str());
+    }
+    if g.verbose > 0 {
+        for (k, v) in backend.server_notes().describe() {
+            line(k, &v);
+        }
     }
     super::write_stdout(text.as_bytes())
 }
