@@ -300,7 +300,10 @@ fn stat_v_says_what_nginx_lacks_and_claims_none_of_it() {
     let digests = stat_line(&text, "digests:").unwrap_or_else(|| panic!("{text}"));
     assert!(digests.starts_with("none"), "{text}");
     let create = stat_line(&text, "create:").unwrap_or_else(|| panic!("{text}"));
-    assert!(create.starts_with("not atomic"), "{text}");
+    assert!(
+        create.starts_with("not atomic: the server is not known"),
+        "{text}"
+    );
     let server = stat_line(&text, "server:").unwrap_or_else(|| panic!("{text}"));
     assert!(server.starts_with("nginx"), "{text}");
 }

@@ -490,6 +490,7 @@ impl ServerNotes {
         out.push(("digests:", sums));
         let create = match self.atomic_create {
             Support::Yes => "atomic: the server itself refuses an existing target (Overwrite: F)".to_string(),
+            Support::No => "not atomic: this server ignores Overwrite: F, so the client checks that the target is absent first; a writer racing in between can be replaced".to_string(),
             _ => "not atomic: the server is not known to honour Overwrite: F, so the client checks that the target is absent first; a writer racing in between can be replaced".to_string(),
         };
         out.push(("create:", create));

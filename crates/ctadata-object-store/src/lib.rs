@@ -134,12 +134,18 @@ impl CtaObjectStore {
 
     /// Why a create-if-absent was refused, with what the server does not promise.
     fn exists_note(&self) -> &'static str {
-        if self.create_is_atomic() {
-            "the object exists"
-        } else {
-            "the object exists (checked by the client: create-if-absent is not atomic on this \
-             server, which is not known to honour 'Overwrite: F'; a writer racing with this one \
-             could still have replaced it)"
+        match self.backend.server_notes().atomic_create {
+            Support::Yes => "the object exists",
+            Support::No => {
+                "the object exists (checked by the client: create-if-absent is not atomic on this \
+                 server, which ignores 'Overwrite: F'; a writer racing with this one could still \
+                 have replaced it)"
+            }
+            _ => {
+                "the object exists (checked by the client: create-if-absent is not atomic on this \
+                 server, which is not known to honour 'Overwrite: F'; a writer racing with this \
+                 one could still have replaced it)"
+            }
         }
     }
 }

@@ -81,7 +81,10 @@ async fn nginx_is_not_trusted_with_overwrite_f() {
     let msg = create_twice(&store, "n").await;
     assert!(!store.create_is_atomic());
     assert!(msg.contains("not atomic on this server"), "{msg}");
-    assert!(msg.contains("racing"), "{msg}");
+    assert!(
+        msg.contains("racing") && msg.contains("not known to honour"),
+        "{msg}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,6 +99,7 @@ async fn xrootd_ignores_overwrite_f_so_create_checks_first_and_says_it_is_not_at
     let msg = create_twice(&store, "x").await;
     assert!(!store.create_is_atomic());
     assert!(msg.contains("not atomic on this server"), "{msg}");
+    assert!(msg.contains("ignores 'Overwrite: F'"), "{msg}");
     assert_eq!(std::fs::read(xrd.root().join("x/f.txt")).unwrap(), b"first");
 }
 

@@ -82,10 +82,11 @@ impl Learned {
     /// The notes so far.
     pub(crate) fn notes(&self) -> ServerNotes {
         let g = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let named_dcache = g
-            .server
-            .as_deref()
-            .is_some_and(|s| s.to_ascii_lowercase().contains("dcache"));
+        let named = |what: &str| {
+            g.server
+                .as_deref()
+                .is_some_and(|s| s.to_ascii_lowercase().contains(what))
+        };
         ServerNotes {
             server: g.server.clone(),
             etags_in_listings: Support::from_counts(g.listed_etags, g.listed_files),
@@ -93,9 +94,12 @@ impl Learned {
             checksums_in_listings: Support::from_counts(g.listed_sums, g.listed_files),
             checksums_on_head: Support::from_counts(g.digest_sums, g.digest_heads),
             // Only dCache is known to refuse an existing MOVE target in one namespace
-            // operation; others (XRootD 5.5.3) ignore `Overwrite: F` or check, then rename.
-            atomic_create: if g.dcache_props || named_dcache {
+            // operation; XRootD (5.5.3) ignores `Overwrite: F`; others may check, then
+            // rename, or not check at all.
+            atomic_create: if g.dcache_props || named("dcache") {
                 Support::Yes
+            } else if named("xrootd") {
+                Support::No
             } else {
                 Support::Unknown
             },
@@ -135,6 +139,11 @@ mod tests {
         l.digest_head(true);
         let n = l.notes();
         assert_eq!(n.server.as_deref(), Some("XrootD/v5.5.3"));
+        // The dCache properties seen above win over the name (one server per backend).
+        assert_eq!(n.atomic_create, Support::Yes);
+        let x = Learned::default();
+        x.answer(&h);
+        assert_eq!(x.notes().atomic_create, Support::No);
         assert_eq!(n.etags_on_head, Support::No);
         assert_eq!(n.checksums_on_head, Support::Yes);
     }
