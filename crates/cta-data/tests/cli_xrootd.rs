@@ -931,4 +931,14 @@ fn stat_v_says_what_xrootd_lacks_and_claims_none_of_it() {
     );
     let server = stat_line(&text, "server:").unwrap_or_else(|| panic!("{text}"));
     assert!(server.to_ascii_lowercase().starts_with("xrootd"), "{text}");
+    // The same as JSON fields.
+    let v = json(&w.run(&["-v", "--json", "stat", "n/f.txt"]));
+    assert!(v.get("etag").is_none(), "{v}");
+    assert_eq!(v["checksums"][0]["algorithm"], "adler32", "{v}");
+    let s = &v["server"];
+    assert_eq!(s["etags_in_listings"], "no", "{v}");
+    assert_eq!(s["etags_on_head"], "no", "{v}");
+    assert_eq!(s["checksums_in_listings"], "no", "{v}");
+    assert_eq!(s["checksums_on_head"], "yes", "{v}");
+    assert_eq!(s["atomic_create"], "no", "{v}");
 }
