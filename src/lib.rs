@@ -18,7 +18,7 @@ pub use ctadata_core::config::{self, BackendKind, LoadOptions, ResolvedProfile};
 pub use ctadata_core::{
     credentials, entry, retry, transfer, AuthProblem, ByteRange, Capabilities, Checksum, Download,
     Entry, EntryKind, EntryStream, Error, GetOptions, PutOptions, PutOutcome, RemotePath, Result,
-    RetryPolicy, Retrying, StorageBackend, Upload,
+    RetryPolicy, Retrying, ServerNotes, StorageBackend, Support, Upload,
 };
 pub use ctadata_local::LocalBackend;
 pub use ctadata_object_store::{profile_url, split_url, CtaObjectStore, SCHEME};

@@ -80,6 +80,11 @@ pub enum Command {
         utc: bool,
     },
     /// Show the metadata of one file or directory.
+    ///
+    /// With -v, also what the client has learned of the server: its name, whether it gives
+    /// ETags and checksums in listings (a file listed without a checksum is asked alone),
+    /// and whether create-if-absent is atomic there (only where the server itself refuses
+    /// an existing target: dCache).
     Stat {
         /// Remote path.
         path: String,

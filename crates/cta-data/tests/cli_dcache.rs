@@ -272,3 +272,38 @@ fn a_missing_remote_file_is_not_found() {
     assert!(stderr(&o).contains("/lst/none.h5"));
     assert!(!env.path("work/none.h5").exists() && !env.path("work/none.h5.part").exists());
 }
+
+/// The value of a `stat` line (`key:` then the value), or `None`.
+fn stat_line<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key).map(str::trim))
+}
+
+#[test]
+fn stat_v_says_what_nginx_lacks_and_claims_none_of_it() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("root/n")).unwrap();
+    std::fs::write(env.path("root/n/f.txt"), b"notes").unwrap();
+    let nginx = Nginx::start(&env.path("root")).expect("nginx");
+    env.write_config(&nginx.url(), "");
+    let text = ok(&run(env.cmd(Some(TOKEN)), &["-v", "stat", "n/f.txt"]));
+    eprintln!("{text}");
+    // dav-ext lists no getetag; its HEAD has one (shown, and said where it came from).
+    assert!(stat_line(&text, "etag:").is_some(), "{text}");
+    let etags = stat_line(&text, "etags:").unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        etags.starts_with("not in listings; a file's HEAD gives one"),
+        "{text}"
+    );
+    // No checksum at all: none claimed.
+    assert!(stat_line(&text, "checksum:").is_none(), "{text}");
+    let digests = stat_line(&text, "digests:").unwrap_or_else(|| panic!("{text}"));
+    assert!(digests.starts_with("none"), "{text}");
+    let create = stat_line(&text, "create:").unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        create.starts_with("not atomic: the server is not known"),
+        "{text}"
+    );
+    let server = stat_line(&text, "server:").unwrap_or_else(|| panic!("{text}"));
+    assert!(server.starts_with("nginx"), "{text}");
+}

@@ -155,6 +155,16 @@ fn every_json_document_matches_its_schema() {
         "entry.schema.json",
         ok(&env.door(&["--json", "stat", "/cta/run"])).as_bytes(),
     );
+    // -v adds what was learned of the server (the door double is dCache: ETags and
+    // checksums in listings, an atomic create-if-absent).
+    let v = s.check(
+        "entry.schema.json",
+        ok(&env.door(&["-v", "--json", "stat", "/cta/run/a.dat"])).as_bytes(),
+    );
+    assert_eq!(v["server"]["etags_in_listings"], "yes", "{v}");
+    assert_eq!(v["server"]["checksums_in_listings"], "yes", "{v}");
+    assert_eq!(v["server"]["atomic_create"], "yes", "{v}");
+    assert!(v["server"]["server"].is_null(), "{v}");
     let v = s.check(
         "list.schema.json",
         ok(&env.door(&["--json", "list", "/cta/run"])).as_bytes(),

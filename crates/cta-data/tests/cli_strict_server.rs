@@ -435,3 +435,25 @@ fn very_verbose_output_shows_the_exchange_without_secrets() {
     assert!(!log.contains(TOKEN), "{log}");
     assert!(!log.contains("dcache-http-uuid"), "{log}");
 }
+
+/// The value of a `stat` line (`key:` then the value), or `None`.
+fn stat_line<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key).map(str::trim))
+}
+
+#[test]
+fn stat_v_on_dcache_states_what_it_gives() {
+    let d = door();
+    d.put_file("/cta/n/f.txt", b"notes");
+    let env = Env::new(&d.url());
+    let text = ok(&env.run(&["-v", "stat", "cta/n/f.txt"]));
+    eprintln!("{text}");
+    assert!(stat_line(&text, "etag:").is_some(), "{text}");
+    assert_eq!(stat_line(&text, "etags:"), Some("in listings"), "{text}");
+    assert_eq!(stat_line(&text, "digests:"), Some("in listings"), "{text}");
+    let sum = stat_line(&text, "checksum:").unwrap_or_else(|| panic!("{text}"));
+    assert!(!sum.contains("asked for this file alone"), "{text}");
+    let create = stat_line(&text, "create:").unwrap_or_else(|| panic!("{text}"));
+    assert!(create.starts_with("atomic"), "{text}");
+}

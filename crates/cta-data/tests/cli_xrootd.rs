@@ -922,3 +922,53 @@ fn tokens_the_server_does_not_accept_are_refused() {
     ));
     assert_eq!(std::fs::read(w.disk("s/up.txt")).unwrap(), b"up");
 }
+
+/// The value of a `stat` line (`key:` then the value), or `None`.
+fn stat_line<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key).map(str::trim))
+}
+
+#[test]
+fn stat_v_says_what_xrootd_lacks_and_claims_none_of_it() {
+    let w = World::new();
+    w.xrd.put_file("n/f.txt", b"notes");
+    // Without -v: no server notes.
+    let plain = ok(&w.run(&["stat", "n/f.txt"]));
+    assert!(stat_line(&plain, "create:").is_none(), "{plain}");
+    let text = ok(&w.run(&["-v", "stat", "n/f.txt"]));
+    eprintln!("{text}");
+    // No ETag anywhere (listing or HEAD): none shown, and the note says what that means.
+    assert!(stat_line(&text, "etag:").is_none(), "{text}");
+    let etags = stat_line(&text, "etags:").unwrap_or_else(|| panic!("{text}"));
+    assert!(etags.starts_with("none"), "{text}");
+    // No checksum in PROPFIND: asked for the file alone, and said so.
+    let digests = stat_line(&text, "digests:").unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        digests.starts_with("not in listings; asked per file"),
+        "{text}"
+    );
+    let sum = stat_line(&text, "checksum:").unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        sum.starts_with("adler32:") && sum.ends_with("(asked for this file alone)"),
+        "{text}"
+    );
+    // MOVE ignores `Overwrite: F`: create-if-absent is not claimed atomic.
+    let create = stat_line(&text, "create:").unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        create.starts_with("not atomic: this server ignores Overwrite: F"),
+        "{text}"
+    );
+    let server = stat_line(&text, "server:").unwrap_or_else(|| panic!("{text}"));
+    assert!(server.to_ascii_lowercase().starts_with("xrootd"), "{text}");
+    // The same as JSON fields.
+    let v = json(&w.run(&["-v", "--json", "stat", "n/f.txt"]));
+    assert!(v.get("etag").is_none(), "{v}");
+    assert_eq!(v["checksums"][0]["algorithm"], "adler32", "{v}");
+    let s = &v["server"];
+    assert_eq!(s["etags_in_listings"], "no", "{v}");
+    assert_eq!(s["etags_on_head"], "no", "{v}");
+    assert_eq!(s["checksums_in_listings"], "no", "{v}");
+    assert_eq!(s["checksums_on_head"], "yes", "{v}");
+    assert_eq!(s["atomic_create"], "no", "{v}");
+}

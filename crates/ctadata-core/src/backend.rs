@@ -388,6 +388,116 @@ pub struct Capabilities {
     pub default_jobs: usize,
 }
 
+/// How far a server does something users rely on, as far as the client has seen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Support {
+    /// Every answer seen so far had it.
+    Yes,
+    /// Some answers had it, some did not.
+    Partly,
+    /// No answer seen so far had it.
+    No,
+    /// Nothing seen yet tells (no answer of that kind, or the server cannot be asked).
+    #[default]
+    Unknown,
+}
+
+impl Support {
+    /// From counts: `with` of `seen` answers had it.
+    pub fn from_counts(with: u64, seen: u64) -> Self {
+        match (with, seen) {
+            (_, 0) => Self::Unknown,
+            (w, s) if w >= s => Self::Yes,
+            (0, _) => Self::No,
+            _ => Self::Partly,
+        }
+    }
+}
+
+/// What the client has learned of the server behind a backend from its answers, so that
+/// `stat -v` and the object_store adapter say what the server lacks (ETags, checksums in
+/// listings, an atomic create-if-absent) instead of claiming it.
+///
+/// Unlike [`Capabilities`] (what the backend's code can do), these are the server's
+/// traits, learned as requests are answered: they start [`Support::Unknown`] and fill in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ServerNotes {
+    /// The server's own name for itself (its `Server` header), when it gives one.
+    pub server: Option<String>,
+    /// Files in listings (PROPFIND) carry an entity tag.
+    pub etags_in_listings: Support,
+    /// A file's HEAD carries an entity tag.
+    pub etags_on_head: Support,
+    /// Files in listings carry checksums.
+    pub checksums_in_listings: Support,
+    /// A file's HEAD with `Want-Digest` carries a checksum.
+    pub checksums_on_head: Support,
+    /// A create-if-absent (a rename refusing an existing target) is refused by the server
+    /// itself, atomically (WebDAV `Overwrite: F` honoured in one namespace operation). When
+    /// not [`Support::Yes`], the client checks that the target is absent before it
+    /// renames, and a writer racing in between can still be replaced.
+    pub atomic_create: Support,
+}
+
+impl ServerNotes {
+    /// Whether files can be told changed by an entity tag (from listings or HEAD).
+    pub fn etags(&self) -> Support {
+        match (self.etags_in_listings, self.etags_on_head) {
+            (Support::Yes, _) | (_, Support::Yes) => Support::Yes,
+            (Support::Partly, _) | (_, Support::Partly) => Support::Partly,
+            (Support::No, Support::No) => Support::No,
+            (Support::No, Support::Unknown) | (Support::Unknown, Support::No) => Support::No,
+            (Support::Unknown, Support::Unknown) => Support::Unknown,
+        }
+    }
+
+    /// The notes as `(key, text)` lines for people (`stat -v`): what the server gives, and
+    /// what it lacks with what the client does instead.
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        out.push((
+            "server:",
+            self.server
+                .clone()
+                .unwrap_or_else(|| "(it does not name itself)".into()),
+        ));
+        let etags = match (self.etags_in_listings, self.etags_on_head, self.etags()) {
+            (Support::Yes, _, _) => "in listings".to_string(),
+            (_, Support::Yes, _) => "not in listings; a file's HEAD gives one".to_string(),
+            (_, _, Support::Partly) => "for some files only".to_string(),
+            (_, _, Support::No) => {
+                "none: a changed file is noticed by its size and time only".to_string()
+            }
+            _ => "not seen yet".to_string(),
+        };
+        out.push(("etags:", etags));
+        let sums = match (self.checksums_in_listings, self.checksums_on_head) {
+            (Support::Yes, _) => "in listings".to_string(),
+            (Support::Partly, _) => {
+                "in listings for some files only; the others asked per file (HEAD with Want-Digest)"
+                    .to_string()
+            }
+            (_, Support::Yes | Support::Partly) => {
+                "not in listings; asked per file (HEAD with Want-Digest)".to_string()
+            }
+            (Support::No, Support::No) => "none: transfers are checked by size only".to_string(),
+            (Support::No, Support::Unknown) => {
+                "not in listings; asked per file (HEAD with Want-Digest)".to_string()
+            }
+            _ => "not seen yet".to_string(),
+        };
+        out.push(("digests:", sums));
+        let create = match self.atomic_create {
+            Support::Yes => "atomic: the server itself refuses an existing target (Overwrite: F)".to_string(),
+            Support::No => "not atomic: this server ignores Overwrite: F, so the client checks that the target is absent first; a writer racing in between can be replaced".to_string(),
+            _ => "not atomic: the server is not known to honour Overwrite: F, so the client checks that the target is absent first; a writer racing in between can be replaced".to_string(),
+        };
+        out.push(("create:", create));
+        out
+    }
+}
+
 /// One way into the storage: a protocol plus an authentication mode.
 ///
 /// Every method works on [`RemotePath`]s, which cannot escape the root. An operation a
@@ -397,6 +507,22 @@ pub struct Capabilities {
 pub trait StorageBackend: Send + Sync + Debug {
     /// What this backend can do.
     fn capabilities(&self) -> Capabilities;
+
+    /// What the client has learned so far of the server's traits (see [`ServerNotes`]).
+    /// By default, nothing learned: the ETag notes follow [`Capabilities::etags`] and a
+    /// create-if-absent is not claimed atomic.
+    fn server_notes(&self) -> ServerNotes {
+        let etags = if self.capabilities().etags {
+            Support::Unknown
+        } else {
+            Support::No
+        };
+        ServerNotes {
+            etags_in_listings: etags,
+            etags_on_head: etags,
+            ..ServerNotes::default()
+        }
+    }
 
     /// Metadata of one file or directory.
     async fn stat(&self, path: &RemotePath) -> Result<Entry>;

@@ -14,7 +14,7 @@ pub mod transfer;
 
 pub use backend::{
     ByteRange, ByteStream, Capabilities, Download, EntryStream, GetOptions, PutOptions, PutOutcome,
-    StorageBackend, Upload,
+    ServerNotes, StorageBackend, Support, Upload,
 };
 pub use checksum::{Adler32, Checksum, ChecksumAlgorithm};
 pub use entry::{Entry, EntryKind, Locality};

@@ -246,6 +246,10 @@ impl StorageBackend for Retrying {
         self.inner.capabilities()
     }
 
+    fn server_notes(&self) -> crate::backend::ServerNotes {
+        self.inner.server_notes()
+    }
+
     async fn stat(&self, path: &RemotePath) -> Result<Entry> {
         self.run("stat", path, || self.inner.stat(path)).await
     }

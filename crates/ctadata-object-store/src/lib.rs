@@ -4,8 +4,13 @@
 //!
 //! - Listings walk `Depth: 1` directories (several in flight) instead of `Depth: infinity`.
 //! - Reads are ranged GETs; `get_ranges` coalesces nearby ranges (object_store's rule).
-//! - `PutMode::Create` and `CopyMode::Create` upload to a temporary name and MOVE it with
-//!   `Overwrite: F`, which the server refuses atomically if the target exists.
+//! - `PutMode::Create` and `CopyMode::Create` never replace an existing object: the adapter
+//!   checks that the target is absent before it uploads (to a temporary name beside it), and
+//!   the backend checks again before it MOVEs the upload there with `Overwrite: F`. That is
+//!   atomic only where the server itself refuses an existing target: dCache does; XRootD
+//!   5.5.3 ignores `Overwrite: F`, and a server not known to honour it is not trusted to. On
+//!   such a server a writer racing between the check and the MOVE can still be replaced:
+//!   [`CtaObjectStore::create_is_atomic`] tells which, and a refused create says so.
 //!   `PutMode::Update` (compare-and-swap on an ETag) is `NotImplemented`: WebDAV servers
 //!   here cannot promise it.
 //! - Multipart uploads spool their parts to local temporary files (bounded memory) and
@@ -23,7 +28,7 @@ use chrono::{DateTime, Utc};
 use ctadata_core::backend::StreamFactory;
 use ctadata_core::{
     ByteRange, Entry, Error as CtaError, GetOptions as CtaGet, PutOptions as CtaPut, RemotePath,
-    StorageBackend, Upload,
+    StorageBackend, Support, Upload,
 };
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt, TryStreamExt};
@@ -116,6 +121,33 @@ impl CtaObjectStore {
     pub fn backend(&self) -> &Arc<dyn StorageBackend> {
         &self.backend
     }
+
+    /// Whether `PutMode::Create` and `CopyMode::Create` are atomic on this server, as far as
+    /// its answers so far have shown: `true` only once the server is known to refuse an
+    /// existing target itself (dCache). Otherwise the adapter checks that the target is
+    /// absent first, so an existing object is never replaced, but a writer racing in
+    /// between the check and the write can be. (`false` before the first request: nothing
+    /// is known yet.)
+    pub fn create_is_atomic(&self) -> bool {
+        self.backend.server_notes().atomic_create == Support::Yes
+    }
+
+    /// Why a create-if-absent was refused, with what the server does not promise.
+    fn exists_note(&self) -> &'static str {
+        match self.backend.server_notes().atomic_create {
+            Support::Yes => "the object exists",
+            Support::No => {
+                "the object exists (checked by the client: create-if-absent is not atomic on this \
+                 server, which ignores 'Overwrite: F'; a writer racing with this one could still \
+                 have replaced it)"
+            }
+            _ => {
+                "the object exists (checked by the client: create-if-absent is not atomic on this \
+                 server, which is not known to honour 'Overwrite: F'; a writer racing with this \
+                 one could still have replaced it)"
+            }
+        }
+    }
 }
 
 /// object_store's path as a cta-data path (object_store has already refused `..`).
@@ -197,7 +229,8 @@ impl CtaObjectStore {
         Ok(e)
     }
 
-    /// Uploads `body` to `to`, atomically refusing an existing target when `create_only`.
+    /// Uploads `body` to `to`; with `create_only`, never over an existing object (atomically
+    /// only where the server refuses an existing target itself: see the crate docs).
     async fn put_body(
         &self,
         location: &Path,
@@ -214,7 +247,15 @@ impl CtaObjectStore {
                 .await
                 .map_err(|e| err(location.as_ref(), e))?;
         } else {
-            // Upload beside the target, then MOVE with Overwrite: F: the server decides.
+            // Checked before anything is sent: the only guard on a server that ignores
+            // `Overwrite: F` (with the backend's own check before its MOVE), and no upload
+            // wasted on one that honours it.
+            match self.backend.stat(&to).await {
+                Ok(_) => return Err(self.already_exists(location, None)),
+                Err(CtaError::NotFound { .. }) => {}
+                Err(e) => return Err(err(location.as_ref(), e)),
+            }
+            // Upload beside the target, then MOVE with Overwrite: F.
             let parent = to.parent().unwrap_or_default();
             let tmp = parent
                 .join(&format!(".{}.cta-os-{:016x}", to.name(), rand_u64()))
@@ -226,7 +267,10 @@ impl CtaObjectStore {
                 .map_err(|e| err(location.as_ref(), e))?;
             if let Err(e) = self.backend.rename(&tmp, &to, false).await {
                 let _ = self.backend.delete(&tmp, false).await;
-                return Err(err(location.as_ref(), e));
+                return Err(match e {
+                    CtaError::Conflict { .. } => self.already_exists(location, Some(e)),
+                    e => err(location.as_ref(), e),
+                });
             }
         }
         let e = self.backend.stat(&to).await.ok();
@@ -234,6 +278,20 @@ impl CtaObjectStore {
             e_tag: e.and_then(|e| e.etag),
             version: None,
         })
+    }
+}
+
+impl CtaObjectStore {
+    /// A refused create-if-absent, saying whether the server or only the client refused it.
+    fn already_exists(&self, location: &Path, cause: Option<CtaError>) -> object_store::Error {
+        let note = self.exists_note();
+        object_store::Error::AlreadyExists {
+            path: location.to_string(),
+            source: match cause {
+                Some(e) => format!("{note}: {e}").into(),
+                None => note.into(),
+            },
+        }
     }
 }
 

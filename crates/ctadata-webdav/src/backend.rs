@@ -1,17 +1,18 @@
 //! The WebDAV backend: the client's state and the `StorageBackend` operations, each
 //! written in the module of its verb (`list`, `get`, `put`, `ops`).
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use ctadata_core::{
     Capabilities, Checksum, ChecksumAlgorithm, Download, Entry, EntryStream, Error, GetOptions,
-    PutOptions, PutOutcome, RemotePath, Result, StorageBackend, Upload,
+    PutOptions, PutOutcome, RemotePath, Result, ServerNotes, StorageBackend, Support, Upload,
 };
 use reqwest::{Method, Url};
 
 use crate::config::{Auth, WebDavConfig};
+use crate::learned::Learned;
 use crate::list::HrefStyle;
 use crate::names::{unprobed, Addressing};
 use crate::send::http_client;
@@ -32,6 +33,8 @@ pub struct WebDav {
     /// Learned on the first path holding a `?`: whether this server addresses such a name
     /// as written (see [`crate::names`]).
     pub(crate) question_mark: tokio::sync::OnceCell<Addressing>,
+    /// Learned: what the server's answers carried (its name, ETags, checksums).
+    pub(crate) learned: Arc<Learned>,
 }
 
 /// A method of WebDAV's own (`PROPFIND`, `MKCOL`, `MOVE`).
@@ -62,6 +65,7 @@ impl WebDav {
             no_digest: AtomicBool::new(false),
             href_style: Arc::default(),
             question_mark: unprobed(),
+            learned: Arc::default(),
         })
     }
 
@@ -81,10 +85,20 @@ impl StorageBackend for WebDav {
             delete: true,
             rename: true,
             ranged_reads: true,
+            // What this client can use; whether this server gives them is in `server_notes`.
             etags: true,
             checksums: vec![ChecksumAlgorithm::Adler32, ChecksumAlgorithm::Md5],
             default_jobs: self.cfg.default_jobs,
         }
+    }
+
+    fn server_notes(&self) -> ServerNotes {
+        let mut notes = self.learned.notes();
+        // A PUT's verification found no `Digest` on this server's HEAD.
+        if notes.checksums_on_head == Support::Unknown && self.no_digest.load(Ordering::Relaxed) {
+            notes.checksums_on_head = Support::No;
+        }
+        notes
     }
 
     async fn stat(&self, path: &RemotePath) -> Result<Entry> {
@@ -92,12 +106,23 @@ impl StorageBackend for WebDav {
     }
 
     async fn list(&self, dir: &RemotePath) -> Result<EntryStream> {
-        self.op_list(dir).await
+        use futures::StreamExt;
+        let learned = self.learned.clone();
+        let entries = self.op_list(dir).await?;
+        Ok(entries
+            .inspect(move |e| {
+                if let Ok(e) = e {
+                    learned.listed(e);
+                }
+            })
+            .boxed())
     }
 
     async fn checksums(&self, path: &RemotePath) -> Result<Vec<Checksum>> {
         self.check_addressable(path).await?;
-        Ok(self.head_digest(path).await?.1)
+        let sums = self.head_digest(path).await?.1;
+        self.learned.digest_head(!sums.is_empty());
+        Ok(sums)
     }
 
     async fn get(&self, path: &RemotePath, opts: GetOptions) -> Result<Download> {

@@ -9,7 +9,9 @@
 //! state and the trait), `send` (one request: token, redirects, redaction), `errors`
 //! (statuses and transport failures into errors), `body` (the length-checked body stream
 //! and `Content-Range`, shared with the downloadservice), `list`, `get`, `put`, `ops`
-//! (one verb each), `names` (names a server may not address), `propfind`, `digest`, `rawput`, `tls`, `urls`.
+//! (one verb each), `names` (names a server may not address), `propfind`, `digest`,
+//! `rawput`, `tls`, `urls`, `learned` (what the server's answers showed it lacks or gives:
+//! `stat -v`'s server notes).
 #![warn(missing_docs)]
 
 pub mod backend;
@@ -18,6 +20,7 @@ pub mod config;
 pub mod digest;
 pub mod errors;
 mod get;
+mod learned;
 mod list;
 mod names;
 mod ops;

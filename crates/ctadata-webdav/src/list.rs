@@ -342,9 +342,11 @@ impl WebDav {
         })?;
         // Some servers (nginx dav-ext) list no getetag; their HEAD has the ETag that
         // resumes and conditional reads need.
+        self.learned.listed(&found);
         if found.is_file() && found.etag.is_none() {
             let resp = self.send(self.req(Method::HEAD, path, false)).await?;
             if resp.status().is_success() {
+                self.learned.head(resp.headers());
                 found.etag = resp
                     .headers()
                     .get(reqwest::header::ETAG)

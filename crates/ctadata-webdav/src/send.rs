@@ -177,6 +177,7 @@ impl WebDav {
     pub(crate) async fn send(&self, req: Req<'_>) -> Result<reqwest::Response> {
         let mut token = self.token().await?;
         let resp = self.send_following(&req, &token).await?;
+        self.learned.answer(resp.headers());
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(resp);
         }

@@ -1,4 +1,6 @@
-//! `list` and `stat`: entries as lines, as a table, or as JSON.
+//! `list` and `stat`: entries as lines, as a table, or as JSON. `stat -v` adds what the
+//! client learned of the server (its name, ETags, checksums, whether create-if-absent is
+//! atomic), so that nobody relies on what the server lacks.
 //!
 //! A listing is sorted by name (a tree by path), as `ls` sorts; `-U` prints entries in the
 //! server's order as they arrive, so that a directory of millions starts printing at once
@@ -257,16 +259,41 @@ fn write_list_line(
     writeln!(out, "{loc:<9} {shown}{slash}")
 }
 
-/// `stat`: one entry, as lines or as JSON.
+/// `stat`: one entry, as lines or as JSON. With `-v`, a file the listing gave no checksum
+/// is asked alone (HEAD with Want-Digest), and what the client learned of the server follows
+/// (JSON: the `server` object).
 pub(crate) async fn stat(
     g: &Global,
     backend: Arc<dyn StorageBackend>,
     path: &RemotePath,
     utc: bool,
 ) -> Result<()> {
-    let e = backend.stat(path).await?;
+    let mut e = backend.stat(path).await?;
+    // Asked only at -v: the notes then say whether the server has checksums at all.
+    let mut asked = false;
+    if g.verbose > 0 && e.is_file() && e.checksums.is_empty() {
+        match backend.checksums(path).await {
+            Ok(sums) => {
+                asked = !sums.is_empty();
+                e.checksums = sums;
+            }
+            Err(err) => {
+                tracing::info!(path = %path, "could not ask the server for checksums: {err}")
+            }
+        }
+    }
     if g.json {
-        return emit_json(&e);
+        if g.verbose == 0 {
+            return emit_json(&e);
+        }
+        let mut v = serde_json::to_value(&e)
+            .map_err(|err| Error::internal(format!("cannot write JSON: {err}")))?;
+        let notes = serde_json::to_value(backend.server_notes())
+            .map_err(|err| Error::internal(format!("cannot write JSON: {err}")))?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("server".into(), notes);
+        }
+        return emit_json(&v);
     }
     let mut text = String::new();
     let mut line = |k: &str, v: &str| text.push_str(&format!("{k:<10}{v}\n"));
@@ -282,10 +309,19 @@ pub(crate) async fn stat(
         line("etag:", t);
     }
     for c in &e.checksums {
-        line("checksum:", &c.to_string());
+        if asked {
+            line("checksum:", &format!("{c} (asked for this file alone)"));
+        } else {
+            line("checksum:", &c.to_string());
+        }
     }
     if let Some(l) = e.locality {
         line("locality:", l.as_str());
+    }
+    if g.verbose > 0 {
+        for (k, v) in backend.server_notes().describe() {
+            line(k, &v);
+        }
     }
     super::write_stdout(text.as_bytes())
 }
