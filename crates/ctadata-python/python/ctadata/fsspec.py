@@ -215,6 +215,7 @@ class CtaFileSystem(AbstractFileSystem):
                 self.dircache.pop(key, None)
 
     def info(self, path: str, **kwargs: Any) -> Dict[str, Any]:
+        """The entry of a file or directory: name, size, type, mtime, and etag/checksums/locality when the server gives them."""
         stripped = self._strip_protocol(path)
         cached = None if kwargs.get("refresh") else self._from_listings(stripped)
         if cached is not None:
@@ -223,6 +224,7 @@ class CtaFileSystem(AbstractFileSystem):
         return self._as_given(path, [self._named(profile, c.info(rest))])[0]
 
     def ls(self, path: str, detail: bool = True, refresh: bool = False, **kwargs: Any) -> List[Any]:
+        """The entries of a directory (a file: its own entry), from the listing cache when fresh."""
         stripped = self._strip_protocol(path)
         entries = None
         if not refresh:
@@ -247,6 +249,7 @@ class CtaFileSystem(AbstractFileSystem):
         detail: bool = False,
         **kwargs: Any,
     ) -> Any:
+        """Every file below ``path`` (directories too with ``withdirs``), listed by the engine's parallel walk."""
         if maxdepth is not None:
             return super().find(path, maxdepth=maxdepth, withdirs=withdirs, detail=detail, **kwargs)
         c, profile, rest = self._resolve(path)
@@ -275,6 +278,7 @@ class CtaFileSystem(AbstractFileSystem):
         return {n: out[n] for n in names} if detail else names
 
     def exists(self, path: str, **kwargs: Any) -> bool:
+        """Whether ``path`` exists (a missing path, not another failure, gives False)."""
         try:
             self.info(path)
             return True
@@ -282,6 +286,7 @@ class CtaFileSystem(AbstractFileSystem):
             return False
 
     def modified(self, path: str) -> Any:
+        """The modification time, as an aware UTC datetime."""
         import datetime
 
         mtime = self.info(path).get("mtime")
@@ -290,6 +295,7 @@ class CtaFileSystem(AbstractFileSystem):
         return datetime.datetime.fromtimestamp(mtime, tz=datetime.timezone.utc)
 
     def checksum(self, path: str) -> int:
+        """A number that changes when the file does (from its ETag or the server's checksum)."""
         info = self.info(path)
         sums = info.get("checksums") or {}
         key = info.get("etag") or next(iter(sorted(sums.values())), None)
@@ -298,11 +304,13 @@ class CtaFileSystem(AbstractFileSystem):
         return int(fsspec.utils.tokenize(info["name"], info["size"], key), 16)
 
     def ukey(self, path: str) -> str:
+        """A key that changes when the file does."""
         return fsspec.utils.tokenize(self.checksum(path))
 
     # --- reading ---------------------------------------------------------------------
 
     def cat_file(self, path: str, start: Optional[int] = None, end: Optional[int] = None, **kwargs: Any) -> bytes:
+        """The bytes of a file, or of ``start:end`` (negative values count from the end) in one ranged read."""
         c, _, rest = self._resolve(path)
         if start is None and end is None:
             return c.read(rest)
@@ -322,6 +330,7 @@ class CtaFileSystem(AbstractFileSystem):
         return c.read(rest, begin, stop)
 
     def get_file(self, rpath: str, lpath: str, callback: Any = None, outfile: Any = None, **kwargs: Any) -> None:
+        """Downloads one file (verified, through a ``.part`` renamed when complete)."""
         c, _, rest = self._resolve(rpath)
         if self.isdir(rpath):
             os.makedirs(lpath, exist_ok=True)
@@ -335,6 +344,7 @@ class CtaFileSystem(AbstractFileSystem):
     # --- writing ---------------------------------------------------------------------
 
     def put_file(self, lpath: str, rpath: str, callback: Any = None, mode: str = "overwrite", **kwargs: Any) -> None:
+        """Uploads one local file (verified); ``mode="create"`` refuses an existing one."""
         if os.path.isdir(lpath):
             self.makedirs(rpath, exist_ok=True)
             return
@@ -347,15 +357,18 @@ class CtaFileSystem(AbstractFileSystem):
             self.invalidate_cache(rpath)
 
     def pipe_file(self, path: str, value: bytes, mode: str = "overwrite", **kwargs: Any) -> None:
+        """Writes ``value`` as the whole file, in one verified upload."""
         with self.open(path, "wb") as f:
             f.write(value)
 
     def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
+        """Creates a directory (and its parents with ``create_parents``)."""
         c, _, rest = self._resolve(path)
         self.invalidate_cache(path)
         c.mkdir(rest, create_parents)
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
+        """Creates a directory and its parents; an existing one is an error unless ``exist_ok``."""
         c, _, rest = self._resolve(path)
         if not exist_ok and self.exists(path):
             raise FileExistsError(f"{path} exists (makedirs with exist_ok=False)")
@@ -363,6 +376,7 @@ class CtaFileSystem(AbstractFileSystem):
         c.mkdir(rest, True)
 
     def rmdir(self, path: str) -> None:
+        """Deletes an empty directory."""
         c, _, rest = self._resolve(path)
         if self.ls(path, detail=False):
             raise OSError(f"{path} is not empty: fs.rm(path, recursive=True) deletes it with its contents")
@@ -370,6 +384,7 @@ class CtaFileSystem(AbstractFileSystem):
         c.delete(rest, False)
 
     def rm_file(self, path: str) -> None:
+        """Deletes a file."""
         c, _, rest = self._resolve(path)
         self.invalidate_cache(path)
         c.delete(rest, False)
@@ -378,6 +393,7 @@ class CtaFileSystem(AbstractFileSystem):
         self.rm_file(path)
 
     def rm(self, path: Any, recursive: bool = False, maxdepth: Optional[int] = None) -> None:
+        """Deletes files, or directories with their contents with ``recursive``."""
         if maxdepth is not None:
             return super().rm(path, recursive=recursive, maxdepth=maxdepth)
         paths = path if isinstance(path, list) else [path]
@@ -389,6 +405,7 @@ class CtaFileSystem(AbstractFileSystem):
         return None
 
     def mv(self, path1: str, path2: str, recursive: bool = False, maxdepth: Optional[int] = None, **kwargs: Any) -> None:
+        """Renames on the server within a profile (no data moves); across profiles, copies then deletes."""
         c1, p1, r1 = self._resolve(path1)
         _, p2, r2 = self._resolve(path2)
         if p1 != p2:
@@ -400,6 +417,7 @@ class CtaFileSystem(AbstractFileSystem):
         c1.rename(r1, r2, True)
 
     def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
+        """Copies a file through this machine (download, then verified upload)."""
         with tempfile.TemporaryDirectory(prefix="ctadata-cp-") as tmp:
             local = os.path.join(tmp, "file")
             self.get_file(path1, local)
