@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use ctadata_core::{Entry, EntryKind, EntryStream, Error, RemotePath, Result};
 use futures::{FutureExt, StreamExt};
-use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use percent_encoding::{utf8_percent_encode, AsciiSet};
 use reqwest::header::HeaderValue;
 use reqwest::{Method, Url};
 
@@ -171,22 +171,7 @@ fn evidence(href: &str) -> u8 {
 }
 
 /// Characters a literal path is escaped in (a segment's set, but `/` stays).
-const LITERAL: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}')
-    .add(b'\\')
-    .add(b'^')
-    .add(b'|')
-    .add(b'[')
-    .add(b']');
+const LITERAL: &AsciiSet = &crate::urls::SEGMENT.remove(b'/');
 
 /// An href written literally, percent-encoded so that decoding it once gives it back.
 fn literal(href: &str) -> String {
