@@ -94,7 +94,8 @@ impl Client {
     }
 
     /// The options of this client's transfers: the defaults, as many at once as `cta-data get`
-    /// takes on this profile (its `jobs`, else the backend's default), and its progress sink.
+    /// takes on this profile (its `jobs`, else the backend's default), its `streams` and
+    /// `stream_cutoff`, and its progress sink.
     fn transfer_options(&self) -> TransferOptions {
         let mut opts = TransferOptions::default();
         opts.jobs = self
@@ -104,6 +105,12 @@ impl Client {
             .map(|j| j as usize)
             .unwrap_or_else(|| self.backend.capabilities().default_jobs)
             .max(1);
+        if let Some(p) = self.profile.as_ref().map(|p| &p.profile) {
+            opts.streams = p.streams.map(|n| n.clamp(1, 64) as usize);
+            if let Some(cut) = p.stream_cutoff {
+                opts.stream_cutoff = cut;
+            }
+        }
         if let Some(p) = &self.progress {
             opts.progress = p.clone();
         }

@@ -104,6 +104,8 @@ pub enum Command {
         recursive: bool,
         #[command(flatten)]
         transfer: TransferArgs,
+        #[command(flatten)]
+        streams: StreamArgs,
     },
     /// Upload a file, or a directory with -r.
     Put {
@@ -253,6 +255,23 @@ pub struct TransferArgs {
     /// Leave out files and directories matching this glob; repeatable.
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
+}
+
+/// How one big file is downloaded.
+#[derive(Debug, Args, Clone)]
+pub struct StreamArgs {
+    /// Connections for one big file, each fetching its own byte ranges (default: the
+    /// profile's `streams`, else 4; 1 for a single stream).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub streams: Option<u16>,
+    /// Files at least this large are fetched in several streams (default: the profile's
+    /// `stream_cutoff`, else 64M; K, M, G suffixes).
+    #[arg(long, value_name = "SIZE", value_parser = size_arg)]
+    pub stream_cutoff: Option<u64>,
+}
+
+fn size_arg(s: &str) -> std::result::Result<u64, String> {
+    ctadata::config::parse_size(s).ok_or_else(|| format!("'{s}' is not a size (e.g. 64M, 1G, 1048576)"))
 }
 
 /// `cert` subcommands.

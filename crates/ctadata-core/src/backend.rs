@@ -386,6 +386,8 @@ pub struct Capabilities {
     pub checksums: Vec<ChecksumAlgorithm>,
     /// How many transfers at once suit this backend by default.
     pub default_jobs: usize,
+    /// How many ranged streams one big download uses by default (1: one stream).
+    pub default_streams: usize,
 }
 
 /// How far a server does something users rely on, as far as the client has seen.

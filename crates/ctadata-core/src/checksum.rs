@@ -133,6 +133,31 @@ impl Adler32 {
         (self.b << 16) | self.a
     }
 
+    /// The checksum whose value is `value` (e.g. one kept from an earlier run).
+    pub fn from_value(value: u32) -> Self {
+        Self {
+            a: value & 0xffff,
+            b: value >> 16,
+        }
+    }
+
+    /// The checksum of `self`'s bytes followed by `next`'s, where `next` covered `len`
+    /// bytes (zlib's `adler32_combine`): segments checksummed apart, joined without
+    /// reading them again.
+    pub fn combine(&self, next: &Adler32, len: u64) -> Adler32 {
+        let m = u64::from(Self::MOD);
+        let rem = len % m;
+        let (a1, b1) = (u64::from(self.a), u64::from(self.b));
+        let (a2, b2) = (u64::from(next.a), u64::from(next.b));
+        // a = a1 + a2 - 1; b = b1 + b2 + rem * (a1 - 1)   (mod m)
+        let a = (a1 + a2 + m - 1) % m;
+        let b = (b1 + b2 + rem * a1 % m + m - rem) % m;
+        Self {
+            a: a as u32,
+            b: b as u32,
+        }
+    }
+
     /// The value as the normalised [`Checksum`].
     pub fn checksum(&self) -> Checksum {
         Checksum::new(ChecksumAlgorithm::Adler32, &format!("{:08x}", self.value()))
@@ -164,6 +189,26 @@ mod tests {
             s2 = (s2 + s1) % 65521;
         }
         assert_eq!(one.value() as u64, (s2 << 16) | s1);
+    }
+
+    #[test]
+    fn adler32_combines_segments() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        let mut whole = Adler32::new();
+        whole.update(&data);
+        for cuts in [vec![0, 300_000], vec![1, 65_521, 65_522, 200_000], vec![100_000, 100_001]] {
+            let mut acc = Adler32::new();
+            let mut from = 0;
+            for &to in cuts.iter().chain(std::iter::once(&300_000)) {
+                let mut part = Adler32::new();
+                part.update(&data[from..to]);
+                acc = acc.combine(&Adler32::from_value(part.value()), (to - from) as u64);
+                from = to;
+            }
+            assert_eq!(acc.value(), whole.value(), "cuts {cuts:?}");
+        }
+        // Empty segments change nothing.
+        assert_eq!(whole.combine(&Adler32::new(), 0).value(), whole.value());
     }
 
     #[test]

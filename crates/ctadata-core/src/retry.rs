@@ -522,6 +522,7 @@ mod tests {
                 etags: true,
                 checksums: Vec::new(),
                 default_jobs: 1,
+                default_streams: 1,
             }
         }
         async fn stat(&self, path: &RemotePath) -> Result<Entry> {

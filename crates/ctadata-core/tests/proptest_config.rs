@@ -236,6 +236,8 @@ fn gen_profile() -> impl Strategy<Value = GenProfile> {
                         read_timeout: read_timeout.as_ref().map(|n| n.0),
                         idle_timeout: None,
                         jobs: jobs.as_ref().map(|n| n.0),
+                        streams: None,
+                        stream_cutoff: None,
                         oidc,
                     },
                     connect_timeout,

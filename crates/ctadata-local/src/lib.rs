@@ -108,6 +108,7 @@ impl StorageBackend for LocalBackend {
             etags: false,
             checksums: vec![ChecksumAlgorithm::Adler32],
             default_jobs: 4,
+            default_streams: 1,
         }
     }
 

@@ -89,6 +89,7 @@ impl StorageBackend for WebDav {
             etags: true,
             checksums: vec![ChecksumAlgorithm::Adler32, ChecksumAlgorithm::Md5],
             default_jobs: self.cfg.default_jobs,
+            default_streams: 4,
         }
     }
 

@@ -211,6 +211,7 @@ async fn run_storage(
             local,
             recursive,
             transfer,
+            streams,
         } => {
             get(
                 g,
@@ -220,6 +221,7 @@ async fn run_storage(
                 local.as_deref(),
                 *recursive,
                 transfer,
+                streams,
             )
             .await
         }

@@ -9,7 +9,7 @@ use ctadata::transfer::{self, FileOutcome, Filter, Summary, TransferOptions};
 use ctadata::{Error, RemotePath, Result, StorageBackend};
 
 use super::rp;
-use crate::cli::{Global, TransferArgs};
+use crate::cli::{Global, StreamArgs, TransferArgs};
 use crate::progress::Display;
 
 /// The target of a copy: an existing directory or a path ending in '/' receives `name` inside.
@@ -146,6 +146,7 @@ pub(crate) async fn get(
     local: Option<&Path>,
     recursive: bool,
     t: &TransferArgs,
+    s: &StreamArgs,
 ) -> Result<()> {
     let started = Instant::now();
     let entry = backend.stat(remote).await?;
@@ -155,7 +156,15 @@ pub(crate) async fn get(
         remote.name()
     };
     let target = local_target(local, name, entry.is_dir());
-    let (opts, display) = transfer_options(g, r, backend.as_ref(), t, !entry.is_dir(), false)?;
+    let (mut opts, display) =
+        transfer_options(g, r, backend.as_ref(), t, !entry.is_dir(), false)?;
+    opts.streams = s
+        .streams
+        .map(usize::from)
+        .or(r.profile.streams.map(|n| n.clamp(1, 64) as usize));
+    if let Some(cut) = s.stream_cutoff.or(r.profile.stream_cutoff) {
+        opts.stream_cutoff = cut;
+    }
     if entry.is_dir() {
         if !recursive {
             return Err(Error::usage(

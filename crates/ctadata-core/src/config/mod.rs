@@ -32,7 +32,7 @@ mod urls;
 pub use builtin::builtin;
 pub use env::{current_uid, EnvSnapshot};
 pub use layers::GIVEN_BY_CALLER;
-pub use model::{BackendKind, Config, OidcSettings, Profile};
+pub use model::{parse_size, BackendKind, Config, OidcSettings, Profile};
 
 use errors::extract;
 use layers::{builtin_layer, caller_layer, flags_layer, origin_of};

@@ -123,6 +123,21 @@ pub struct Profile {
         deserialize_with = "de_opt_u64"
     )]
     pub jobs: Option<u64>,
+    /// Connections (parallel byte ranges) for one big download; 1 for one stream.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_u64"
+    )]
+    pub streams: Option<u64>,
+    /// Files at least this large are downloaded in several streams (bytes, or with a
+    /// K, M, G or T suffix: "64M").
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_size"
+    )]
+    pub stream_cutoff: Option<u64>,
     /// OIDC settings (`dcache` backend).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oidc: Option<OidcSettings>,
@@ -155,6 +170,45 @@ fn de_opt_u64<'de, D: serde::Deserializer<'de>>(
         Some(N::Num(n)) => Ok(Some(n)),
         Some(N::Str(s)) => s.trim().parse().map(Some).map_err(|_| {
             serde::de::Error::invalid_value(serde::de::Unexpected::Str(&s), &"a whole number")
+        }),
+    }
+}
+
+/// A size in bytes: digits, optionally followed by K, M, G or T (powers of 1024; "KiB",
+/// "MB" and the like are read the same way).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(digits);
+    let n: u64 = n.parse().ok()?;
+    let shift = match unit.trim().to_ascii_lowercase().trim_end_matches("ib").trim_end_matches('b') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return None,
+    };
+    n.checked_mul(1u64 << shift)
+}
+
+fn de_opt_size<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum N {
+        Num(u64),
+        Str(String),
+    }
+    match Option::<N>::deserialize(d)? {
+        None => Ok(None),
+        Some(N::Num(n)) => Ok(Some(n)),
+        Some(N::Str(s)) => parse_size(&s).map(Some).ok_or_else(|| {
+            serde::de::Error::invalid_value(
+                serde::de::Unexpected::Str(&s),
+                &"a size such as 67108864 or \"64M\"",
+            )
         }),
     }
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
 use super::lock::FileLock;
+use super::streams::{self, Chunks};
 use super::{
     part_meta_path, part_path, pump, safe_local_join, space, walk, FileDone, FileOutcome, Summary,
     ThreadWriter, TransferOptions,
@@ -25,11 +26,15 @@ pub type DownloadOptions = TransferOptions;
 
 /// What a `.part` file was downloaded from, so a rerun resumes only the same remote file.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-struct PartMeta {
+pub(super) struct PartMeta {
     path: String,
     size: Option<u64>,
     etag: Option<String>,
     mtime: Option<u64>,
+    /// A download in several streams: the chunks and how far each got (`None`: the
+    /// `.part` holds one unbroken prefix of the file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    chunks: Option<Chunks>,
 }
 
 fn unix(t: Option<SystemTime>) -> Option<u64> {
@@ -44,6 +49,7 @@ impl PartMeta {
             size: e.size,
             etag: e.etag.clone(),
             mtime: unix(e.mtime),
+            chunks: None,
         }
     }
 
@@ -153,7 +159,7 @@ pub async fn download_file(
         return Ok(o);
     }
     let attempted = if special {
-        fetch(backend, path, &entry, target, None, opts, true)
+        to_device(backend, path, &entry, target, target_md.as_ref(), opts)
             .await
             .map(FileOutcome::Done)
     } else {
@@ -176,6 +182,46 @@ pub async fn download_file(
     }
 }
 
+/// `/dev/null`: its character device (1, 3).
+const DEV_NULL: u64 = (1 << 8) | 3;
+
+/// A download to a device or FIFO, written as it is; to `/dev/null`, which takes writes at
+/// any offset, in several streams like a file.
+async fn to_device(
+    backend: &dyn StorageBackend,
+    path: &RemotePath,
+    entry: &Entry,
+    target: &Path,
+    md: Option<&std::fs::Metadata>,
+    opts: &TransferOptions,
+) -> Result<FileDone> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let null = md.is_some_and(|m| m.file_type().is_char_device() && m.rdev() == DEV_NULL);
+    let n = streams::streams_for(backend, entry, opts);
+    if null && n > 1 {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(target)
+            .map_err(|e| Error::local("open", target, e))?;
+        let sink = streams::Target::Discard(f);
+        let meta_of = |c: Chunks| PartMeta {
+            chunks: Some(c),
+            ..PartMeta::of(entry)
+        };
+        match streams::fetch_parallel(
+            backend, path, entry, target, &sink, None, n, opts, meta_of,
+        )
+        .await?
+        {
+            streams::Outcome::Done(d) => return Ok(d),
+            streams::Outcome::RangesIgnored => {
+                tracing::info!(path = %path, "the server ignores byte ranges: downloading in one stream");
+            }
+        }
+    }
+    fetch(backend, path, entry, target, None, opts, true).await
+}
+
 /// A download through a `.part` this run owns.
 async fn owned(
     backend: &dyn StorageBackend,
@@ -194,6 +240,12 @@ async fn owned(
     .await
     .map_err(|e| Error::local("create", &part, e))?;
     let have = lock.file().metadata().map(|m| m.len()).unwrap_or(0);
+    // What is on disk: a `.part` of several streams is sparse until its chunks arrive.
+    let allocated = lock
+        .file()
+        .metadata()
+        .map(|m| (std::os::unix::fs::MetadataExt::blocks(&m) * 512).min(m.len()))
+        .unwrap_or(0);
     if waited {
         // The other run has let go: it most likely finished this very file.
         if let Some(reason) = skip_reason(entry, std::fs::metadata(target).ok().as_ref(), opts) {
@@ -204,7 +256,7 @@ async fn owned(
         }
     }
     if let Some(size) = entry.size {
-        if let Err(e) = space::ensure(target, size.saturating_sub(have)) {
+        if let Err(e) = space::ensure(target, size.saturating_sub(allocated)) {
             if have == 0 {
                 lock.remove();
             }
@@ -213,18 +265,113 @@ async fn owned(
     }
     // No retry loop here: the backend's retry layer tries requests again and resumes a
     // broken body with `Range`; what still fails keeps its `.part` for a rerun.
-    let small = entry.size.is_some_and(|s| s <= SMALL);
-    let attempted = if small {
-        fetch_small(backend, path, entry, target, &lock, opts).await
-    } else {
-        fetch(backend, path, entry, target, Some(&lock), opts, true).await
-    };
+    let attempted = attempt(backend, path, entry, target, &lock, opts, have, true).await;
     // An empty `.part` helps no rerun.
     if attempted.is_err() && lock.file().metadata().is_ok_and(|m| m.len() == 0) {
         lock.remove();
     }
     attempted.map(FileOutcome::Done)
 }
+/// One attempt at the file through its locked `.part` (which holds `have` bytes from an
+/// earlier run): small files in memory, big ones in several streams where the server reads
+/// ranges, the others in one stream. `may_restart`: a file that changed during a
+/// download in several streams is started once more.
+#[allow(clippy::too_many_arguments)]
+async fn attempt(
+    backend: &dyn StorageBackend,
+    path: &RemotePath,
+    entry: &Entry,
+    target: &Path,
+    lock: &FileLock,
+    opts: &TransferOptions,
+    have: u64,
+    may_restart: bool,
+) -> Result<FileDone> {
+    if entry.size.is_some_and(|s| s <= SMALL) {
+        return fetch_small(backend, path, entry, target, lock, opts).await;
+    }
+    let meta_path = part_meta_path(target);
+    let earlier = if have > 0 {
+        read_meta(&meta_path).await
+    } else {
+        None
+    };
+    let earlier_chunked = earlier
+        .as_ref()
+        .is_some_and(|m| m.chunks.is_some() && m.same_file(entry));
+    let n = streams::streams_for(backend, entry, opts);
+    let can = entry.size.is_some() && backend.capabilities().ranged_reads;
+    if !(can && (n > 1 || earlier_chunked)) {
+        return fetch(backend, path, entry, target, Some(lock), opts, true).await;
+    }
+    let size = entry.size.unwrap_or_default();
+    // What an earlier run left: its chunks, or the prefix one stream wrote.
+    let layout = match earlier {
+        Some(m) if m.same_file(entry) => m.chunks.or_else(|| {
+            let chunk = streams::chunk_size(size, n);
+            let done = (0..size.div_ceil(chunk))
+                .map(|i| have.saturating_sub(i * chunk).min(chunk))
+                .collect();
+            Some(Chunks { size: chunk, done })
+        }),
+        Some(_) => {
+            tracing::info!(path = %path, "the remote file changed since the partial download: starting again");
+            reset(Some(lock), &meta_path).await;
+            None
+        }
+        None => None,
+    };
+    let meta_of = |c: Chunks| PartMeta {
+        chunks: Some(c),
+        ..PartMeta::of(entry)
+    };
+    let sink = streams::Target::Part(lock);
+    let part = lock.path();
+    match streams::fetch_parallel(
+        backend,
+        path,
+        entry,
+        target,
+        &sink,
+        layout,
+        n.max(1),
+        opts,
+        meta_of,
+    )
+    .await
+    {
+        Ok(streams::Outcome::Done(done)) => {
+            if let Some(t) = entry.mtime {
+                let _ = lock.file().set_modified(t);
+            }
+            tokio::fs::rename(part, target)
+                .await
+                .map_err(|e| Error::local("rename into place", target, e))?;
+            let _ = tokio::fs::remove_file(&meta_path).await;
+            Ok(done)
+        }
+        Ok(streams::Outcome::RangesIgnored) => {
+            tracing::info!(path = %path, "the server ignores byte ranges: downloading in one stream");
+            reset(Some(lock), &meta_path).await;
+            fetch(backend, path, entry, target, Some(lock), opts, false).await
+        }
+        Err(Error::Conflict { message, .. }) if may_restart => {
+            tracing::info!(path = %path, "{message}: starting again");
+            reset(Some(lock), &meta_path).await;
+            let fresh = backend.stat(path).await?;
+            Box::pin(attempt(backend, path, &fresh, target, lock, opts, 0, false)).await
+        }
+        Err(e) => {
+            let full = matches!(&e, Error::LocalIo { source, .. } if source.kind() == std::io::ErrorKind::StorageFull);
+            if full || matches!(e, Error::Integrity { .. } | Error::Conflict { .. }) {
+                // Nothing worth resuming: give the space back.
+                reset(Some(lock), &meta_path).await;
+            }
+            Err(e)
+        }
+    }
+}
+
 /// Files smaller than this are not resumed (no `.part.meta` for them).
 const RESUMABLE: u64 = 1 << 20;
 
@@ -272,7 +419,7 @@ fn verify(
 /// checksum they computed, possibly of another file. Data is called corrupt only when
 /// the file's own checksum disagrees too.
 #[allow(clippy::too_many_arguments)]
-async fn verify_checked(
+pub(super) async fn verify_checked(
     backend: &dyn StorageBackend,
     path: &RemotePath,
     name: &str,
@@ -307,7 +454,7 @@ async fn verify_checked(
     }
 }
 
-fn has_adler(sums: &[Checksum]) -> bool {
+pub(super) fn has_adler(sums: &[Checksum]) -> bool {
     Checksum::find(sums, &ChecksumAlgorithm::Adler32).is_some()
 }
 
@@ -331,7 +478,7 @@ async fn seed_adler(part: &Path) -> Result<Adler32> {
 }
 
 /// The server's checksums of a response, over those of the listing.
-fn merge_sums(listed: &[Checksum], answered: &[Checksum]) -> Vec<Checksum> {
+pub(super) fn merge_sums(listed: &[Checksum], answered: &[Checksum]) -> Vec<Checksum> {
     let mut sums = listed.to_vec();
     for c in answered {
         sums.retain(|s| s.algorithm != c.algorithm);
@@ -482,6 +629,7 @@ async fn fetch(
         match read_meta(&meta_path).await {
             Some(meta)
                 if resumable
+                    && meta.chunks.is_none()
                     && meta.same_file(entry)
                     && entry.size.is_none_or(|s| earlier <= s)
                     && backend.capabilities().ranged_reads =>

@@ -16,6 +16,7 @@ mod filter;
 mod lock;
 mod sink;
 mod space;
+mod streams;
 mod upload;
 mod walk;
 
@@ -112,6 +113,9 @@ impl FileDone {
     }
 }
 
+/// Files at least this large are downloaded with several ranged streams by default.
+pub const DEFAULT_STREAM_CUTOFF: u64 = 64 << 20;
+
 /// Options of a transfer. Retries are not among them: the backend's retry layer
 /// ([`crate::retry::Retrying`]) tries each request again and resumes broken downloads.
 #[derive(Clone)]
@@ -119,6 +123,10 @@ impl FileDone {
 pub struct TransferOptions {
     /// Files in flight at once.
     pub jobs: usize,
+    /// Ranged streams for one big download (`None`: the backend's default; 1: one stream).
+    pub streams: Option<usize>,
+    /// Files at least this large are downloaded with several streams.
+    pub stream_cutoff: u64,
     /// Stop at the first failure instead of going on with the other files.
     pub fail_fast: bool,
     /// Replace existing files at the destination.
@@ -150,6 +158,8 @@ impl Default for TransferOptions {
     fn default() -> Self {
         Self {
             jobs: 4,
+            streams: None,
+            stream_cutoff: DEFAULT_STREAM_CUTOFF,
             fail_fast: false,
             overwrite: true,
             skip_existing: false,
@@ -168,6 +178,8 @@ impl std::fmt::Debug for TransferOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TransferOptions")
             .field("jobs", &self.jobs)
+            .field("streams", &self.streams)
+            .field("stream_cutoff", &self.stream_cutoff)
             .field("fail_fast", &self.fail_fast)
             .field("overwrite", &self.overwrite)
             .field("skip_existing", &self.skip_existing)

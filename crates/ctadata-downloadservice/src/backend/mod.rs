@@ -93,6 +93,7 @@ impl StorageBackend for DownloadService {
             etags: false,
             checksums: Vec::new(),
             default_jobs: self.jobs,
+            default_streams: 4,
         }
     }
 

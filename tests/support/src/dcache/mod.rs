@@ -27,6 +27,9 @@
 //!   [`DcacheDouble::raw_hrefs`], [`DcacheDouble::unasked_digest`],
 //!   [`DcacheDouble::broken_open_range`], [`DcacheDouble::xrootd_namespace`],
 //!   [`DcacheDouble::cut_at_question_mark`].
+//! * Switches for downloads in several streams: [`DcacheDouble::ignore_range`] (a server
+//!   without ranges), [`DcacheDouble::replace_after_gets`] (a file rewritten between two
+//!   ranges); [`Stats::pool_sent_bytes`] counts what the pool sent.
 //! * Not modelled: staging (a `NEARLINE` file is served at once), macaroons, the tape REST
 //!   API, dCache's `302` from a directory URL without `/` (the HTML page is served directly).
 
@@ -139,6 +142,8 @@ pub struct Stats {
     pub door_body_bytes: u64,
     /// Request-body bytes received by the pool.
     pub pool_body_bytes: u64,
+    /// File bytes the pool sent in answers to `GET`.
+    pub pool_sent_bytes: u64,
     /// Whether any request to the pool carried an `Authorization` header.
     pub pool_saw_authorization: bool,
     /// Redirects (`307`) issued by the door.
@@ -175,6 +180,8 @@ struct Faults {
     broken_open_range: bool,
     xrootd_namespace: bool,
     cut_at_question_mark: bool,
+    ignore_range: bool,
+    replace_after_gets: Option<(usize, Vec<u8>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -189,6 +196,7 @@ struct Counters {
     pool_requests: AtomicU64,
     door_body_bytes: AtomicU64,
     pool_body_bytes: AtomicU64,
+    pool_sent_bytes: AtomicU64,
     pool_auth: AtomicU64,
     redirects: AtomicU64,
     stale_uuid: AtomicU64,
@@ -418,6 +426,7 @@ impl DcacheDouble {
             pool_requests: c.pool_requests.load(Ordering::Relaxed),
             door_body_bytes: c.door_body_bytes.load(Ordering::Relaxed),
             pool_body_bytes: c.pool_body_bytes.load(Ordering::Relaxed),
+            pool_sent_bytes: c.pool_sent_bytes.load(Ordering::Relaxed),
             pool_saw_authorization: c.pool_auth.load(Ordering::Relaxed) > 0,
             redirects: c.redirects.load(Ordering::Relaxed),
             stale_uuid_hits: c.stale_uuid.load(Ordering::Relaxed),
@@ -433,6 +442,7 @@ impl DcacheDouble {
             &c.pool_requests,
             &c.door_body_bytes,
             &c.pool_body_bytes,
+            &c.pool_sent_bytes,
             &c.pool_auth,
             &c.redirects,
             &c.stale_uuid,
@@ -489,6 +499,17 @@ impl DcacheDouble {
     /// then closes the connection.
     pub fn truncate_next_get(&self, bytes: u64) {
         self.shared.faults().truncate_next_get = Some(bytes);
+    }
+
+    /// The pool ignores `Range` and answers every `GET` with `200` and the whole file.
+    pub fn ignore_range(&self, on: bool) {
+        self.shared.faults().ignore_range = on;
+    }
+
+    /// After `gets` more pool `GET`s, the next one first replaces the file it reads with
+    /// `contents` (a new inode, so a new ETag), as a writer elsewhere would.
+    pub fn replace_after_gets(&self, gets: usize, contents: Vec<u8>) {
+        self.shared.faults().replace_after_gets = Some((gets, contents));
     }
 
     /// `Digest` headers and the `Checksums` property lie (a well-formed but wrong value).

@@ -141,6 +141,23 @@ fn parse_range(value: Option<&str>, len: u64) -> RangeSpec {
 
 async fn send(shared: &Arc<Shared>, req: Request<Incoming>, path: DPath) -> Response<Body> {
     let fs = path.fs(&shared.root);
+    if req.method() == Method::GET {
+        let replace = {
+            let mut f = shared.faults();
+            match f.replace_after_gets.as_mut() {
+                Some((0, _)) => f.replace_after_gets.take().map(|(_, c)| c),
+                Some((n, _)) => {
+                    *n -= 1;
+                    None
+                }
+                None => None,
+            }
+        };
+        if let Some(contents) = replace {
+            let tmp = fs.with_extension("replacing");
+            let _ = std::fs::write(&tmp, contents).and_then(|()| std::fs::rename(&tmp, &fs));
+        }
+    }
     let meta = match tokio::fs::metadata(&fs).await {
         Ok(m) if m.is_file() => m,
         _ => return text(404, "Not found"),
@@ -163,6 +180,7 @@ async fn send(shared: &Arc<Shared>, req: Request<Incoming>, path: DPath) -> Resp
             return resp;
         }
     }
+    let range = range.filter(|_| !shared.faults().ignore_range);
     let (status, start, count) = match parse_range(range.as_deref(), len) {
         RangeSpec::Full => (200, 0, len),
         RangeSpec::Part(s, e) => (206, s, e - s + 1),
@@ -181,7 +199,7 @@ async fn send(shared: &Arc<Shared>, req: Request<Incoming>, path: DPath) -> Resp
         empty()
     } else {
         let truncate = shared.faults().truncate_next_get.take();
-        stream_file(fs, start, count, truncate)
+        stream_file(shared.clone(), fs, start, count, truncate)
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
@@ -209,7 +227,13 @@ async fn send(shared: &Arc<Shared>, req: Request<Incoming>, path: DPath) -> Resp
 
 /// Streams `count` bytes from `start`; with `truncate`, stops after that many bytes and
 /// breaks the connection.
-fn stream_file(fs: std::path::PathBuf, start: u64, count: u64, truncate: Option<u64>) -> Body {
+fn stream_file(
+    shared: Arc<Shared>,
+    fs: std::path::PathBuf,
+    start: u64,
+    count: u64,
+    truncate: Option<u64>,
+) -> Body {
     let (mut tx, body) = http_body_util::channel::Channel::<Bytes, std::io::Error>::new(4);
     tokio::spawn(async move {
         let mut file = match tokio::fs::File::open(&fs).await {
@@ -236,6 +260,10 @@ fn stream_file(fs: std::path::PathBuf, start: u64, count: u64, truncate: Option<
             {
                 return;
             }
+            shared
+                .counters
+                .pool_sent_bytes
+                .fetch_add(n as u64, Ordering::Relaxed);
             sent += n as u64;
         }
         if sent < count {
