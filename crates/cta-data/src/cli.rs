@@ -271,7 +271,8 @@ pub struct StreamArgs {
 }
 
 fn size_arg(s: &str) -> std::result::Result<u64, String> {
-    ctadata::config::parse_size(s).ok_or_else(|| format!("'{s}' is not a size (e.g. 64M, 1G, 1048576)"))
+    ctadata::config::parse_size(s)
+        .ok_or_else(|| format!("'{s}' is not a size (e.g. 64M, 1G, 1048576)"))
 }
 
 /// `cert` subcommands.

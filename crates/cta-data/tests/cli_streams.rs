@@ -186,12 +186,14 @@ fn a_broken_range_keeps_the_part_and_the_rerun_fetches_only_what_is_missing() {
         "cta/run.h5",
         "run.h5",
     ]);
-    assert!(!first.status.success(), "the broken range must fail the run");
+    assert!(
+        !first.status.success(),
+        "the broken range must fail the run"
+    );
     assert!(err(&first).contains("run.h5"), "{}", err(&first));
     assert!(!env.path("work/run.h5").exists());
     let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(env.path("work/run.h5.part.meta")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(env.path("work/run.h5.part.meta")).unwrap()).unwrap();
     let done: u64 = meta["chunks"]["done"]
         .as_array()
         .unwrap()
@@ -229,7 +231,9 @@ fn a_one_stream_part_is_resumed_in_several_streams() {
     d.truncate_next_get(20 * MIB as u64);
     let first = env.run(&["--retries", "0", "get", "--streams", "1", "cta/one.bin"]);
     assert!(!first.status.success());
-    let have = std::fs::metadata(env.path("work/one.bin.part")).unwrap().len();
+    let have = std::fs::metadata(env.path("work/one.bin.part"))
+        .unwrap()
+        .len();
     assert!(have > 0 && have < body.len() as u64, "{have}");
     d.reset_stats();
     ok(&env.run(&[
@@ -328,14 +332,7 @@ fn nginx_serves_the_ranges_and_the_file_arrives_whole() {
     let body = data(36 * MIB + 999, 9);
     std::fs::write(nginx.root().join("f.bin"), &body).unwrap();
     let env = Env::new(&nginx.url());
-    ok(&env.run(&[
-        "get",
-        "--streams",
-        "4",
-        "--stream-cutoff",
-        "16M",
-        "f.bin",
-    ]));
+    ok(&env.run(&["get", "--streams", "4", "--stream-cutoff", "16M", "f.bin"]));
     assert!(std::fs::read(env.path("work/f.bin")).unwrap() == body);
     let ranged = nginx
         .access_log_lines()

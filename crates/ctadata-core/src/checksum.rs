@@ -196,7 +196,11 @@ mod tests {
         let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
         let mut whole = Adler32::new();
         whole.update(&data);
-        for cuts in [vec![0, 300_000], vec![1, 65_521, 65_522, 200_000], vec![100_000, 100_001]] {
+        for cuts in [
+            vec![0, 300_000],
+            vec![1, 65_521, 65_522, 200_000],
+            vec![100_000, 100_001],
+        ] {
             let mut acc = Adler32::new();
             let mut from = 0;
             for &to in cuts.iter().chain(std::iter::once(&300_000)) {

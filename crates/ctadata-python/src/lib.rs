@@ -643,6 +643,7 @@ impl NativeClient {
         let sums: Vec<String> = caps.checksums.iter().map(|a| a.to_string()).collect();
         d.set_item("checksums", sums)?;
         d.set_item("jobs", caps.default_jobs)?;
+        d.set_item("streams", caps.default_streams)?;
         Ok(d)
     }
 

@@ -156,8 +156,7 @@ pub(crate) async fn get(
         remote.name()
     };
     let target = local_target(local, name, entry.is_dir());
-    let (mut opts, display) =
-        transfer_options(g, r, backend.as_ref(), t, !entry.is_dir(), false)?;
+    let (mut opts, display) = transfer_options(g, r, backend.as_ref(), t, !entry.is_dir(), false)?;
     opts.streams = s
         .streams
         .map(usize::from)

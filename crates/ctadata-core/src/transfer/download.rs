@@ -208,10 +208,8 @@ async fn to_device(
             chunks: Some(c),
             ..PartMeta::of(entry)
         };
-        match streams::fetch_parallel(
-            backend, path, entry, target, &sink, None, n, opts, meta_of,
-        )
-        .await?
+        match streams::fetch_parallel(backend, path, entry, target, &sink, None, n, opts, &meta_of)
+            .await?
         {
             streams::Outcome::Done(d) => return Ok(d),
             streams::Outcome::RangesIgnored => {
@@ -336,7 +334,7 @@ async fn attempt(
         layout,
         n.max(1),
         opts,
-        meta_of,
+        &meta_of,
     )
     .await
     {
@@ -791,6 +789,9 @@ async fn fetch(
     })
 }
 
+/// Connections a tree download aims at when it picks the streams per file itself.
+const TREE_CONNECTIONS: usize = 32;
+
 /// Downloads the tree below `root` into `local` (created if needed).
 pub async fn download_tree(
     backend: Arc<dyn StorageBackend>,
@@ -825,6 +826,14 @@ pub async fn download_tree(
     let mut inflight = FuturesUnordered::new();
     let mut walking = true;
     let jobs = opts.jobs.max(1);
+    // Many files at once need fewer streams each: at most about 32 connections in all,
+    // unless the streams were asked for.
+    let mut opts = opts.clone();
+    if opts.streams.is_none() {
+        let default = backend.capabilities().default_streams;
+        opts.streams = Some(default.min((TREE_CONNECTIONS / jobs).max(1)));
+    }
+    let opts = &opts;
     loop {
         // The walk stays ahead of the transfers, with never more than `jobs` files in flight.
         let step = if walking && inflight.len() < jobs {

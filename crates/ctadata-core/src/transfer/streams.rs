@@ -263,7 +263,8 @@ impl Job<'_> {
                 off: self.off.clone(),
                 live: self.live.clone(),
             };
-            let mut out = ThreadWriter::new(at).map_err(|e| Error::local("write", &self.part, e))?;
+            let mut out =
+                ThreadWriter::new(at).map_err(|e| Error::local("write", &self.part, e))?;
             let mut stream = dl.stream;
             let failure = pump(&mut stream, &mut out, |c| {
                 if let Some(a) = adler.as_mut() {
@@ -304,6 +305,27 @@ impl Job<'_> {
             let next = self.queue.lock().expect("queue").pop_front();
             let Some(i) = next else { return Ok(()) };
             self.chunk(i).await?;
+        }
+    }
+}
+
+/// Describes the chunks on disk in `.part.meta` when dropped (a download called off by
+/// Ctrl-C, or failed), unless `meta_path` was taken away.
+struct KeepProgress<'a, 'j> {
+    job: &'a Job<'j>,
+    meta_path: Option<PathBuf>,
+    meta_of: &'a (dyn Fn(Chunks) -> super::download::PartMeta + Sync),
+}
+
+impl Drop for KeepProgress<'_, '_> {
+    fn drop(&mut self) {
+        let Some(path) = &self.meta_path else { return };
+        let Ok(bytes) = serde_json::to_vec(&(self.meta_of)(self.job.layout())) else {
+            return;
+        };
+        let tmp = path.with_extension("meta.tmp");
+        if std::fs::write(&tmp, bytes).is_ok() {
+            let _ = std::fs::rename(&tmp, path);
         }
     }
 }
@@ -357,7 +379,7 @@ pub(super) async fn fetch_parallel(
     earlier: Option<Chunks>,
     streams: usize,
     opts: &TransferOptions,
-    meta_of: impl Fn(Chunks) -> super::download::PartMeta,
+    meta_of: &(dyn Fn(Chunks) -> super::download::PartMeta + Sync),
 ) -> Result<Outcome> {
     let name = path.to_string();
     let size = entry
@@ -408,39 +430,48 @@ pub(super) async fn fetch_parallel(
         tracing::info!(path = %path, resumed, "resuming a partial download");
     }
     opts.progress.started(&name, Some(size), resumed);
-    let job = Job {
-        backend,
-        path,
-        entry,
-        name: name.clone(),
-        part: part.clone(),
-        file,
-        size,
-        chunk,
-        done: done.iter().map(|&d| Arc::new(AtomicU64::new(d))).collect(),
-        sums: Mutex::new(vec![None; count]),
-        // With nothing left to fetch, only the listing can have a checksum.
-        want_adler: tokio::sync::watch::channel(
-            (resumed >= size).then(|| super::download::has_adler(&entry.checksums)),
-        )
-        .0,
-        // Unfinished chunks first, so the first request comes at once.
-        queue: Mutex::new(
-            (0..count)
-                .filter(|&i| i as u64 * chunk + done[i] < size.min((i as u64 + 1) * chunk))
-                .chain((0..count).filter(|&i| i as u64 * chunk + done[i] >= size.min((i as u64 + 1) * chunk)))
-                .collect(),
-        ),
-        answered: Mutex::new(Vec::new()),
-        asked_sums: AtomicBool::new(false),
-        off: Arc::new(AtomicBool::new(false)),
-        live: Arc::new(AtomicUsize::new(0)),
-        opts,
-    };
+    let job =
+        Job {
+            backend,
+            path,
+            entry,
+            name: name.clone(),
+            part: part.clone(),
+            file,
+            size,
+            chunk,
+            done: done.iter().map(|&d| Arc::new(AtomicU64::new(d))).collect(),
+            sums: Mutex::new(vec![None; count]),
+            // With nothing left to fetch, only the listing can have a checksum.
+            want_adler: tokio::sync::watch::channel(
+                (resumed >= size).then(|| super::download::has_adler(&entry.checksums)),
+            )
+            .0,
+            // Unfinished chunks first, so the first request comes at once.
+            queue: Mutex::new(
+                (0..count)
+                    .filter(|&i| i as u64 * chunk + done[i] < size.min((i as u64 + 1) * chunk))
+                    .chain((0..count).filter(|&i| {
+                        i as u64 * chunk + done[i] >= size.min((i as u64 + 1) * chunk)
+                    }))
+                    .collect(),
+            ),
+            answered: Mutex::new(Vec::new()),
+            asked_sums: AtomicBool::new(false),
+            off: Arc::new(AtomicBool::new(false)),
+            live: Arc::new(AtomicUsize::new(0)),
+            opts,
+        };
     if resumable {
         save(&meta_path, &meta_of(job.layout())).await;
     }
     tracing::debug!(path = %path, streams, chunk, chunks = count, "downloading in parallel");
+    // Dropped (Ctrl-C) or failed: what is on disk is described for the rerun.
+    let mut keep = KeepProgress {
+        job: &job,
+        meta_path: resumable.then(|| meta_path.clone()),
+        meta_of,
+    };
     let work = futures::future::try_join_all((0..streams.min(count)).map(|_| job.stream()));
     tokio::pin!(work);
     let mut tick = tokio::time::interval(SAVE_EVERY);
@@ -460,14 +491,14 @@ pub(super) async fn fetch_parallel(
             waited += Duration::from_millis(2);
         }
     }
+    if !matches!(result, Err(Stop::Failed(_))) {
+        // Done, or its `.part` is of no use to a rerun.
+        keep.meta_path = None;
+    }
+    drop(keep);
     match result {
         Ok(_) => {}
-        Err(Stop::Failed(e)) => {
-            if resumable {
-                save(&meta_path, &meta_of(job.layout())).await;
-            }
-            return Err(e);
-        }
+        Err(Stop::Failed(e)) => return Err(e),
         Err(Stop::RangesIgnored) => return Ok(Outcome::RangesIgnored),
         Err(Stop::Changed(why)) => {
             return Err(Error::conflict(
