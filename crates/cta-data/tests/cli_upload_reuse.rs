@@ -169,6 +169,12 @@ fn a_hundred_files_without_redirects_use_at_most_one_connection_per_job() {
         "100 PUTs at -j 4 came over {} connections",
         conns.len()
     );
+    // nginx answers `100 Continue`: once it has, small bodies go without waiting for it.
+    let waited = puts
+        .iter()
+        .filter(|l| l.contains("expect=\"100-continue\""))
+        .count();
+    assert!((1..=20).contains(&waited), "{waited} PUTs waited for 100");
 }
 
 #[test]
