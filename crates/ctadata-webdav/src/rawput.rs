@@ -133,7 +133,7 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// few, small enough to stay in cache between the read and the send).
 pub const SEND_BLOCK: usize = 1 << 20;
 /// Blocks read ahead of the socket (memory: at most `SEND_DEPTH + 2` blocks per upload).
-const SEND_DEPTH: usize = 4;
+const SEND_DEPTH: usize = 2;
 /// A final answer's body longer than this is not read to its end: the connection is dropped.
 const MAX_DRAIN: usize = 64 * 1024;
 
