@@ -162,6 +162,8 @@ struct Failure {
 
 #[derive(Debug, Default)]
 struct Faults {
+    pool_idle_close: Option<Duration>,
+    drop_reused_pool_requests: usize,
     fail_door: Option<Failure>,
     fail_pool: Option<Failure>,
     truncate_next_get: Option<u64>,
@@ -179,8 +181,6 @@ struct Faults {
     broken_open_range: bool,
     xrootd_namespace: bool,
     cut_at_question_mark: bool,
-    pool_idle_close: Option<Duration>,
-    drop_reused_pool_requests: usize,
 }
 
 #[derive(Debug, Clone)]
