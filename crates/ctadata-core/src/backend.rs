@@ -233,6 +233,11 @@ impl Upload {
         self.len == 0
     }
 
+    /// The hook given by [`Upload::with_read_hook`], for senders that read the file themselves.
+    pub fn read_hook(&self) -> Option<&ReadHook> {
+        self.on_read.as_ref()
+    }
+
     /// The local file behind this body, when there is one.
     pub fn local_path(&self) -> Option<&Path> {
         match &self.source {

@@ -35,6 +35,8 @@ pub struct WebDav {
     pub(crate) question_mark: tokio::sync::OnceCell<Addressing>,
     /// Learned: what the server's answers carried (its name, ETags, checksums).
     pub(crate) learned: Arc<Learned>,
+    /// Kept-alive PUT connections (door and pools), this backend's own.
+    pub(crate) put_pool: crate::rawput::ConnPool,
 }
 
 /// A method of WebDAV's own (`PROPFIND`, `MKCOL`, `MOVE`).
@@ -66,6 +68,7 @@ impl WebDav {
             href_style: Arc::default(),
             question_mark: unprobed(),
             learned: Arc::default(),
+            put_pool: Default::default(),
         })
     }
 

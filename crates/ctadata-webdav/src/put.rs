@@ -217,6 +217,7 @@ impl WebDav {
                 connect_timeout: self.cfg.connect_timeout,
                 io_timeout: self.cfg.read_timeout,
                 tls: self.tls.clone(),
+                pool: &self.put_pool,
             })
             .await?;
             let answer = match outcome {

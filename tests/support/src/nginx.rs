@@ -15,7 +15,8 @@
 //! nginx alone answers `500` there, its rename into the missing directory failing).
 //!
 //! The access log ([`Nginx::access_log_lines`]) has one line per request:
-//! `METHOD "URI" STATUS range="..." auth=auth|- depth="..." expect="..." req_len=N sent=N`.
+//! `METHOD "URI" STATUS range="..." auth=auth|- depth="..." expect="..." req_len=N sent=N conn=N`
+//! (`conn` is nginx's connection serial number: requests with the same one shared a connection).
 //! Only the presence of `Authorization` is logged, never its value.
 
 use crate::tls::TestCa;
@@ -302,7 +303,7 @@ fn config(prefix: &Path, root: &Path, port: u16, options: &NginxOptions<'_>) -> 
     );
     let _ = writeln!(
         c,
-        "  log_format cta '$request_method \"$request_uri\" $status range=\"$http_range\" auth=$cta_auth_present depth=\"$http_depth\" expect=\"$http_expect\" req_len=$request_length sent=$bytes_sent';"
+        "  log_format cta '$request_method \"$request_uri\" $status range=\"$http_range\" auth=$cta_auth_present depth=\"$http_depth\" expect=\"$http_expect\" req_len=$request_length sent=$bytes_sent conn=$connection';"
     );
     let _ = writeln!(c, "  access_log {p}/access.log cta;");
     let _ = writeln!(c, "  server {{");

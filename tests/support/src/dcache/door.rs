@@ -183,6 +183,10 @@ struct Conn {
 /// body byte that reached it (from the end of the `PUT` head on, whether hyper or the drain
 /// read it) in `door_body_bytes`.
 pub(super) async fn serve_connection(shared: Arc<Shared>, io: Box<dyn Io>) {
+    shared
+        .counters
+        .door_connections
+        .fetch_add(1, Ordering::Relaxed);
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let conn_state = Arc::new(Conn {
         ledger: ledger.clone(),

@@ -152,6 +152,10 @@ pub struct Stats {
     pub stale_uuid_hits: u64,
     /// Every request, door and pool, in arrival order.
     pub log: Vec<RequestRecord>,
+    /// TCP (or TLS) connections accepted by the door.
+    pub door_connections: u64,
+    /// TCP (or TLS) connections accepted by the pool.
+    pub pool_connections: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -163,6 +167,8 @@ struct Failure {
 
 #[derive(Debug, Default)]
 struct Faults {
+    pool_idle_close: Option<Duration>,
+    drop_reused_pool_requests: usize,
     fail_door: Option<Failure>,
     fail_pool: Option<Failure>,
     truncate_next_get: Option<u64>,
@@ -202,6 +208,8 @@ struct Counters {
     stale_uuid: AtomicU64,
     /// Door connections that still have to count the body bytes a client sent.
     pending_drains: AtomicU64,
+    door_connections: AtomicU64,
+    pool_connections: AtomicU64,
 }
 
 /// State shared by the door, the pool and the test.
@@ -431,6 +439,8 @@ impl DcacheDouble {
             redirects: c.redirects.load(Ordering::Relaxed),
             stale_uuid_hits: c.stale_uuid.load(Ordering::Relaxed),
             log: lock(&self.shared.log).clone(),
+            door_connections: c.door_connections.load(Ordering::Relaxed),
+            pool_connections: c.pool_connections.load(Ordering::Relaxed),
         }
     }
 
@@ -446,6 +456,8 @@ impl DcacheDouble {
             &c.pool_auth,
             &c.redirects,
             &c.stale_uuid,
+            &c.door_connections,
+            &c.pool_connections,
         ] {
             a.store(0, Ordering::Relaxed);
         }
@@ -465,6 +477,19 @@ impl DcacheDouble {
     /// Full storage: every `PUT` (door and pool) answers `507 Insufficient Storage`.
     pub fn set_full(&self, full: bool) {
         self.shared.faults().full = full;
+    }
+
+    /// The pool closes a kept-alive connection once it has been idle for `after` (as servers
+    /// do with their keep-alive timeout), without telling the client first.
+    pub fn set_pool_idle_close(&self, after: Option<Duration>) {
+        self.shared.faults().pool_idle_close = after;
+    }
+
+    /// The pool closes, without an answer, the next `count` requests that arrive on a
+    /// connection that already served one (a kept-alive connection closed just as it was
+    /// reused); such a request is neither logged nor counted.
+    pub fn drop_reused_pool_requests(&self, count: usize) {
+        self.shared.faults().drop_reused_pool_requests = count;
     }
 
     /// The door answers `status` to the next `count` requests.

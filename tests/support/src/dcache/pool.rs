@@ -14,22 +14,67 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use std::convert::Infallible;
 use std::io::{ErrorKind, SeekFrom};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-/// Serves one pool connection.
+/// Serves one pool connection (kept alive between requests, as hyper does by default).
 pub(super) async fn serve_connection(shared: Arc<Shared>, io: Box<dyn Io>) {
+    shared
+        .counters
+        .pool_connections
+        .fetch_add(1, Ordering::Relaxed);
+    // Requests served on this connection, and when the last one ended (for the idle close).
+    let served = Arc::new(std::sync::Mutex::new((
+        0usize,
+        0usize,
+        std::time::Instant::now(),
+    )));
+    let idle_close = shared.faults().pool_idle_close;
+    let state = served.clone();
     let svc = service_fn(move |req| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(handle(shared, req).await) }
+        let state = state.clone();
+        async move {
+            {
+                let mut s = lock(&state);
+                let mut faults = shared.faults();
+                if s.0 > 0 && faults.drop_reused_pool_requests > 0 {
+                    faults.drop_reused_pool_requests -= 1;
+                    return Err(std::io::Error::other("dropped by the dCache double"));
+                }
+                s.0 += 1;
+                s.1 += 1;
+            }
+            let resp = handle(shared, req).await;
+            let mut s = lock(&state);
+            s.1 -= 1;
+            s.2 = std::time::Instant::now();
+            Ok::<_, std::io::Error>(resp)
+        }
     });
-    let _ = http1::Builder::new()
-        .serve_connection(TokioIo::new(io), svc)
-        .await;
+    let conn = http1::Builder::new().serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let Some(after) = idle_close else {
+        let _ = conn.await;
+        return;
+    };
+    let idle = async {
+        loop {
+            tokio::time::sleep(after / 4).await;
+            let s = lock(&served);
+            if s.1 == 0 && s.2.elapsed() >= after {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = idle => conn.as_mut().graceful_shutdown(),
+    }
+    let _ = conn.await;
 }
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
