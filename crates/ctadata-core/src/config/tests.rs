@@ -517,3 +517,30 @@ fn urls_of_the_door_are_paths_and_other_urls_are_refused() {
         "{e:?}"
     );
 }
+
+#[test]
+fn streams_and_the_stream_cutoff_take_numbers_and_sizes() {
+    let e = env(&[]);
+    let r = load_from_map(
+        Some("cta"),
+        [("streams", "8"), ("stream_cutoff", "128M")],
+        &e,
+    )
+    .unwrap();
+    assert_eq!(r.profile.streams, Some(8));
+    assert_eq!(r.profile.stream_cutoff, Some(128 << 20));
+    let r = load_from_map(Some("cta"), [("stream_cutoff", "1048576")], &e).unwrap();
+    assert_eq!(r.profile.stream_cutoff, Some(1 << 20));
+    let msg = load_from_map(Some("cta"), [("stream_cutoff", "64 lots")], &e)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("profiles.cta.stream_cutoff") && msg.contains("64M"),
+        "{msg}"
+    );
+    assert_eq!(super::parse_size("2G"), Some(2 << 30));
+    assert_eq!(super::parse_size("512KiB"), Some(512 << 10));
+    assert_eq!(super::parse_size("3 MB"), Some(3 << 20));
+    assert_eq!(super::parse_size("M"), None);
+    assert_eq!(super::parse_size("99999999999T"), None);
+}
