@@ -5,6 +5,7 @@ subcommands marked [pyarrow], which bench/python.sh runs with its venv's Python)
 Subcommands:
   size SIZE                      print SIZE (e.g. 2G, 64M, 512K, 1000) in bytes
   freeport                       print a free TCP port on 127.0.0.1
+  rate RATE                      print RATE (e.g. 10gbit, 500mbit, 1e9, 0) in bit/s
   gen-file PATH BYTES SEED       write BYTES pseudo-random bytes to PATH
   gen-tree ROOT DIRS FILES BYTES SEED
                                  DIRS directories d00.. under ROOT, FILES files of
@@ -307,6 +308,12 @@ def main(argv: list[str]) -> int:
     cmd, args = argv[0], argv[1:]
     if cmd == "size":
         print(parse_size(args[0]))
+    elif cmd == "rate":
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?(?:e\d+)?)\s*([kmgt]?)(?:bit|bps|b)?(?:/s)?\s*", args[0], re.IGNORECASE)
+        if not m:
+            raise SystemExit(f"bad rate: {args[0]!r} (use e.g. 10gbit, 500mbit, 0)")
+        mult = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}[m.group(2).lower()]
+        print(int(float(m.group(1)) * mult))
     elif cmd == "freeport":
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
