@@ -14,6 +14,9 @@
 #     stops it (graceful, then TERM).
 
 LIB="$HERE/benchlib.py"
+# the interpreter itself, not a version manager's shim (pyenv's costs ~0.3 s a call)
+PY3=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null) || PY3=python3
+python3() { "$PY3" "$@"; }
 
 die() { printf '%s: error: %s\n' "${0##*/}" "$*" >&2; exit 2; }
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
