@@ -5,6 +5,7 @@ subcommands marked [pyarrow], which bench/python.sh runs with its venv's Python)
 Subcommands:
   size SIZE                      print SIZE (e.g. 2G, 64M, 512K, 1000) in bytes
   freeport                       print a free TCP port on 127.0.0.1
+  rate RATE                      print RATE (e.g. 10gbit, 500mbit, 1e9, 0) in bit/s
   gen-file PATH BYTES SEED       write BYTES pseudo-random bytes to PATH
   gen-tree ROOT DIRS FILES BYTES SEED
                                  DIRS directories d00.. under ROOT, FILES files of
@@ -21,7 +22,10 @@ Subcommands:
   count-lines FILE [--files-only]
   count-propfind FILE            number of <D:response> elements in a PROPFIND answer
   stats VALUES...                print "median min max" of the numbers
-  table TSV                      print the results TSV as a Markdown table
+  table TSV [CONDITION]          print the results TSV as a Markdown table; with CONDITION
+                                 (http, https, wan...), add "× fastest peer" (median over the
+                                 fastest non-cta-data row of the same case) and mark cta-data
+                                 rows against the goals of issue 13
   table-py TSV                   the same for bench/python.sh: server bytes, × column
                                  and × CLI (median over the case's `cli` row) columns
   gen-parquet PATH BYTES SEED    [pyarrow] about BYTES of Parquet: float64 columns
@@ -132,20 +136,87 @@ def cmd_stats(values: list[str]) -> int:
     return 0
 
 
-def cmd_table(tsv: str) -> int:
-    cols = ["case", "tool", "command", "runs", "median s", "min–max s", "MiB/s", "CPU s", "peak RSS MiB", "status"]
-    print("| " + " | ".join(cols) + " |")
-    print("|" + "|".join("---" for _ in cols) + "|")
+def goal_for(case: str, cond: str):
+    """(limit, reference, text) of issue 13's goal for a cta-data row of CASE, or None.
+    reference: "peer" (fastest peer of the case) or a tool name."""
+    if case.startswith("1 get"):
+        return 0.8, "peer", "≤ 0.8× fastest peer"
+    if case.startswith("2 put"):
+        return 0.9, "peer", "≤ 0.9× fastest peer"
+    if case.startswith("5 get -r"):
+        return 0.8, "peer", "≤ 0.8× fastest peer"
+    if case.startswith("5 put -r"):
+        if cond == "http":
+            return 0.8, "curl", "≤ 0.8× curl -Z"
+        return 0.8, "peer", "≤ 0.8× fastest peer (\"well ahead\")"
+    return None
+
+
+def rss_limit(case: str):
+    if case.startswith(("1 ", "2 ")):
+        return 64.0
+    if case.startswith("5 "):
+        return 128.0
+    return None
+
+
+def cmd_table(tsv: str, cond: str = "") -> int:
+    rows = []
     with open(tsv) as f:
         for line in f:
             line = line.rstrip("\n")
-            if not line:
-                continue
-            parts = line.split("\t")
-            parts += [""] * (len(cols) - len(parts))
-            parts = [p.replace("|", "\\|") for p in parts[: len(cols)]]
-            parts[2] = f"`{parts[2]}`" if parts[2] else ""
-            print("| " + " | ".join(parts) + " |")
+            if line:
+                parts = line.split("\t")
+                rows.append(parts + [""] * (10 - len(parts)))
+    fastest: dict[str, tuple[float, str]] = {}
+    tool_best: dict[tuple[str, str], float] = {}
+    for r in rows:
+        case, tool, med, status = r[0], r[1], r[4], r[9]
+        if not med or status != "ok":
+            continue
+        m = float(med)
+        if tool != "cta-data" and (case not in fastest or m < fastest[case][0]):
+            fastest[case] = (m, tool)
+        key = (case, tool)
+        tool_best[key] = min(m, tool_best.get(key, m))
+    cols = ["case", "tool", "command", "runs", "median s", "min–max s", "MiB/s", "CPU s", "peak RSS MiB"]
+    if cond:
+        cols += ["× fastest peer", "goal (issue 13)"]
+    cols += ["status"]
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "|".join("---" for _ in cols) + "|")
+    for r in rows:
+        case, tool, cmd, runs, med, rng, rate, cpu, rss, status = r[:10]
+        out = [case, tool, f"`{cmd}`" if cmd else "", runs, med, rng, rate, cpu, rss]
+        if cond:
+            ratio = goal = ""
+            if med and status == "ok" and case in fastest:
+                ratio = f"{float(med) / fastest[case][0]:.2f}×"
+                if tool == "cta-data" and float(med) == fastest[case][0]:
+                    ratio += " (=)"
+            if tool == "cta-data":
+                g = goal_for(case, cond)
+                if g is None:
+                    goal = "–"
+                elif not med or status != "ok":
+                    goal = "not met (no figure)"
+                else:
+                    lim, ref, text = g
+                    refv = fastest.get(case, (None,))[0] if ref == "peer" else tool_best.get((case, ref))
+                    if refv is None:
+                        goal = f"no reference ({text})"
+                    else:
+                        x = float(med) / refv
+                        goal = f"{'met' if x <= lim else 'not met'}: {x:.2f}× ({text})"
+                    rl = rss_limit(case)
+                    if rl is not None and rss and float(rss) > rl:
+                        goal += f"; RSS > {rl:g} MiB"
+            out += [ratio, goal]
+        out += [status]
+        print("| " + " | ".join(p.replace("|", "\\|") for p in out) + " |")
+    if cond and fastest:
+        print()
+        print("Fastest peer per case: " + "; ".join(f"{c}: {t} {m:.3f} s" for c, (m, t) in fastest.items()))
     return 0
 
 
@@ -237,6 +308,12 @@ def main(argv: list[str]) -> int:
     cmd, args = argv[0], argv[1:]
     if cmd == "size":
         print(parse_size(args[0]))
+    elif cmd == "rate":
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?(?:e\d+)?)\s*([kmgt]?)(?:bit|bps|b)?(?:/s)?\s*", args[0], re.IGNORECASE)
+        if not m:
+            raise SystemExit(f"bad rate: {args[0]!r} (use e.g. 10gbit, 500mbit, 0)")
+        mult = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}[m.group(2).lower()]
+        print(int(float(m.group(1)) * mult))
     elif cmd == "freeport":
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -275,7 +352,7 @@ def main(argv: list[str]) -> int:
     elif cmd == "stats":
         return cmd_stats(args)
     elif cmd == "table":
-        return cmd_table(args[0])
+        return cmd_table(*args[:2])
     elif cmd == "table-py":
         return cmd_table_py(args[0])
     elif cmd == "gen-parquet":
