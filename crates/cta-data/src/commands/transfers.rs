@@ -138,6 +138,7 @@ fn count(n: usize, noun: &str) -> String {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn get(
     g: &Global,
     r: &ResolvedProfile,
