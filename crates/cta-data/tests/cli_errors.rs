@@ -146,11 +146,20 @@ fn a_missing_path_is_asked_once() {
     let o = env.run(&["-v", "--retries", "3", "list", "cta/missing"]);
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
     assert!(!stderr(&o).contains("retrying in"), "{}", stderr(&o));
-    let propfinds = nginx
-        .access_log_lines()
-        .iter()
-        .filter(|l| l.contains("PROPFIND") && l.contains("/cta/missing"))
-        .count();
+    // nginx logs a request just after its answer: give the line a moment to arrive.
+    let count = || {
+        nginx
+            .access_log_lines()
+            .iter()
+            .filter(|l| l.contains("PROPFIND") && l.contains("/cta/missing"))
+            .count()
+    };
+    let asked = std::time::Instant::now();
+    while count() == 0 && asked.elapsed() < std::time::Duration::from_secs(3) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let propfinds = count();
     assert_eq!(
         propfinds,
         1,

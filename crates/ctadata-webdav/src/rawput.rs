@@ -134,6 +134,8 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const SEND_BLOCK: usize = 1 << 20;
 /// Blocks read ahead of the socket (memory: at most `SEND_DEPTH + 2` blocks per upload).
 const SEND_DEPTH: usize = 2;
+/// Local files up to this size are read in one call on the sending task.
+const INLINE_READ: u64 = 256 * 1024;
 /// A final answer's body longer than this is not read to its end: the connection is dropped.
 const MAX_DRAIN: usize = 64 * 1024;
 
@@ -470,6 +472,33 @@ async fn send_body(conn: &mut Conn, p: &RawPut<'_>) -> Result<BodyEnd> {
     let url = p.url;
     let len = p.body.len();
     let hook = p.body.read_hook().cloned();
+    if let Some(path) = p.body.local_path().filter(|_| len <= INLINE_READ) {
+        // A small file is read at once, here: a thread hand-off would cost more than the
+        // read (a tree of small files pays it per file).
+        let mut data = Vec::with_capacity(len as usize + 1);
+        let read = std::fs::File::open(path).and_then(|f| {
+            use std::io::Read;
+            f.take(len + 1).read_to_end(&mut data)
+        });
+        if let Err(e) = read {
+            return Err(Error::local("read", path, e));
+        }
+        if data.len() as u64 > len {
+            return Err(grew(url, len));
+        }
+        if (data.len() as u64) < len {
+            return Err(shrank(url, data.len() as u64, len));
+        }
+        let mut adler = Adler32::new();
+        adler.update(&data);
+        if let Err(e) = write_all(conn, &data, p.io_timeout, url).await {
+            return Ok(BodyEnd::WriteFailed(0, e));
+        }
+        if let Some(h) = &hook {
+            h(len);
+        }
+        return Ok(BodyEnd::Sent(len, adler.checksum()));
+    }
     if let Some(path) = p.body.local_path() {
         let (tx, mut rx) = tokio::sync::mpsc::channel(SEND_DEPTH);
         let (back_tx, back_rx) = std::sync::mpsc::channel();

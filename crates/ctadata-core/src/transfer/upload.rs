@@ -253,6 +253,12 @@ async fn plan(
 /// could otherwise hold our locks (a shared `/tmp`).
 fn private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    // Checked once per process (a tree upload asks for every file).
+    static CHECKED: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+    let mut checked = CHECKED.lock().unwrap_or_else(|e| e.into_inner());
+    if checked.as_deref() == Some(dir) {
+        return Ok(());
+    }
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -264,6 +270,7 @@ fn private_dir(dir: &Path) -> std::io::Result<()> {
             "the lock directory belongs to another user",
         ));
     }
+    *checked = Some(dir.to_path_buf());
     Ok(())
 }
 
@@ -309,9 +316,8 @@ pub async fn upload_one(
     opts: &TransferOptions,
 ) -> Result<FileOutcome> {
     let name = local.display().to_string();
-    let md = tokio::fs::metadata(local)
-        .await
-        .map_err(|e| Error::local("read", local, e))?;
+    // (A stat of a local path: not worth a thread hand-off.)
+    let md = std::fs::metadata(local).map_err(|e| Error::local("read", local, e))?;
     let f = LocalFile {
         rel: String::new(),
         size: md.len(),
