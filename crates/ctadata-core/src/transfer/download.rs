@@ -34,7 +34,7 @@ pub(super) struct PartMeta {
     /// A download in several streams: the chunks and how far each got (`None`: the
     /// `.part` holds one unbroken prefix of the file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    chunks: Option<Chunks>,
+    pub(super) chunks: Option<Chunks>,
 }
 
 fn unix(t: Option<SystemTime>) -> Option<u64> {

@@ -158,6 +158,8 @@ struct Job<'a> {
     asked_sums: AtomicBool,
     off: Arc<AtomicBool>,
     live: Arc<AtomicUsize>,
+    /// The target keeps nothing (`/dev/null`).
+    discard: bool,
     opts: &'a TransferOptions,
 }
 
@@ -251,6 +253,21 @@ impl Job<'_> {
                     .expect("answered")
                     .extend(dl.checksums.iter().cloned());
             }
+            if self.discard {
+                // `/dev/null` keeps nothing: the bytes are counted, not handed to a thread
+                // (a wake-up per TLS record cost more CPU than the transfer).
+                use futures::StreamExt;
+                let mut stream = dl.stream;
+                while let Some(c) = stream.next().await {
+                    let c = c?;
+                    if let Some(a) = adler.as_mut() {
+                        a.update(&c);
+                    }
+                    self.done[i].fetch_add(c.len() as u64, Ordering::Release);
+                    self.opts.progress.advanced(&self.name, c.len() as u64);
+                }
+                continue;
+            }
             let file = self
                 .file
                 .try_clone()
@@ -319,14 +336,42 @@ struct KeepProgress<'a, 'j> {
 
 impl Drop for KeepProgress<'_, '_> {
     fn drop(&mut self) {
-        let Some(path) = &self.meta_path else { return };
-        let Ok(bytes) = serde_json::to_vec(&(self.meta_of)(self.job.layout())) else {
+        let Some(path) = self.meta_path.take() else {
             return;
         };
-        let tmp = path.with_extension("meta.tmp");
-        if std::fs::write(&tmp, bytes).is_ok() {
-            let _ = std::fs::rename(&tmp, path);
+        let mut meta = (self.meta_of)(self.job.layout());
+        write_meta(&path, &meta);
+        // Writer threads of dropped streams still write what they had queued: once they
+        // are gone, say so too (if the process lives on, as a Python caller's does).
+        if self.job.live.load(Ordering::Acquire) == 0 {
+            return;
         }
+        let live = self.job.live.clone();
+        let done: Vec<Arc<AtomicU64>> = self.job.done.clone();
+        let chunk = self.job.chunk;
+        let _ = std::thread::Builder::new()
+            .name("cta-data-part-meta".into())
+            .spawn(move || {
+                let until = std::time::Instant::now() + Duration::from_secs(10);
+                while live.load(Ordering::Acquire) > 0 && std::time::Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                meta.chunks = Some(Chunks {
+                    size: chunk,
+                    done: done.iter().map(|d| d.load(Ordering::Acquire)).collect(),
+                });
+                write_meta(&path, &meta);
+            });
+    }
+}
+
+fn write_meta(path: &Path, meta: &super::download::PartMeta) {
+    let Ok(bytes) = serde_json::to_vec(meta) else {
+        return;
+    };
+    let tmp = path.with_extension("meta.tmp");
+    if std::fs::write(&tmp, bytes).is_ok() {
+        let _ = std::fs::rename(&tmp, path);
     }
 }
 
@@ -458,6 +503,7 @@ pub(super) async fn fetch_parallel(
             ),
             answered: Mutex::new(Vec::new()),
             asked_sums: AtomicBool::new(false),
+            discard: !resumable,
             off: Arc::new(AtomicBool::new(false)),
             live: Arc::new(AtomicUsize::new(0)),
             opts,

@@ -45,7 +45,8 @@
 //!   answers for it under the path asked for
 //! * `locality PATH ONLINE|NEARLINE|ONLINE_AND_NEARLINE`
 //! * `stats`: `OK {"door_requests": N, "pool_requests": N, "redirects": N,
-//!   "pool_saw_authorization": B, "log": [{"side", "method", "path", "status"}...]}`;
+//!   "pool_saw_authorization": B, "pool_sent_bytes": N, "log": [{"side", "method", "path",
+//!   "status"}...]}`;
 //!   `reset_stats`
 
 use std::process::ExitCode;
@@ -226,6 +227,7 @@ fn command(door: &DcacheDouble, w: &[&str]) -> Result<String, String> {
                 "pool_requests": s.pool_requests,
                 "redirects": s.redirects,
                 "pool_saw_authorization": s.pool_saw_authorization,
+                "pool_sent_bytes": s.pool_sent_bytes,
                 "log": log,
             })
             .to_string());
