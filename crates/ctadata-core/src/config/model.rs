@@ -155,23 +155,34 @@ pub struct Config {
     pub profiles: BTreeMap<String, Profile>,
 }
 
+/// A number as a TOML integer or as a string (from environment variables).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumOrStr {
+    Num(u64),
+    Str(String),
+}
+
+/// Reads an optional [`NumOrStr`], parsing strings with `parse`.
+fn de_opt_num<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    parse: fn(&str) -> Option<u64>,
+    expected: &'static str,
+) -> std::result::Result<Option<u64>, D::Error> {
+    match Option::<NumOrStr>::deserialize(d)? {
+        None => Ok(None),
+        Some(NumOrStr::Num(n)) => Ok(Some(n)),
+        Some(NumOrStr::Str(s)) => parse(&s).map(Some).ok_or_else(|| {
+            serde::de::Error::invalid_value(serde::de::Unexpected::Str(&s), &expected)
+        }),
+    }
+}
+
 /// Numbers may come as TOML integers or as strings (from environment variables).
 fn de_opt_u64<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<Option<u64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum N {
-        Num(u64),
-        Str(String),
-    }
-    match Option::<N>::deserialize(d)? {
-        None => Ok(None),
-        Some(N::Num(n)) => Ok(Some(n)),
-        Some(N::Str(s)) => s.trim().parse().map(Some).map_err(|_| {
-            serde::de::Error::invalid_value(serde::de::Unexpected::Str(&s), &"a whole number")
-        }),
-    }
+    de_opt_num(d, |s| s.trim().parse().ok(), "a whole number")
 }
 
 /// A size in bytes: digits, optionally followed by K, M, G or T (powers of 1024; "KiB",
@@ -200,22 +211,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
 fn de_opt_size<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<Option<u64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum N {
-        Num(u64),
-        Str(String),
-    }
-    match Option::<N>::deserialize(d)? {
-        None => Ok(None),
-        Some(N::Num(n)) => Ok(Some(n)),
-        Some(N::Str(s)) => parse_size(&s).map(Some).ok_or_else(|| {
-            serde::de::Error::invalid_value(
-                serde::de::Unexpected::Str(&s),
-                &"a size such as 67108864 or \"64M\"",
-            )
-        }),
-    }
+    de_opt_num(d, parse_size, "a size such as 67108864 or \"64M\"")
 }
 
 impl Profile {

@@ -365,6 +365,8 @@ impl Drop for KeepProgress<'_, '_> {
     }
 }
 
+/// Writes `meta` beside the `.part`, replacing the old one in one step (a small file:
+/// written in place, not worth a thread hand-off).
 fn write_meta(path: &Path, meta: &super::download::PartMeta) {
     let Ok(bytes) = serde_json::to_vec(meta) else {
         return;
@@ -372,17 +374,6 @@ fn write_meta(path: &Path, meta: &super::download::PartMeta) {
     let tmp = path.with_extension("meta.tmp");
     if std::fs::write(&tmp, bytes).is_ok() {
         let _ = std::fs::rename(&tmp, path);
-    }
-}
-
-/// Writes `meta` beside the `.part`, replacing the old one in one step.
-async fn save(meta_path: &Path, meta: &impl Serialize) {
-    let Ok(bytes) = serde_json::to_vec(meta) else {
-        return;
-    };
-    let tmp = meta_path.with_extension("meta.tmp");
-    if tokio::fs::write(&tmp, bytes).await.is_ok() {
-        let _ = tokio::fs::rename(&tmp, meta_path).await;
     }
 }
 
@@ -509,7 +500,7 @@ pub(super) async fn fetch_parallel(
             opts,
         };
     if resumable {
-        save(&meta_path, &meta_of(job.layout())).await;
+        write_meta(&meta_path, &meta_of(job.layout()));
     }
     tracing::debug!(path = %path, streams, chunk, chunks = count, "downloading in parallel");
     // Dropped (Ctrl-C) or failed: what is on disk is described for the rerun.
@@ -525,7 +516,7 @@ pub(super) async fn fetch_parallel(
     let result = loop {
         tokio::select! {
             r = &mut work => break r,
-            _ = tick.tick(), if resumable => save(&meta_path, &meta_of(job.layout())).await,
+            _ = tick.tick(), if resumable => write_meta(&meta_path, &meta_of(job.layout())),
         }
     };
     if result.is_err() {
