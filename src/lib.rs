@@ -16,9 +16,10 @@ pub mod porting;
 
 pub use ctadata_core::config::{self, BackendKind, LoadOptions, ResolvedProfile};
 pub use ctadata_core::{
-    credentials, entry, retry, transfer, AuthProblem, ByteRange, Capabilities, Checksum, Download,
-    Entry, EntryKind, EntryStream, Error, GetOptions, PutOptions, PutOutcome, RemotePath, Result,
-    RetryPolicy, Retrying, ServerNotes, StorageBackend, Support, Upload,
+    backend::unsupported, credentials, entry, retry, share, tape, tpc, transfer, AuthProblem,
+    ByteRange, Capabilities, Checksum, Download, Entry, EntryKind, EntryStream, Error, GetOptions,
+    PutOptions, PutOutcome, RemotePath, Result, RetryPolicy, Retrying, ServerCopyOps, ServerNotes,
+    ShareOps, StorageBackend, Support, TapeOps, Upload,
 };
 pub use ctadata_local::LocalBackend;
 pub use ctadata_object_store::{profile_url, split_url, CtaObjectStore, SCHEME};

@@ -151,6 +151,30 @@ pub enum Command {
         /// Remote path.
         path: String,
     },
+    // ---- tape verbs (issue 14, tape): stage, release, archiveinfo ----
+    /// Bring files from tape to disk (WLCG Tape REST API), or follow a stage request.
+    Stage {
+        /// Files to stage.
+        paths: Vec<String>,
+    },
+    // ---- end of tape verbs ----
+    // ---- share verbs (issue 14, share) ----
+    /// Make a link to a file or directory that works without other credentials (a dCache
+    /// macaroon); the link is printed on stdout only.
+    Share {
+        /// Remote path.
+        path: String,
+    },
+    // ---- end of share verbs ----
+    // ---- copy verbs (issue 14, cp) ----
+    /// Copy on the storage, server to server (WebDAV COPY, HTTP third-party copy).
+    Cp {
+        /// Remote source.
+        from: String,
+        /// Remote destination.
+        to: String,
+    },
+    // ---- end of copy verbs ----
     /// Inspect the configuration.
     Config {
         /// What to do.

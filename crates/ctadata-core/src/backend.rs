@@ -566,6 +566,36 @@ pub trait StorageBackend: Send + Sync + Debug {
 
     /// Renames (moves) a file or directory on the server.
     async fn rename(&self, from: &RemotePath, to: &RemotePath, overwrite: bool) -> Result<()>;
+
+    // Optional capabilities: a backend that has one returns it; `None` means the backend
+    // cannot (see [`unsupported`] for the error callers give then).
+
+    /// Tape staging and archive information (WLCG Tape REST API), when this backend has it.
+    fn tape(&self) -> Option<&dyn crate::tape::TapeOps> {
+        None
+    }
+
+    /// Share links (dCache macaroons), when this backend can ask for them.
+    fn share_links(&self) -> Option<&dyn crate::share::ShareOps> {
+        None
+    }
+
+    /// Server-side copies (WebDAV `COPY`, HTTP third-party copy), when this backend does them.
+    fn server_copy(&self) -> Option<&dyn crate::tpc::ServerCopyOps> {
+        None
+    }
+}
+
+/// The error for an optional capability (tape, share links, server-side copy) that the
+/// backend `backend` lacks: it names the operation and the profiles that have it.
+pub fn unsupported(operation: &str, backend: &str) -> Error {
+    Error::Unsupported {
+        operation: operation.into(),
+        backend: backend.into(),
+        hint: format!(
+            "'{operation}' needs direct access to the dCache door: use a profile of the dcache or x509 backend ('cta-data --profile cta {operation} ...', or --profile grid with a proxy)"
+        ),
+    }
 }
 
 #[cfg(test)]

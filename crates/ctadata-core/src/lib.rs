@@ -10,6 +10,9 @@ pub mod entry;
 pub mod error;
 pub mod path;
 pub mod retry;
+pub mod share;
+pub mod tape;
+pub mod tpc;
 pub mod transfer;
 
 pub use backend::{
@@ -21,3 +24,6 @@ pub use entry::{Entry, EntryKind, Locality};
 pub use error::{AuthProblem, BoxError, Error, Result};
 pub use path::RemotePath;
 pub use retry::{RetryPolicy, Retrying};
+pub use share::ShareOps;
+pub use tape::TapeOps;
+pub use tpc::ServerCopyOps;

@@ -152,4 +152,16 @@ impl StorageBackend for WebDav {
         self.check_addressable(to).await?;
         self.op_rename(from, to, overwrite).await
     }
+
+    fn tape(&self) -> Option<&dyn ctadata_core::TapeOps> {
+        Some(self)
+    }
+
+    fn share_links(&self) -> Option<&dyn ctadata_core::ShareOps> {
+        Some(self)
+    }
+
+    fn server_copy(&self) -> Option<&dyn ctadata_core::ServerCopyOps> {
+        Some(self)
+    }
 }

@@ -29,7 +29,10 @@ pub mod propfind;
 mod put;
 pub mod rawput;
 pub mod send;
+mod share;
+mod tape;
 pub mod tls;
+mod tpc;
 pub mod urls;
 
 pub use backend::WebDav;

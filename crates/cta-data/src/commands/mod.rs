@@ -6,8 +6,11 @@
 //! - `output`: writing to stdout (a closed pipe is not an error).
 
 mod admin;
+mod cp;
 mod list;
 mod output;
+mod share;
+mod tape;
 mod transfers;
 
 use admin::{cat, config_paths, config_profiles, config_show, rm};
@@ -251,6 +254,13 @@ async fn run_storage(
             done_json(g, "mv", r, Some(&from), Some(&to))
         }
         Command::Cat { path } => cat(backend, &remote(r, path)?).await,
+        // ---- tape verbs (issue 14, tape) ----
+        Command::Stage { paths } => tape::stage(g, r, backend, paths).await,
+        // ---- share verbs (issue 14, share) ----
+        Command::Share { path } => share::share(g, r, backend, &remote(r, path)?).await,
+        // ---- copy verbs (issue 14, cp) ----
+        Command::Cp { from, to } => cp::cp(g, r, backend, from, to).await,
+        // ---- end of issue 14 verbs ----
         Command::Config { .. }
         | Command::Completions { .. }
         | Command::Man { .. }

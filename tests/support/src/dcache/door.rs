@@ -364,6 +364,9 @@ async fn dispatch(
     if is_forbidden(shared, &path) {
         return text(403, "Permission denied");
     }
+    // ---- tape REST API (issue 14, tape): routes go here ----
+    // ---- macaroons (issue 14, share): routes go here ----
+    // ---- third-party copy (issue 14, cp): routes go here ----
     match req.method().as_str() {
         "OPTIONS" => options(),
         "PROPFIND"
