@@ -16,6 +16,10 @@ pub(super) async fn share(
     let sharing = backend
         .share_links()
         .ok_or_else(|| unsupported("share", backend.capabilities().backend))?;
-    let link = sharing.share(path).await?;
-    super::write_stdout(format!("{link}\n").as_bytes())
+    let req = ctadata::share::ShareRequest::new(
+        std::time::Duration::from_secs(12 * 3600),
+        vec!["DOWNLOAD".into(), "LIST".into()],
+    );
+    let link = sharing.share(path, &req).await?;
+    super::write_stdout(format!("{}\n", link.link.expose()).as_bytes())
 }
