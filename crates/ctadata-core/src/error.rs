@@ -175,6 +175,17 @@ pub enum Error {
     /// The user interrupted the operation.
     #[error("interrupted (Ctrl-C)")]
     Interrupted,
+    /// Tape (issue 14): a file is on tape only, staging failed or timed out, or the storage
+    /// has no tape REST API.
+    #[error("{message}")]
+    Tape {
+        /// The file (or the storage URL when the whole API is missing).
+        path: String,
+        /// What happened, naming the path (and the stage request, when there is one).
+        message: String,
+        /// What to do.
+        hint: String,
+    },
 }
 
 /// The exit codes of the `cta-data` command, one per error case (documented in README).
@@ -207,6 +218,9 @@ pub mod exit_code {
     pub const LOCAL_IO: i32 = 12;
     /// Some files of a recursive transfer failed, others succeeded.
     pub const PARTIAL: i32 = 13;
+    /// Tape: a file is only on tape (`get` without `--stage`), staging failed or timed
+    /// out, or the storage has no tape REST API.
+    pub const TAPE: i32 = 14;
     /// Interrupted by the user (Ctrl-C), as shells expect.
     pub const INTERRUPTED: i32 = 130;
 }
@@ -230,6 +244,7 @@ impl Error {
             Error::Partial { .. } => PARTIAL,
             Error::Interrupted => INTERRUPTED,
             Error::Internal { .. } => OTHER,
+            Error::Tape { .. } => TAPE,
         }
     }
 
@@ -251,6 +266,7 @@ impl Error {
             Error::Partial { .. } => "partial",
             Error::Interrupted => "interrupted",
             Error::Internal { .. } => "internal",
+            Error::Tape { .. } => "tape",
         }
     }
 
@@ -265,7 +281,8 @@ impl Error {
             | Error::Auth { hint, .. }
             | Error::Conflict { hint, .. }
             | Error::Config { hint, .. }
-            | Error::Unsupported { hint, .. } => Some(hint.clone()),
+            | Error::Unsupported { hint, .. }
+            | Error::Tape { hint, .. } => Some(hint.clone()),
             Error::NotFound { detail: Some(d), .. } if d.starts_with("local path") => {
                 Some("check the local path (relative paths start at the current directory)".into())
             }
@@ -531,6 +548,7 @@ mod tests {
             },
             Error::Interrupted,
             Error::internal("m"),
+            crate::tape::on_tape(&crate::RemotePath::parse("a").unwrap()),
         ]
     }
 

@@ -199,7 +199,7 @@ impl Retrying {
         &self.inner
     }
 
-    async fn run<T, F, Fut>(&self, op: &str, path: &RemotePath, f: F) -> Result<T>
+    pub(crate) async fn run<T, F, Fut>(&self, op: &str, path: &RemotePath, f: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
@@ -333,6 +333,12 @@ impl StorageBackend for Retrying {
         self.run("move", from, || self.inner.rename(from, to, overwrite))
             .await
     }
+
+    // ---- tape (issue 14, tape): the tape operations go through the retry layer too ----
+    fn tape(&self) -> Option<&dyn crate::tape::TapeOps> {
+        self.inner.tape().map(|_| self as &dyn crate::tape::TapeOps)
+    }
+    // ---- end of tape ----
 }
 
 /// Bytes a read must move before a fault counts as a new one rather than another attempt.

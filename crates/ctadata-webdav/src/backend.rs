@@ -37,6 +37,8 @@ pub struct WebDav {
     pub(crate) learned: Arc<Learned>,
     /// Kept-alive PUT connections (door and pools), this backend's own.
     pub(crate) put_pool: crate::rawput::ConnPool,
+    /// The tape REST API's endpoint, found by discovery once (issue 14, tape).
+    pub(crate) tape_endpoint: tokio::sync::OnceCell<ctadata_core::tape::TapeEndpoint>,
 }
 
 /// A method of WebDAV's own (`PROPFIND`, `MKCOL`, `MOVE`).
@@ -69,6 +71,7 @@ impl WebDav {
             question_mark: unprobed(),
             learned: Arc::default(),
             put_pool: Default::default(),
+            tape_endpoint: tokio::sync::OnceCell::new(),
         })
     }
 

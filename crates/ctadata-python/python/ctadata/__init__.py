@@ -36,6 +36,7 @@ from ctadata.errors import (
     LocalIOError,
     NotFoundError,
     PartialFailure,
+    TapeError,
     PermissionDeniedError,
     ProtocolError,
     StorageException,
@@ -263,4 +264,5 @@ __all__ = [
     "UnsupportedError",
     "LocalIOError",
     "PartialFailure",
+    "TapeError",
 ]

@@ -135,6 +135,14 @@ class PartialFailure(CtaDataError):
     exit_code = 13
 
 
+class TapeError(CtaDataError):
+    """A file is on tape only, staging failed or timed out, or the storage has no tape
+    REST API (issue 14)."""
+
+    kind = "tape"
+    exit_code = 14
+
+
 class CertificateError(CtaDataError):
     """A certificate upload failed (the old client's name; ``kind`` says why)."""
 
@@ -154,6 +162,7 @@ _BY_KIND = {
         UnsupportedError,
         LocalIOError,
         PartialFailure,
+        TapeError,
     )
 }
 

@@ -365,6 +365,11 @@ async fn dispatch(
         return text(403, "Permission denied");
     }
     // ---- tape REST API (issue 14, tape): routes go here ----
+    shared.tape_settle();
+    if super::tape::is_tape(req.uri().path()) {
+        return super::tape::handle(shared, req).await;
+    }
+    super::tape::hold_nearline_get(shared, req.method(), &path).await;
     // ---- macaroons (issue 14, share): routes go here ----
     // ---- third-party copy (issue 14, cp): routes go here ----
     match req.method().as_str() {

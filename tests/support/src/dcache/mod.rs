@@ -30,8 +30,13 @@
 //! * Switches for downloads in several streams: [`DcacheDouble::ignore_range`] (a server
 //!   without ranges), [`DcacheDouble::replace_after_gets`] (a file rewritten between two
 //!   ranges); [`Stats::pool_sent_bytes`] counts what the pool sent.
-//! * Not modelled: staging (a `NEARLINE` file is served at once), macaroons, the tape REST
-//!   API, dCache's `302` from a directory URL without `/` (the HTML page is served directly).
+//! * Tape (issue 14): the WLCG Tape REST API on the door under `/api/v1/tape`, found through
+//!   `/.well-known/wlcg-tape-rest-api`; staging takes [`DcacheDouble::tape_stage_delay`],
+//!   [`DcacheDouble::tape_fail`] and [`DcacheDouble::tape_never_online`] make a file fail or
+//!   never come online, [`DcacheDouble::tape_no_api`] removes the API, and a `GET` of a
+//!   `NEARLINE` file blocks for [`DcacheDouble::nearline_get_delay`] (see `tape.rs`).
+//! * Not modelled: macaroons, dCache's `302` from a directory URL without `/` (the HTML
+//!   page is served directly).
 
 mod door;
 pub mod jwt;
@@ -39,6 +44,7 @@ mod paths;
 mod pool;
 mod propfind;
 mod respond;
+mod tape;
 
 use crate::serve::{self, ServerRuntime};
 use crate::tls::TestCa;
@@ -226,6 +232,8 @@ struct Shared {
     counters: Counters,
     log: Mutex<Vec<RequestRecord>>,
     checksums: Mutex<HashMap<PathBuf, (u64, SystemTime, String)>>,
+    // tape
+    tape: Mutex<tape::TapeState>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -362,6 +370,8 @@ impl DcacheDouble {
             counters: Counters::default(),
             log: Mutex::new(Vec::new()),
             checksums: Mutex::new(HashMap::new()),
+            // tape
+            tape: Mutex::new(tape::TapeState::default()),
         });
         let rt = ServerRuntime::new("dcache-double");
         let tls = ca.as_ref().map(TestCa::server_config);
