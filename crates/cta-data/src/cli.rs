@@ -106,6 +106,9 @@ pub enum Command {
         transfer: TransferArgs,
         #[command(flatten)]
         streams: StreamArgs,
+        // ---- tape (issue 14, tape) ----
+        #[command(flatten)]
+        stage: StageArgs,
     },
     /// Upload a file, or a directory with -r.
     Put {
@@ -153,8 +156,43 @@ pub enum Command {
     },
     // ---- tape verbs (issue 14, tape): stage, release, archiveinfo ----
     /// Bring files from tape to disk (WLCG Tape REST API), or follow a stage request.
+    ///
+    /// `stage PATH...` makes one stage request and prints its id; `stage status ID` shows
+    /// the state of each file; `stage cancel ID [PATH...]` cancels. A file literally named
+    /// like a subcommand is given as ./status or with its directory.
+    #[command(args_conflicts_with_subcommands = true)]
     Stage {
-        /// Files to stage.
+        /// Follow or cancel a request made earlier.
+        #[command(subcommand)]
+        action: Option<StageAction>,
+        /// Files to stage (directories with -r).
+        paths: Vec<String>,
+        /// Stage every file below the directories given.
+        #[arg(short, long)]
+        recursive: bool,
+        /// How long the staged files stay pinned on disk (90s, 30m, 12h, 1d); the storage's
+        /// default when left out.
+        #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+        pin: Option<std::time::Duration>,
+        /// Wait until every file is on disk (or failed), with a progress line.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up waiting after this long (the request goes on).
+        #[arg(long, value_name = "DURATION", value_parser = duration_arg, requires = "wait")]
+        timeout: Option<std::time::Duration>,
+    },
+    /// Release files staged by a request (all of its files when no PATH is given): the
+    /// storage may drop their disk copies.
+    Release {
+        /// The stage request's id (printed by `stage`).
+        id: String,
+        /// Files of that request.
+        paths: Vec<String>,
+    },
+    /// Where files are: on disk, on tape, or both (WLCG Tape REST API).
+    Archiveinfo {
+        /// Files to ask about.
+        #[arg(required = true)]
         paths: Vec<String>,
     },
     // ---- end of tape verbs ----
@@ -298,6 +336,48 @@ fn size_arg(s: &str) -> std::result::Result<u64, String> {
     ctadata::config::parse_size(s)
         .ok_or_else(|| format!("'{s}' is not a size (e.g. 64M, 1G, 1048576)"))
 }
+
+// ---- tape (issue 14, tape) ----
+/// `stage` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StageAction {
+    /// The state of each file of a stage request.
+    Status {
+        /// The request's id (printed by `stage`).
+        id: String,
+    },
+    /// Cancel staging (of the files given, or of all the request's files).
+    Cancel {
+        /// The request's id.
+        id: String,
+        /// Files of that request.
+        paths: Vec<String>,
+    },
+    /// Forget a stage request at the storage (cancelling what is still going on).
+    Delete {
+        /// The request's id.
+        id: String,
+    },
+}
+
+/// Staging during `get`.
+#[derive(Debug, Args, Clone)]
+pub struct StageArgs {
+    /// Stage files that are only on tape (NEARLINE) first, in one request, and download
+    /// each as soon as it is on disk; files on disk start at once.
+    #[arg(long)]
+    pub stage: bool,
+    /// With --stage: give up on files still on tape after this long (90s, 30m, 2h); the
+    /// error names them and the request id.
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg, requires = "stage")]
+    pub stage_timeout: Option<std::time::Duration>,
+}
+
+fn duration_arg(s: &str) -> std::result::Result<std::time::Duration, String> {
+    ctadata::tape::parse_duration(s)
+        .ok_or_else(|| format!("'{s}' is not a duration (e.g. 90s, 30m, 12h, 1d)"))
+}
+// ---- end of tape ----
 
 /// `cert` subcommands.
 #[derive(Debug, Subcommand)]

@@ -363,6 +363,9 @@ mod tests {
             serde_json::to_value(ArchiveLocality::Other("X".into())).unwrap(),
             "X"
         );
-        assert_eq!(serde_json::to_value(StageState::Started).unwrap(), "STARTED");
+        assert_eq!(
+            serde_json::to_value(StageState::Started).unwrap(),
+            "STARTED"
+        );
     }
 }

@@ -126,12 +126,18 @@ impl WebDav {
     /// The JSON body of a successful answer.
     async fn tape_json(&self, resp: reqwest::Response, about: &RemotePath) -> Result<Value> {
         let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| Error::transport(about.to_string(), format!("the tape API's answer broke off: {e}")))?;
+        let bytes = resp.bytes().await.map_err(|e| {
+            Error::transport(
+                about.to_string(),
+                format!("the tape API's answer broke off: {e}"),
+            )
+        })?;
         if bytes.len() > MAX_ANSWER {
-            return Err(Error::protocol(about, Some(status), "the tape API's answer is too large"));
+            return Err(Error::protocol(
+                about,
+                Some(status),
+                "the tape API's answer is too large",
+            ));
         }
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
@@ -185,14 +191,20 @@ impl WebDav {
         let resp = self.tape_call(Method::GET, &url, None, &root).await?;
         let status = resp.status();
         if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED {
-            return Err(no_tape_api(&url, &format!("{url} answered {}", status.as_u16())));
+            return Err(no_tape_api(
+                &url,
+                &format!("{url} answered {}", status.as_u16()),
+            ));
         }
         if !status.is_success() {
-            return Err(self.tape_error(resp, &root, "discover the tape REST API").await);
+            return Err(self
+                .tape_error(resp, &root, "discover the tape REST API")
+                .await);
         }
-        let doc = self.tape_json(resp, &root).await.map_err(|e| {
-            no_tape_api(&url, &format!("its discovery document is not JSON ({e})"))
-        })?;
+        let doc = self
+            .tape_json(resp, &root)
+            .await
+            .map_err(|e| no_tape_api(&url, &format!("its discovery document is not JSON ({e})")))?;
         let sitename = doc["sitename"].as_str().map(str::to_string);
         let endpoints = doc["endpoints"].as_array().cloned().unwrap_or_default();
         let chosen = endpoints
@@ -204,19 +216,35 @@ impl WebDav {
                     .find(|e| e["version"].as_str().is_some_and(|v| v.starts_with("v1")))
             })
             .ok_or_else(|| {
-                let versions: Vec<&str> = endpoints.iter().filter_map(|e| e["version"].as_str()).collect();
+                let versions: Vec<&str> = endpoints
+                    .iter()
+                    .filter_map(|e| e["version"].as_str())
+                    .collect();
                 no_tape_api(
                     &url,
-                    &format!("its discovery document offers no v1 endpoint (versions: {})", if versions.is_empty() { "none".to_string() } else { versions.join(", ") }),
+                    &format!(
+                        "its discovery document offers no v1 endpoint (versions: {})",
+                        if versions.is_empty() {
+                            "none".to_string()
+                        } else {
+                            versions.join(", ")
+                        }
+                    ),
                 )
             })?;
         let uri = chosen["uri"].as_str().unwrap_or_default();
         let uri = url.join(uri).map_err(|e| {
-            no_tape_api(&url, &format!("its endpoint URI '{uri}' is not a URL ({e})"))
+            no_tape_api(
+                &url,
+                &format!("its endpoint URI '{uri}' is not a URL ({e})"),
+            )
         })?;
         if uri.scheme() == "http" && self.base.url().scheme() == "https" {
             return Err(Error::config(
-                format!("the tape endpoint {} is plain http while the door is https", redact(&uri)),
+                format!(
+                    "the tape endpoint {} is plain http while the door is https",
+                    redact(&uri)
+                ),
                 "ask the site to publish an https tape endpoint",
             ));
         }
@@ -242,12 +270,20 @@ impl WebDav {
     }
 
     /// `POST {endpoint}/{rest}` with `{"paths": [...]}` (cancel, release).
-    async fn post_paths(&self, rest: &str, id: &str, paths: &[RemotePath], what: &str) -> Result<()> {
+    async fn post_paths(
+        &self,
+        rest: &str,
+        id: &str,
+        paths: &[RemotePath],
+        what: &str,
+    ) -> Result<()> {
         let about = RemotePath::root();
         let paths = self.paths_or_all(id, paths).await?;
         let url = self.tape_url(rest).await?;
         let body = json!({"paths": paths.iter().map(|p| self.tape_path(p)).collect::<Vec<_>>()});
-        let resp = self.tape_call(Method::POST, &url, Some(&body), &about).await?;
+        let resp = self
+            .tape_call(Method::POST, &url, Some(&body), &about)
+            .await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Err(unknown_request(id));
         }
@@ -295,7 +331,8 @@ fn segment(s: &str) -> String {
 }
 
 fn int(v: &Value) -> Option<i64> {
-    v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
 }
 
 #[async_trait]
@@ -324,7 +361,9 @@ impl TapeOps for WebDav {
             })
             .collect();
         let body = json!({"files": files});
-        let resp = self.tape_call(Method::POST, &url, Some(&body), &about).await?;
+        let resp = self
+            .tape_call(Method::POST, &url, Some(&body), &about)
+            .await?;
         if !resp.status().is_success() {
             return Err(self.tape_error(resp, &about, "stage").await);
         }
@@ -347,7 +386,11 @@ impl TapeOps for WebDav {
             })
             .filter(|s| !s.is_empty())
             .ok_or_else(|| {
-                Error::protocol(&about, Some(201), "the stage request was accepted without a requestId")
+                Error::protocol(
+                    &about,
+                    Some(201),
+                    "the stage request was accepted without a requestId",
+                )
             })?;
         tracing::info!(request = %id, files = paths.len(), "stage request made");
         Ok(id)
@@ -361,7 +404,9 @@ impl TapeOps for WebDav {
             return Err(unknown_request(id));
         }
         if !resp.status().is_success() {
-            return Err(self.tape_error(resp, &about, "read the stage request").await);
+            return Err(self
+                .tape_error(resp, &about, "read the stage request")
+                .await);
         }
         let retry_after = resp
             .headers()
@@ -395,8 +440,13 @@ impl TapeOps for WebDav {
     }
 
     async fn cancel(&self, id: &str, paths: &[RemotePath]) -> Result<()> {
-        self.post_paths(&format!("stage/{}/cancel", segment(id)), id, paths, "cancel")
-            .await
+        self.post_paths(
+            &format!("stage/{}/cancel", segment(id)),
+            id,
+            paths,
+            "cancel",
+        )
+        .await
     }
 
     async fn delete(&self, id: &str) -> Result<()> {
@@ -407,7 +457,9 @@ impl TapeOps for WebDav {
             return Err(unknown_request(id));
         }
         if !resp.status().is_success() {
-            return Err(self.tape_error(resp, &about, "delete the stage request").await);
+            return Err(self
+                .tape_error(resp, &about, "delete the stage request")
+                .await);
         }
         Ok(())
     }
@@ -421,9 +473,13 @@ impl TapeOps for WebDav {
         let about = paths.first().cloned().unwrap_or_default();
         let url = self.tape_url("archiveinfo").await?;
         let body = json!({"paths": paths.iter().map(|p| self.tape_path(p)).collect::<Vec<_>>()});
-        let resp = self.tape_call(Method::POST, &url, Some(&body), &about).await?;
+        let resp = self
+            .tape_call(Method::POST, &url, Some(&body), &about)
+            .await?;
         if !resp.status().is_success() {
-            return Err(self.tape_error(resp, &about, "read the archive information").await);
+            return Err(self
+                .tape_error(resp, &about, "read the archive information")
+                .await);
         }
         let doc = self.tape_json(resp, &about).await?;
         let items = doc.as_array().cloned().unwrap_or_default();
@@ -453,11 +509,8 @@ mod tests {
 
     #[test]
     fn tape_paths_carry_the_urls_path() {
-        let cfg = crate::WebDavConfig::new(
-            "https://door:2880/pnfs/cta",
-            "dcache",
-            crate::Auth::None,
-        );
+        let cfg =
+            crate::WebDavConfig::new("https://door:2880/pnfs/cta", "dcache", crate::Auth::None);
         let w = WebDav::new(cfg).unwrap();
         let p = RemotePath::parse("lst/a b/é.h5").unwrap();
         assert_eq!(w.tape_path(&p), "/pnfs/cta/lst/a b/é.h5");

@@ -215,6 +215,7 @@ async fn run_storage(
             recursive,
             transfer,
             streams,
+            stage,
         } => {
             get(
                 g,
@@ -225,6 +226,7 @@ async fn run_storage(
                 *recursive,
                 transfer,
                 streams,
+                stage,
             )
             .await
         }
@@ -255,7 +257,26 @@ async fn run_storage(
         }
         Command::Cat { path } => cat(backend, &remote(r, path)?).await,
         // ---- tape verbs (issue 14, tape) ----
-        Command::Stage { paths } => tape::stage(g, r, backend, paths).await,
+        Command::Stage {
+            action,
+            paths,
+            recursive,
+            pin,
+            wait,
+            timeout,
+        } => {
+            let cmd = tape::StageCmd {
+                action,
+                paths,
+                recursive: *recursive,
+                pin: *pin,
+                wait: *wait,
+                timeout: *timeout,
+            };
+            tape::stage(g, r, backend, cmd).await
+        }
+        Command::Release { id, paths } => tape::release(g, r, backend, id, paths).await,
+        Command::Archiveinfo { paths } => tape::archiveinfo(g, r, backend, paths).await,
         // ---- share verbs (issue 14, share) ----
         Command::Share { path } => share::share(g, r, backend, &remote(r, path)?).await,
         // ---- copy verbs (issue 14, cp) ----

@@ -1,16 +1,57 @@
 //! `get` and `put`: targets, options, and the summary of what moved.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ctadata::config::ResolvedProfile;
-use ctadata::transfer::{self, FileOutcome, Filter, Summary, TransferOptions};
+use ctadata::transfer::{
+    self, FileOutcome, Filter, Progress, StageOptions, Summary, TransferOptions,
+};
 use ctadata::{Error, RemotePath, Result, StorageBackend};
 
 use super::rp;
-use crate::cli::{Global, StreamArgs, TransferArgs};
+use crate::cli::{Global, StageArgs, StreamArgs, TransferArgs};
 use crate::progress::Display;
+
+// ---- tape (issue 14, tape) ----
+/// The progress of `get --stage`: the transfer's display, and a line on stderr each time
+/// the staging count moves (`staging: 3 of 5 on disk`).
+struct StagingLine {
+    inner: Arc<Display>,
+    quiet: bool,
+    last: Mutex<Option<(usize, usize)>>,
+}
+
+impl Progress for StagingLine {
+    fn discovered(&self, files: u64, bytes: u64) {
+        self.inner.discovered(files, bytes)
+    }
+    fn started(&self, name: &str, size: Option<u64>, offset: u64) {
+        self.inner.started(name, size, offset)
+    }
+    fn advanced(&self, name: &str, bytes: u64) {
+        self.inner.advanced(name, bytes)
+    }
+    fn finished(&self, name: &str, outcome: &FileOutcome) {
+        self.inner.finished(name, outcome)
+    }
+    fn staging(&self, request: &str, on_disk: usize, failed: usize, total: usize) {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if self.quiet || *last == Some((on_disk, failed)) {
+            return;
+        }
+        let first = last.is_none();
+        *last = Some((on_disk, failed));
+        if first {
+            crate::progress::eprint_line(&format!(
+                "stage request {request} for {total} file(s) on tape"
+            ));
+        }
+        crate::progress::eprint_line(&super::tape::staging_line(on_disk, failed, total));
+    }
+}
+// ---- end of tape ----
 
 /// The target of a copy: an existing directory or a path ending in '/' receives `name` inside.
 /// Where a download lands. A LOCAL ending in '/' receives the remote name inside it; so
@@ -148,9 +189,18 @@ pub(crate) async fn get(
     recursive: bool,
     t: &TransferArgs,
     s: &StreamArgs,
+    stage: &StageArgs,
 ) -> Result<()> {
     let started = Instant::now();
-    let entry = backend.stat(remote).await?;
+    // ---- tape (issue 14, tape) ----
+    if stage.stage && backend.tape().is_none() {
+        return Err(ctadata::unsupported(
+            "get --stage",
+            backend.capabilities().backend,
+        ));
+    }
+    // ---- end of tape ----
+    let mut entry = backend.stat(remote).await?;
     let name = if remote.is_root() {
         "storage-root"
     } else {
@@ -165,6 +215,16 @@ pub(crate) async fn get(
     if let Some(cut) = s.stream_cutoff.or(r.profile.stream_cutoff) {
         opts.stream_cutoff = cut;
     }
+    // ---- tape (issue 14, tape): `get --stage` ----
+    if stage.stage {
+        opts.stage = Some(StageOptions::default().with_timeout(stage.stage_timeout));
+        opts.progress = Arc::new(StagingLine {
+            inner: display.clone(),
+            quiet: g.quiet || g.json,
+            last: Mutex::new(None),
+        });
+    }
+    // ---- end of tape ----
     if entry.is_dir() {
         if !recursive {
             return Err(Error::usage(
@@ -187,6 +247,31 @@ pub(crate) async fn get(
         }
     }
     opts.progress.discovered(1, entry.size.unwrap_or(0));
+    // ---- tape (issue 14, tape): a single file on tape is staged first with --stage ----
+    if let Some(so) = opts.stage.clone().filter(|_| {
+        transfer::needs_staging(&entry)
+            && !opts.dry_run
+            && !(opts.skip_existing && target.is_file())
+    }) {
+        match transfer::stage_one(backend.clone(), entry.clone(), so, opts.progress.clone()).await {
+            Ok(e) => entry = e,
+            Err(e) => {
+                let summary = Summary::new("get", &opts);
+                let dst = target.display().to_string();
+                return report_single(
+                    g,
+                    &display,
+                    summary,
+                    remote.to_string(),
+                    dst,
+                    entry.size,
+                    Err(e),
+                    started,
+                );
+            }
+        }
+    }
+    // ---- end of tape ----
     let outcome =
         transfer::download_file(backend.as_ref(), remote, Some(&entry), &target, &opts).await;
     let summary = Summary::new("get", &opts);

@@ -1,15 +1,17 @@
 //! Downloads: one file through `<target>.part` with resume, and whole trees.
 
-use std::path::Path;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use futures::stream::FuturesUnordered;
+use futures::stream::{BoxStream, FuturesUnordered};
 use futures::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
 use super::lock::FileLock;
+use super::stage::{needs_staging, stage_stream, Staged};
 use super::streams::{self, Chunks};
 use super::{
     part_meta_path, part_path, pump, safe_local_join, space, walk, FileDone, FileOutcome, Summary,
@@ -157,6 +159,18 @@ pub async fn download_file(
         let o = FileOutcome::Planned { bytes: entry.size };
         opts.progress.finished(&name, &o);
         return Ok(o);
+    }
+    if super::needs_staging(&entry) {
+        // A read would block until the storage stages it (hours, maybe): say so instead.
+        // (`get --stage` stages such files first and hands them here online.)
+        let e = crate::tape::on_tape(path);
+        opts.progress.finished(
+            &name,
+            &FileOutcome::Failed {
+                reason: e.to_string(),
+            },
+        );
+        return Err(e);
     }
     let attempted = if special {
         to_device(backend, path, &entry, target, target_md.as_ref(), opts)
@@ -834,22 +848,87 @@ pub async fn download_tree(
         opts.streams = Some(default.min((TREE_CONNECTIONS / jobs).max(1)));
     }
     let opts = &opts;
+    // `--stage`: files on tape wait for one stage request, made when the walk is over; the
+    // walk then runs ahead of the downloads (its files queue in `ready`) so that the
+    // request goes out early. Without it the walk stays at most `jobs` files ahead.
+    let staging = opts.stage.clone();
+    let mut ready: VecDeque<(Entry, PathBuf, Option<PathBuf>)> = VecDeque::new();
+    let mut on_tape: Vec<Entry> = Vec::new();
+    let mut stager: Option<BoxStream<'static, Staged>> = None;
     loop {
-        // The walk stays ahead of the transfers, with never more than `jobs` files in flight.
-        let step = if walking && inflight.len() < jobs {
-            tokio::select! {
-                biased;
-                Some(done) = inflight.next(), if !inflight.is_empty() => Step::Done(done),
-                e = entries.next() => match e { Some(e) => Step::Entry(Box::new(e)), None => Step::WalkEnd },
+        while inflight.len() < jobs {
+            let Some((entry, target, parent)) = ready.pop_front() else {
+                break;
+            };
+            let b = backend.clone();
+            let o = opts.clone();
+            inflight.push(
+                async move {
+                    let src = entry.path.to_string();
+                    let dst = target.display().to_string();
+                    if !o.dry_run {
+                        if let Some(parent) = parent {
+                            if let Err(e) = tokio::fs::create_dir_all(&parent).await {
+                                let e = Error::local("create directory", &parent, e);
+                                return (src, dst, entry.size, Err(e));
+                            }
+                        }
+                    }
+                    let r = download_file(b.as_ref(), &entry.path, Some(&entry), &target, &o).await;
+                    (src, dst, entry.size, r)
+                }
+                .boxed(),
+            );
+        }
+        if !walking && stager.is_none() && !on_tape.is_empty() {
+            if let Some(s) = &staging {
+                stager = Some(stage_stream(
+                    backend.clone(),
+                    std::mem::take(&mut on_tape),
+                    s.clone(),
+                    opts.progress.clone(),
+                ));
             }
-        } else {
-            match inflight.next().await {
-                Some(done) => Step::Done(done),
-                None => break,
-            }
+        }
+        let walk_open = walking && (staging.is_some() || inflight.len() < jobs);
+        let step = tokio::select! {
+            biased;
+            Some(done) = inflight.next(), if !inflight.is_empty() => Step::Done(done),
+            e = entries.next(), if walk_open => match e {
+                Some(e) => Step::Entry(Box::new(e)),
+                None => Step::WalkEnd,
+            },
+            s = next_staged(&mut stager), if stager.is_some() => match s {
+                Some(s) => Step::Staged(s),
+                None => Step::StageEnd,
+            },
+            else => break,
         };
         match step {
             Step::WalkEnd => walking = false,
+            Step::StageEnd => stager = None,
+            Step::Staged(Staged::Online(entry)) => {
+                let rel = entry.path.strip_prefix(root).unwrap_or("").to_string();
+                match safe_local_join(local, &rel) {
+                    Ok(target) => {
+                        let parent = target.parent().filter(|p| !made.contains(*p));
+                        let parent = parent.map(Path::to_path_buf);
+                        ready.push_back((entry, target, parent));
+                    }
+                    Err(e) => summary.fail(entry.path.to_string(), rel, &e),
+                }
+            }
+            Step::Staged(Staged::Failed(entry, e)) => {
+                let rel = entry.path.strip_prefix(root).unwrap_or("").to_string();
+                let dst = safe_local_join(local, &rel).map(|t| at(&t)).unwrap_or(rel);
+                opts.progress.finished(
+                    entry.path.as_str(),
+                    &FileOutcome::Failed {
+                        reason: e.to_string(),
+                    },
+                );
+                summary.fail(entry.path.to_string(), dst, &e);
+            }
             Step::Entry(e) => match *e {
                 Err(e) => {
                     summary.fail(root.to_string(), at(local), &e);
@@ -892,30 +971,21 @@ pub async fn download_tree(
                         }
                     };
                     opts.progress.discovered(1, entry.size.unwrap_or(0));
-                    let b = backend.clone();
-                    let o = opts.clone();
+                    // Staged first: only a file that would be downloaded (not one already
+                    // here, nor in a dry run).
+                    if staging.is_some()
+                        && needs_staging(&entry)
+                        && !opts.dry_run
+                        && skip_reason(&entry, std::fs::metadata(&target).ok().as_ref(), opts)
+                            .is_none()
+                    {
+                        on_tape.push(entry);
+                        continue;
+                    }
                     // Directories arrive before their files: most parents exist already.
                     let parent = target.parent().filter(|p| !made.contains(*p));
                     let parent = parent.map(Path::to_path_buf);
-                    inflight.push(
-                        async move {
-                            let src = entry.path.to_string();
-                            let dst = target.display().to_string();
-                            if !o.dry_run {
-                                if let Some(parent) = parent {
-                                    if let Err(e) = tokio::fs::create_dir_all(&parent).await {
-                                        let e = Error::local("create directory", &parent, e);
-                                        return (src, dst, entry.size, Err(e));
-                                    }
-                                }
-                            }
-                            let r =
-                                download_file(b.as_ref(), &entry.path, Some(&entry), &target, &o)
-                                    .await;
-                            (src, dst, entry.size, r)
-                        }
-                        .boxed(),
-                    );
+                    ready.push_back((entry, target, parent));
                 }
             },
             Step::Done((src, dst, size, Ok(outcome))) => summary.count(src, dst, size, &outcome),
@@ -932,5 +1002,15 @@ pub async fn download_tree(
 enum Step<T> {
     Entry(Box<Result<Entry>>),
     WalkEnd,
+    Staged(Staged),
+    StageEnd,
     Done(T),
+}
+
+/// The next file of the staging, if staging is going on.
+async fn next_staged(s: &mut Option<BoxStream<'static, Staged>>) -> Option<Staged> {
+    match s {
+        Some(s) => s.next().await,
+        None => None,
+    }
 }

@@ -16,6 +16,7 @@ mod filter;
 mod lock;
 mod sink;
 mod space;
+mod stage;
 mod streams;
 mod upload;
 mod walk;
@@ -31,6 +32,7 @@ use crate::error::{Error, Result};
 pub use download::{download_file, download_tree, DownloadOptions};
 pub use filter::Filter;
 pub use sink::{pump, ThreadWriter};
+pub use stage::{needs_staging, stage_one, stage_stream, StageOptions, Staged};
 pub use upload::{upload_file, upload_one, upload_tree};
 pub use walk::walk;
 pub use walk::walk_with;
@@ -45,6 +47,9 @@ pub trait Progress: Send + Sync {
     fn advanced(&self, _name: &str, _bytes: u64) {}
     /// A file ended.
     fn finished(&self, _name: &str, _outcome: &FileOutcome) {}
+    /// Staging from tape (`get --stage`): of the `total` files of stage request `request`,
+    /// `on_disk` are on disk now and `failed` could not be staged.
+    fn staging(&self, _request: &str, _on_disk: usize, _failed: usize, _total: usize) {}
 }
 
 /// How one file of a transfer ended.
@@ -152,6 +157,9 @@ pub struct TransferOptions {
     pub filter: Filter,
     /// Who hears about progress.
     pub progress: Arc<dyn Progress>,
+    /// Stage files that are only on tape before downloading them (`get --stage`); `None`:
+    /// such a file fails at once, saying it is on tape.
+    pub stage: Option<StageOptions>,
 }
 
 impl Default for TransferOptions {
@@ -170,6 +178,7 @@ impl Default for TransferOptions {
             dry_run: false,
             filter: Filter::default(),
             progress: Arc::new(NoProgress),
+            stage: None,
         }
     }
 }
@@ -186,6 +195,7 @@ impl std::fmt::Debug for TransferOptions {
             .field("force", &self.force)
             .field("update", &self.update)
             .field("dry_run", &self.dry_run)
+            .field("stage", &self.stage)
             .finish_non_exhaustive()
     }
 }

@@ -86,7 +86,12 @@ impl Default for TapeState {
 }
 
 /// Where a file of a request stands: state, on disk, error.
-fn file_state(t: &TapeState, r: &StageRequest, f: &ReqFile, loc: Locality) -> (&'static str, bool, Option<String>) {
+fn file_state(
+    t: &TapeState,
+    r: &StageRequest,
+    f: &ReqFile,
+    loc: Locality,
+) -> (&'static str, bool, Option<String>) {
     if f.missing {
         return ("FAILED", false, Some("No such file or directory".into()));
     }
@@ -117,7 +122,11 @@ impl Shared {
                 continue;
             }
             for f in &r.files {
-                if !f.cancelled && !f.missing && !t.never.contains(&f.path) && !t.fail.contains_key(&f.path) {
+                if !f.cancelled
+                    && !f.missing
+                    && !t.never.contains(&f.path)
+                    && !t.fail.contains_key(&f.path)
+                {
                     done.push(f.path.clone());
                 }
             }
@@ -173,7 +182,8 @@ async fn body_json(req: Request<Incoming>) -> Result<Value, Response<Body>> {
         Ok(b) => b.to_bytes(),
         Err(_) => return Err(problem(400, "Bad Request", "the body could not be read")),
     };
-    serde_json::from_slice(&bytes).map_err(|e| problem(400, "Bad Request", &format!("the body is not JSON: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| problem(400, "Bad Request", &format!("the body is not JSON: {e}")))
 }
 
 fn paths_of(v: &Value) -> Result<Vec<DPath>, Response<Body>> {
@@ -221,7 +231,11 @@ pub(super) async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp
     let parts: Vec<String> = rest
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .collect();
     let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
     match (method.as_str(), parts.as_slice()) {
@@ -244,7 +258,13 @@ pub(super) async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp
             for p in &paths {
                 match r.files.iter_mut().find(|f| &f.path == p) {
                     Some(f) => f.cancelled = true,
-                    None => return problem(400, "Bad Request", &format!("{} is not part of request {id}", p.abs())),
+                    None => {
+                        return problem(
+                            400,
+                            "Bad Request",
+                            &format!("{} is not part of request {id}", p.abs()),
+                        )
+                    }
                 }
             }
             json_resp(200, &json!({}))
@@ -259,8 +279,15 @@ pub(super) async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp
             let Some(r) = t.requests.get(&id) else {
                 return unknown(&id);
             };
-            if let Some(p) = paths.iter().find(|p| !r.files.iter().any(|f| &f.path == *p)) {
-                return problem(400, "Bad Request", &format!("{} is not part of request {id}", p.abs()));
+            if let Some(p) = paths
+                .iter()
+                .find(|p| !r.files.iter().any(|f| &f.path == *p))
+            {
+                return problem(
+                    400,
+                    "Bad Request",
+                    &format!("{} is not part of request {id}", p.abs()),
+                );
             }
             t.released.extend(paths.iter().map(DPath::abs));
             json_resp(200, &json!({}))
@@ -290,7 +317,11 @@ pub(super) async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp
                 .collect();
             json_resp(200, &Value::Array(out))
         }
-        _ => problem(404, "Not Found", &format!("no such resource: {method} {path}")),
+        _ => problem(
+            404,
+            "Not Found",
+            &format!("no such resource: {method} {path}"),
+        ),
     }
 }
 
@@ -304,7 +335,11 @@ async fn stage(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         Err(r) => return r,
     };
     let Some(files) = v["files"].as_array().filter(|f| !f.is_empty()) else {
-        return problem(400, "Bad Request", "expected {\"files\": [{\"path\": ...}]}");
+        return problem(
+            400,
+            "Bad Request",
+            "expected {\"files\": [{\"path\": ...}]}",
+        );
     };
     let mut out = Vec::new();
     let mut lifetime = None;
@@ -324,7 +359,11 @@ async fn stage(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     }
     let id = uuid::Uuid::new_v4().to_string();
     let mut t = lock(&shared.tape);
-    t.made.push((id.clone(), out.iter().map(|f| f.path.abs()).collect(), lifetime));
+    t.made.push((
+        id.clone(),
+        out.iter().map(|f| f.path.abs()).collect(),
+        lifetime,
+    ));
     t.requests.insert(
         id.clone(),
         StageRequest {
@@ -334,7 +373,11 @@ async fn stage(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         },
     );
     let mut resp = json_resp(201, &json!({"requestId": id}));
-    set(&mut resp, header::LOCATION, &format!("{}{API}/stage/{id}", shared.door_url));
+    set(
+        &mut resp,
+        header::LOCATION,
+        &format!("{}{API}/stage/{id}", shared.door_url),
+    );
     resp
 }
 
@@ -362,7 +405,8 @@ fn status(shared: &Arc<Shared>, id: &str) -> Response<Body> {
             v
         })
         .collect();
-    let mut doc = json!({"id": id, "createdAt": r.created_unix, "startedAt": r.created_unix, "files": files});
+    let mut doc =
+        json!({"id": id, "createdAt": r.created_unix, "startedAt": r.created_unix, "files": files});
     if all_final {
         doc["completedAt"] = (r.created_unix + t.stage_delay.as_secs()).into();
     }
