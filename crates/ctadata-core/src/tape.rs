@@ -310,11 +310,11 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 /// A duration as ISO 8601 (the spec's `diskLifetime`): `PT90S`, `PT12H`, `P1D`.
 pub fn iso8601(d: Duration) -> String {
     let s = d.as_secs();
-    if s > 0 && s % 86_400 == 0 {
+    if s > 0 && s.is_multiple_of(86_400) {
         format!("P{}D", s / 86_400)
-    } else if s > 0 && s % 3600 == 0 {
+    } else if s > 0 && s.is_multiple_of(3600) {
         format!("PT{}H", s / 3600)
-    } else if s > 0 && s % 60 == 0 {
+    } else if s > 0 && s.is_multiple_of(60) {
         format!("PT{}M", s / 60)
     } else {
         format!("PT{s}S")

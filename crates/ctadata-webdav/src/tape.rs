@@ -48,7 +48,7 @@ impl WebDav {
 
     /// The remote path of a namespace path from the tape API (outside the profile's URL:
     /// taken as it is).
-    fn from_tape_path(&self, s: &str) -> RemotePath {
+    fn remote_of_tape_path(&self, s: &str) -> RemotePath {
         let prefix = percent_decode_str(self.base.url().path()).decode_utf8_lossy();
         let rest = s
             .strip_prefix(prefix.as_ref())
@@ -174,7 +174,7 @@ impl WebDav {
         let s = format!("{}/{rest}", ep.uri.trim_end_matches('/'));
         Url::parse(&s).map_err(|e| {
             Error::protocol(
-                &RemotePath::root(),
+                RemotePath::root(),
                 None,
                 format!("the tape endpoint gives an invalid URL: {e}"),
             )
@@ -419,7 +419,7 @@ impl TapeOps for WebDav {
             .map(|fs| {
                 fs.iter()
                     .map(|f| StagedFile {
-                        path: self.from_tape_path(f["path"].as_str().unwrap_or_default()),
+                        path: self.remote_of_tape_path(f["path"].as_str().unwrap_or_default()),
                         state: StageState::parse(f["state"].as_str().unwrap_or("UNKNOWN")),
                         on_disk: f["onDisk"].as_bool(),
                         error: f["error"].as_str().map(str::to_string),
@@ -486,7 +486,7 @@ impl TapeOps for WebDav {
         Ok(items
             .iter()
             .map(|i| ArchiveInfo {
-                path: self.from_tape_path(i["path"].as_str().unwrap_or_default()),
+                path: self.remote_of_tape_path(i["path"].as_str().unwrap_or_default()),
                 locality: i["locality"].as_str().map(ArchiveLocality::parse),
                 error: i["error"].as_str().map(str::to_string),
             })
@@ -514,7 +514,7 @@ mod tests {
         let w = WebDav::new(cfg).unwrap();
         let p = RemotePath::parse("lst/a b/é.h5").unwrap();
         assert_eq!(w.tape_path(&p), "/pnfs/cta/lst/a b/é.h5");
-        assert_eq!(w.from_tape_path("/pnfs/cta/lst/a b/é.h5"), p);
+        assert_eq!(w.remote_of_tape_path("/pnfs/cta/lst/a b/é.h5"), p);
         assert!(w.tape_trusts(&Url::parse("https://door:3880/api/v1/tape").unwrap()));
         assert!(!w.tape_trusts(&Url::parse("https://elsewhere:3880/api").unwrap()));
         assert!(!w.tape_trusts(&Url::parse("http://door:3880/api").unwrap()));

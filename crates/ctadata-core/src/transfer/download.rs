@@ -899,7 +899,7 @@ pub async fn download_tree(
                 None => Step::WalkEnd,
             },
             s = next_staged(&mut stager), if stager.is_some() => match s {
-                Some(s) => Step::Staged(s),
+                Some(s) => Step::Staged(Box::new(s)),
                 None => Step::StageEnd,
             },
             else => break,
@@ -907,28 +907,30 @@ pub async fn download_tree(
         match step {
             Step::WalkEnd => walking = false,
             Step::StageEnd => stager = None,
-            Step::Staged(Staged::Online(entry)) => {
-                let rel = entry.path.strip_prefix(root).unwrap_or("").to_string();
-                match safe_local_join(local, &rel) {
-                    Ok(target) => {
-                        let parent = target.parent().filter(|p| !made.contains(*p));
-                        let parent = parent.map(Path::to_path_buf);
-                        ready.push_back((entry, target, parent));
+            Step::Staged(s) => match *s {
+                Staged::Online(entry) => {
+                    let rel = entry.path.strip_prefix(root).unwrap_or("").to_string();
+                    match safe_local_join(local, &rel) {
+                        Ok(target) => {
+                            let parent = target.parent().filter(|p| !made.contains(*p));
+                            let parent = parent.map(Path::to_path_buf);
+                            ready.push_back((entry, target, parent));
+                        }
+                        Err(e) => summary.fail(entry.path.to_string(), rel, &e),
                     }
-                    Err(e) => summary.fail(entry.path.to_string(), rel, &e),
                 }
-            }
-            Step::Staged(Staged::Failed(entry, e)) => {
-                let rel = entry.path.strip_prefix(root).unwrap_or("").to_string();
-                let dst = safe_local_join(local, &rel).map(|t| at(&t)).unwrap_or(rel);
-                opts.progress.finished(
-                    entry.path.as_str(),
-                    &FileOutcome::Failed {
-                        reason: e.to_string(),
-                    },
-                );
-                summary.fail(entry.path.to_string(), dst, &e);
-            }
+                Staged::Failed(entry, e) => {
+                    let rel = entry.path.strip_prefix(root).unwrap_or("").to_string();
+                    let dst = safe_local_join(local, &rel).map(|t| at(&t)).unwrap_or(rel);
+                    opts.progress.finished(
+                        entry.path.as_str(),
+                        &FileOutcome::Failed {
+                            reason: e.to_string(),
+                        },
+                    );
+                    summary.fail(entry.path.to_string(), dst, &e);
+                }
+            },
             Step::Entry(e) => match *e {
                 Err(e) => {
                     summary.fail(root.to_string(), at(local), &e);
@@ -1002,7 +1004,7 @@ pub async fn download_tree(
 enum Step<T> {
     Entry(Box<Result<Entry>>),
     WalkEnd,
-    Staged(Staged),
+    Staged(Box<Staged>),
     StageEnd,
     Done(T),
 }

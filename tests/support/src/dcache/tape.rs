@@ -177,24 +177,37 @@ fn json_resp(status: u16, v: &Value) -> Response<Body> {
     resp
 }
 
-async fn body_json(req: Request<Incoming>) -> Result<Value, Response<Body>> {
+async fn body_json(req: Request<Incoming>) -> Result<Value, Box<Response<Body>>> {
     let bytes = match Limited::new(req.into_body(), 16 << 20).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return Err(problem(400, "Bad Request", "the body could not be read")),
+        Err(_) => {
+            return Err(Box::new(problem(
+                400,
+                "Bad Request",
+                "the body could not be read",
+            )))
+        }
     };
-    serde_json::from_slice(&bytes)
-        .map_err(|e| problem(400, "Bad Request", &format!("the body is not JSON: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Box::new(problem(
+            400,
+            "Bad Request",
+            &format!("the body is not JSON: {e}"),
+        ))
+    })
 }
 
-fn paths_of(v: &Value) -> Result<Vec<DPath>, Response<Body>> {
+fn paths_of(v: &Value) -> Result<Vec<DPath>, Box<Response<Body>>> {
     let arr = v["paths"]
         .as_array()
-        .ok_or_else(|| problem(400, "Bad Request", "expected {\"paths\": [...]}"))?;
+        .ok_or_else(|| Box::new(problem(400, "Bad Request", "expected {\"paths\": [...]}")))?;
     arr.iter()
         .map(|p| {
             p.as_str()
                 .and_then(|s| DPath::from_decoded(s).ok())
-                .ok_or_else(|| problem(400, "Bad Request", "a path is not a valid string"))
+                .ok_or_else(|| {
+                    Box::new(problem(400, "Bad Request", "a path is not a valid string"))
+                })
         })
         .collect()
 }
@@ -249,7 +262,7 @@ pub(super) async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp
             let id = id.to_string();
             let paths = match body_json(req).await.and_then(|v| paths_of(&v)) {
                 Ok(p) => p,
-                Err(r) => return r,
+                Err(r) => return *r,
             };
             let mut t = lock(&shared.tape);
             let Some(r) = t.requests.get_mut(&id) else {
@@ -273,7 +286,7 @@ pub(super) async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp
             let id = id.to_string();
             let paths = match body_json(req).await.and_then(|v| paths_of(&v)) {
                 Ok(p) => p,
-                Err(r) => return r,
+                Err(r) => return *r,
             };
             let mut t = lock(&shared.tape);
             let Some(r) = t.requests.get(&id) else {
@@ -295,7 +308,7 @@ pub(super) async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp
         ("POST", ["archiveinfo"]) => {
             let paths = match body_json(req).await.and_then(|v| paths_of(&v)) {
                 Ok(p) => p,
-                Err(r) => return r,
+                Err(r) => return *r,
             };
             let out: Vec<Value> = paths
                 .iter()
@@ -332,7 +345,7 @@ fn unknown(id: &str) -> Response<Body> {
 async fn stage(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let v = match body_json(req).await {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(files) = v["files"].as_array().filter(|f| !f.is_empty()) else {
         return problem(
