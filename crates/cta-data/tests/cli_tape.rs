@@ -399,8 +399,20 @@ fn get_stage_of_one_file_waits_for_it_then_downloads() {
     let e = Env::new();
     e.on_tape("/cta/one ö.dat", b"single staged file");
     e.door.nearline_get_delay(Some(Duration::from_secs(600)));
+    e.door.tape_stage_delay(Duration::from_millis(1500));
+    e.door.tape_retry_after(1);
     let o = e.run(&["get", "--stage", "/cta/one ö.dat"]);
     ok(&o);
+    // Polled as the server asked (Retry-After: 1) over 1.5 s: at once, then about every
+    // second; not in a tight loop.
+    let polls = e
+        .door
+        .stats()
+        .log
+        .iter()
+        .filter(|r| r.method == "GET" && r.path_and_query.starts_with("/api/v1/tape/stage/"))
+        .count();
+    assert!((2..=4).contains(&polls), "{polls} status requests");
     assert_eq!(
         std::fs::read(e.path("work/one ö.dat")).unwrap(),
         b"single staged file"
@@ -421,7 +433,7 @@ fn get_without_stage_of_a_file_on_tape_fails_at_once() {
     let text = err(&o);
     assert!(text.contains("/cta/cold/t.dat is on tape"), "{text}");
     assert!(
-        text.contains("--stage") && text.contains("cta-data stage cta/cold/t.dat"),
+        text.contains("--stage") && text.contains("cta-data stage /cta/cold/t.dat"),
         "{text}"
     );
     assert!(!e.path("work/t.dat").exists());

@@ -323,19 +323,51 @@ pub fn iso8601(d: Duration) -> String {
 
 /// The error for a file that is only on tape when it was to be read.
 pub fn on_tape(path: &RemotePath) -> Error {
+    let arg = shell_word(&path.to_string());
     Error::Tape {
         path: path.to_string(),
         message: format!("{path} is on tape only (NEARLINE): reading it would wait until the storage stages it"),
         hint: format!(
-            "stage it first with 'cta-data stage {}' (then 'cta-data stage status ID'), or download with 'cta-data get --stage ...'",
-            path.as_str()
+            "stage it first with 'cta-data stage {arg}' (then 'cta-data stage status ID'), or download with 'cta-data get --stage {arg}'"
         ),
+    }
+}
+
+/// A path as one shell word for a hint: as it is when it is plain, else in double quotes.
+fn shell_word(s: &str) -> String {
+    let plain = s
+        .chars()
+        .all(|c| c.is_alphanumeric() || "/._-+,:@%=".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!(
+            "\"{}\"",
+            s.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('$', "\\$")
+                .replace('`', "\\`")
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hints_quote_paths_for_the_shell() {
+        assert_eq!(shell_word("/cta/a.h5"), "/cta/a.h5");
+        assert_eq!(shell_word("/cta/run 1/é.h5"), "\"/cta/run 1/é.h5\"");
+        assert_eq!(shell_word("/a\"$b"), "\"/a\\\"\\$b\"");
+        let e = on_tape(&RemotePath::parse("lst/run 1/a.h5").unwrap());
+        assert!(
+            e.hint()
+                .unwrap()
+                .contains("'cta-data stage \"/lst/run 1/a.h5\"'"),
+            "{e:?}"
+        );
+    }
 
     #[test]
     fn durations_parse_and_print_as_iso8601() {

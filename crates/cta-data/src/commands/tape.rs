@@ -336,11 +336,11 @@ fn acted(
     }
     if !g.quiet {
         let what = if paths.is_empty() {
-            "every file of the request".to_string()
+            "every file".to_string()
         } else {
             count(paths.len())
         };
-        eprintln!("{done}: {what} of stage request {id}");
+        eprintln!("{done} {what} of stage request {id}");
     }
     Ok(())
 }

@@ -146,19 +146,6 @@ impl State {
         if let Some(limit) = self.opts.timeout {
             let spent = self.started.elapsed();
             if spent >= limit {
-                let names: Vec<String> = {
-                    let mut n: Vec<String> = self.pending.keys().map(|p| p.to_string()).collect();
-                    n.sort();
-                    n
-                };
-                let shown = names.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
-                let more = names.len().saturating_sub(5);
-                let more = if more > 0 {
-                    format!(" and {more} more")
-                } else {
-                    String::new()
-                };
-                tracing::warn!(request = %id, "still on tape after {}: {shown}{more}", show(limit));
                 self.fail_all(|p| Error::Tape {
                     path: p.to_string(),
                     message: format!(
