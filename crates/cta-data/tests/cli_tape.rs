@@ -545,3 +545,41 @@ fn the_token_is_needed_and_never_shown() {
         assert!(!all.contains(TOKEN), "the token leaked: {all}");
     }
 }
+
+#[test]
+fn the_api_on_a_frontend_port_of_the_same_host_gets_the_token_over_https() {
+    let door = DcacheDouble::start(DcacheConfig {
+        token: Some(TOKEN.into()),
+        tls: true,
+        tape_frontend: true,
+        ..Default::default()
+    });
+    door.tape_stage_delay(Duration::from_millis(300));
+    let ca = door.ca().unwrap().ca_cert_path();
+    let e = Env::new();
+    std::fs::write(
+        e.path("config.toml"),
+        format!(
+            "[profiles.door]\nbackend = \"dcache\"\nurl = \"{}\"\nca_file = \"{}\"\n",
+            door.url(),
+            ca.display()
+        ),
+    )
+    .unwrap();
+    door.put_file("/cta/f.dat", b"behind the frontend");
+    door.set_locality("/cta/f.dat", Locality::Nearline);
+    let o = e.run(&["get", "--stage", "/cta/f.dat"]);
+    ok(&o);
+    assert_eq!(
+        std::fs::read(e.path("work/f.dat")).unwrap(),
+        b"behind the frontend"
+    );
+    // The door itself serves no tape API here: the client went where discovery said.
+    let log = door.stats().log;
+    assert!(log
+        .iter()
+        .any(|r| r.path_and_query == "/api/v1/tape/stage" && r.status == 201 && r.authorization));
+    assert!(!log
+        .iter()
+        .any(|r| r.path_and_query.starts_with("/api/") && r.status == 404));
+}

@@ -78,6 +78,10 @@ pub struct DcacheConfig {
     pub redirect_delay: Duration,
     /// Paths under this one (e.g. `/cta/forbidden`) are answered `403` by the door.
     pub forbidden_prefix: Option<String>,
+    // tape
+    /// Serve the tape REST API on a second port of `127.0.0.1` (dCache's frontend) instead
+    /// of the door: discovery stays on the door and names the frontend.
+    pub tape_frontend: bool,
 }
 
 /// Which server of the double handled a request.
@@ -234,6 +238,7 @@ struct Shared {
     checksums: Mutex<HashMap<PathBuf, (u64, SystemTime, String)>>,
     // tape
     tape: Mutex<tape::TapeState>,
+    tape_frontend_url: Option<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -353,6 +358,10 @@ impl DcacheDouble {
             serve::bind(Ipv4Addr::LOCALHOST).expect("bind the door on 127.0.0.1");
         let (pool_listener, pool_addr) =
             serve::bind(Ipv4Addr::new(127, 0, 0, 2)).expect("bind the pool on 127.0.0.2");
+        // tape
+        let frontend = config.tape_frontend.then(|| {
+            serve::bind(Ipv4Addr::LOCALHOST).expect("bind the tape frontend on 127.0.0.1")
+        });
         let forbidden = config
             .forbidden_prefix
             .as_deref()
@@ -372,6 +381,9 @@ impl DcacheDouble {
             checksums: Mutex::new(HashMap::new()),
             // tape
             tape: Mutex::new(tape::TapeState::default()),
+            tape_frontend_url: frontend
+                .as_ref()
+                .map(|(_, addr)| format!("{scheme}://{addr}")),
         });
         let rt = ServerRuntime::new("dcache-double");
         let tls = ca.as_ref().map(TestCa::server_config);
@@ -379,6 +391,13 @@ impl DcacheDouble {
         rt.spawn(serve::accept_loop(door_listener, tls.clone(), move |io| {
             door::serve_connection(door_shared.clone(), io)
         }));
+        // tape
+        if let Some((listener, _)) = frontend {
+            let front_shared = shared.clone();
+            rt.spawn(serve::accept_loop(listener, tls.clone(), move |io| {
+                door::serve_connection(front_shared.clone(), io)
+            }));
+        }
         let pool_shared = shared.clone();
         rt.spawn(serve::accept_loop(pool_listener, tls, move |io| {
             pool::serve_connection(pool_shared.clone(), io)

@@ -19,6 +19,8 @@
 //! * A door `GET` of a `NEARLINE` file waits [`DcacheDouble::nearline_get_delay`] before
 //!   its redirect, as dCache holds it while staging (no wait unless a test asks).
 //! * Authorization: the same as the door's (a bearer token, when the door wants one).
+//! * With [`super::DcacheConfig::tape_frontend`] the API is served on a second port (as
+//!   dCache's frontend is), the door answers `404` for it, and discovery names the frontend.
 
 use super::paths::DPath;
 use super::respond::set;
@@ -223,20 +225,35 @@ fn unix_now() -> u64 {
 pub(super) async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
+    // With a frontend, the API is there and not on the door (discovery stays on the door).
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let on_frontend = shared
+        .tape_frontend_url
+        .as_deref()
+        .is_some_and(|u| u.ends_with(&format!("://{host}")));
     if path == WELL_KNOWN {
         if lock(&shared.tape).no_api {
             return super::respond::text(404, "Not found");
         }
+        let base = shared
+            .tape_frontend_url
+            .clone()
+            .unwrap_or_else(|| shared.door_url.clone());
         return json_resp(
             200,
             &json!({
                 "sitename": "dcache-double",
                 "description": "The dCache double's WLCG Tape REST API",
-                "endpoints": [{"uri": format!("{}{API}", shared.door_url), "version": "v1", "metadata": {}}],
+                "endpoints": [{"uri": format!("{base}{API}"), "version": "v1", "metadata": {}}],
             }),
         );
     }
-    if lock(&shared.tape).no_api {
+    if lock(&shared.tape).no_api || on_frontend != shared.tape_frontend_url.is_some() {
         return super::respond::text(404, "Not found");
     }
     shared.tape_settle();
