@@ -583,3 +583,36 @@ fn the_api_on_a_frontend_port_of_the_same_host_gets_the_token_over_https() {
         .iter()
         .any(|r| r.path_and_query.starts_with("/api/") && r.status == 404));
 }
+
+#[test]
+fn no_token_goes_to_a_tape_endpoint_off_the_doors_https_origin() {
+    // Plain http, the API on another port: the token stays home, and the error says why.
+    let door = DcacheDouble::start(DcacheConfig {
+        token: Some(TOKEN.into()),
+        tape_frontend: true,
+        ..Default::default()
+    });
+    let e = Env::new();
+    std::fs::write(
+        e.path("config.toml"),
+        format!(
+            "[profiles.door]\nbackend = \"dcache\"\nurl = \"{}\"\n",
+            door.url()
+        ),
+    )
+    .unwrap();
+    door.put_file("/cta/f.dat", b"x");
+    let o = e.run(&["stage", "/cta/f.dat"]);
+    assert_eq!(o.status.code(), Some(AUTH), "{}", err(&o));
+    assert!(
+        err(&o).contains("only to the door's host over https"),
+        "{}",
+        err(&o)
+    );
+    let log = door.stats().log;
+    let api: Vec<_> = log
+        .iter()
+        .filter(|r| r.path_and_query.starts_with("/api/"))
+        .collect();
+    assert!(!api.is_empty() && api.iter().all(|r| !r.authorization));
+}

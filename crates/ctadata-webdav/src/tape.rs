@@ -81,6 +81,17 @@ impl WebDav {
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(resp);
         }
+        if token.is_some() && !self.tape_trusts(url) {
+            // The credential was kept back on purpose: say so, not that it was refused.
+            return Err(Error::Auth {
+                problem: ctadata_core::AuthProblem::Refused,
+                message: format!(
+                    "the tape endpoint {} wants credentials, and the token is sent only to the door's host over https",
+                    redact(url)
+                ),
+                hint: "ask the site to publish the tape endpoint over https on the door's host; no token was sent to it".into(),
+            });
+        }
         if let Some(fresh) = self.refreshed(&token).await? {
             token = Some(fresh);
             let resp = self.tape_once(&method, url, body, &token).await?;
