@@ -199,7 +199,7 @@ impl Retrying {
         &self.inner
     }
 
-    async fn run<T, F, Fut>(&self, op: &str, path: &RemotePath, f: F) -> Result<T>
+    pub(crate) async fn run<T, F, Fut>(&self, op: &str, path: &RemotePath, f: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
@@ -333,6 +333,14 @@ impl StorageBackend for Retrying {
         self.run("move", from, || self.inner.rename(from, to, overwrite))
             .await
     }
+
+    // ---- share (issue 14, share): share links go through the retry layer too ----
+    fn share_links(&self) -> Option<&dyn crate::share::ShareOps> {
+        self.inner
+            .share_links()
+            .map(|_| self as &dyn crate::share::ShareOps)
+    }
+    // ---- end of share ----
 }
 
 /// Bytes a read must move before a fault counts as a new one rather than another attempt.
