@@ -123,6 +123,13 @@ pub fn token_chain(
     env: &EnvSnapshot,
     insecure: bool,
 ) -> Result<TokenChain> {
+    // A share link's macaroon, given for this command alone: the only token sent.
+    if let Some(given) = profile.given_token() {
+        return Ok(TokenChain::new(
+            vec![Arc::new(given.clone()) as Arc<dyn TokenSource>],
+            given.fix().to_string(),
+        ));
+    }
     let label = profile
         .origins
         .get("token_file")

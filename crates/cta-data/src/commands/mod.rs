@@ -86,7 +86,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::cert_upload::upload_shared(g, &resolve(g)?, file).await
         }
         cmd => {
-            let resolved = resolve(g)?;
+            let mut resolved = resolve(g)?;
+            // ---- share links (issue 14, share): a link given as the remote path ----
+            if let Some(link) = share::link_in(cmd) {
+                resolved = resolved.with_link(&link)?;
+            }
+            // ---- end of share links ----
             let backend = ctadata::open(
                 &resolved,
                 &OpenOptions::default()
@@ -257,7 +262,15 @@ async fn run_storage(
         // ---- tape verbs (issue 14, tape) ----
         Command::Stage { paths } => tape::stage(g, r, backend, paths).await,
         // ---- share verbs (issue 14, share) ----
-        Command::Share { path } => share::share(g, r, backend, &remote(r, path)?).await,
+        Command::Share {
+            path,
+            validity,
+            allow,
+            ip,
+        } => {
+            let req = share::request(validity, allow.as_deref(), ip)?;
+            share::share(g, r, backend, &remote(r, path)?, req).await
+        }
         // ---- copy verbs (issue 14, cp) ----
         Command::Cp { from, to } => cp::cp(g, r, backend, from, to).await,
         // ---- end of issue 14 verbs ----
