@@ -393,12 +393,15 @@ pub fn macaroon_expiry(macaroon: &str) -> Option<SystemTime> {
     macaroon_caveats(macaroon)?
         .iter()
         .filter_map(|c| c.strip_prefix("before:"))
-        .filter_map(|t| {
-            time::OffsetDateTime::parse(t.trim(), &time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .map(SystemTime::from)
+        .filter_map(parse_instant)
         .min()
+}
+
+/// The instant of a `before:` caveat: ISO 8601 in UTC with its zone (`2019-04-17T09:51:22.840Z`).
+pub fn parse_instant(value: &str) -> Option<SystemTime> {
+    time::OffsetDateTime::parse(value.trim(), &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(SystemTime::from)
 }
 
 #[cfg(test)]

@@ -30,11 +30,18 @@
 //! * Switches for downloads in several streams: [`DcacheDouble::ignore_range`] (a server
 //!   without ranges), [`DcacheDouble::replace_after_gets`] (a file rewritten between two
 //!   ranges); [`Stats::pool_sent_bytes`] counts what the pool sent.
-//! * Not modelled: staging (a `NEARLINE` file is served at once), macaroons, the tape REST
+//! * Macaroons (see `macaroon.rs`): `POST` with `Content-Type: application/macaroon-request`
+//!   mints one (V1 serialisation, HMAC chain under the door's random key); presented as
+//!   `Authorization: Bearer` or `?authz=`, its `path:`, `activity:`, `ip:` and `before:`
+//!   caveats are enforced (forged or expired `401`, outside its rights `403`). Switches:
+//!   [`DcacheDouble::refuse_macaroons`], [`DcacheDouble::macaroon_html`],
+//!   [`DcacheDouble::set_macaroon_max_validity`], [`DcacheDouble::set_macaroon_client_ip`].
+//! * Not modelled: staging (a `NEARLINE` file is served at once), the tape REST
 //!   API, dCache's `302` from a directory URL without `/` (the HTML page is served directly).
 
 mod door;
 pub mod jwt;
+mod macaroon;
 mod paths;
 mod pool;
 mod propfind;
@@ -226,6 +233,11 @@ struct Shared {
     counters: Counters,
     log: Mutex<Vec<RequestRecord>>,
     checksums: Mutex<HashMap<PathBuf, (u64, SystemTime, String)>>,
+    // macaroons
+    /// The door's key for minting and checking macaroons.
+    macaroon_key: [u8; 32],
+    /// How macaroon requests are answered, and the limits applied.
+    macaroons: Mutex<macaroon::Settings>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -362,6 +374,8 @@ impl DcacheDouble {
             counters: Counters::default(),
             log: Mutex::new(Vec::new()),
             checksums: Mutex::new(HashMap::new()),
+            macaroon_key: macaroon::new_key(),
+            macaroons: Mutex::new(macaroon::Settings::default()),
         });
         let rt = ServerRuntime::new("dcache-double");
         let tls = ca.as_ref().map(TestCa::server_config);
@@ -650,6 +664,39 @@ impl DcacheDouble {
     pub fn cut_at_question_mark(&self, on: bool) {
         self.shared.faults().cut_at_question_mark = on;
     }
+
+    // ---- macaroons (issue 14, share) ----
+    /// Macaroon requests are refused with `403` (a door with macaroons disabled).
+    pub fn refuse_macaroons(&self, on: bool) {
+        lock(&self.shared.macaroons).mode = if on {
+            macaroon::Mode::Refuse
+        } else {
+            macaroon::Mode::Serve
+        };
+    }
+
+    /// Macaroon requests are answered `200 text/html` with a login page (a portal in front
+    /// of the door).
+    pub fn macaroon_html(&self, on: bool) {
+        lock(&self.shared.macaroons).mode = if on {
+            macaroon::Mode::Html
+        } else {
+            macaroon::Mode::Serve
+        };
+    }
+
+    /// The longest lifetime the door gives a macaroon (7 days by default); longer requests
+    /// are cut to it, as dCache does.
+    pub fn set_macaroon_max_validity(&self, max: Duration) {
+        lock(&self.shared.macaroons).max_validity = max;
+    }
+
+    /// The address the door takes every client to have when checking `ip:` caveats
+    /// (`127.0.0.1` by default).
+    pub fn set_macaroon_client_ip(&self, ip: std::net::IpAddr) {
+        lock(&self.shared.macaroons).client_ip = ip;
+    }
+    // ---- end of macaroons ----
 
     /// Sets the `FileLocality` reported for a file (`ONLINE` by default).
     pub fn set_locality(&self, path: &str, locality: Locality) {
