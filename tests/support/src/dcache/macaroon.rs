@@ -603,4 +603,71 @@ mod tests {
         assert_eq!(iso_duration("12h"), None);
         assert_eq!(iso_duration("PT"), None);
     }
+
+    /// A request to `url` with `auth` as bearer, answered: status and body.
+    async fn ask(url: &str, method: &str, auth: Option<&str>) -> (u16, String) {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let mut rb = client.request(method.parse().unwrap(), url);
+        if let Some(a) = auth {
+            rb = rb.header("Authorization", format!("Bearer {a}"));
+        }
+        if method == "PROPFIND" {
+            rb = rb.header("Depth", "0");
+        }
+        let r = rb.send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn the_door_enforces_expiry_rights_and_path() {
+        let d = super::super::DcacheDouble::start(Default::default());
+        d.put_file("/cta/in/f.txt", b"x");
+        d.put_file("/cta/out.txt", b"y");
+        let key = d.shared.macaroon_key;
+        let mac = |caveats: &[&str]| {
+            let c: Vec<String> = caveats.iter().map(|s| s.to_string()).collect();
+            encode(&key, "t", &c)
+        };
+        let f = d.url_for("/cta/in/f.txt");
+        let past = mac(&["path:/cta/in", "before:2001-01-01T00:00:00Z"]);
+        let (s, body) = ask(&f, "GET", Some(&past)).await;
+        assert_eq!((s, body.contains("expired")), (401, true), "{body}");
+        let (s, _) = ask(&format!("{f}?authz={past}"), "GET", None).await;
+        assert_eq!(s, 401, "also as ?authz=");
+        let list_only = mac(&["path:/cta/in", "activity:LIST"]);
+        assert_eq!(ask(&f, "GET", Some(&list_only)).await.0, 403);
+        assert_eq!(
+            ask(&f, "HEAD", Some(&list_only)).await.0,
+            200,
+            "metadata is implied"
+        );
+        let download = mac(&["path:/cta/in", "activity:DOWNLOAD"]);
+        assert_eq!(ask(&f, "GET", Some(&download)).await.0, 307, "to the pool");
+        assert_eq!(ask(&f, "DELETE", Some(&download)).await.0, 403);
+        let out = d.url_for("/cta/out.txt");
+        assert_eq!(
+            ask(&out, "GET", Some(&download)).await.0,
+            403,
+            "outside its path"
+        );
+        let parent = d.url_for("/cta/");
+        assert_eq!(
+            ask(&parent, "PROPFIND", Some(&download)).await.0,
+            207,
+            "a parent may be looked at"
+        );
+        d.set_macaroon_client_ip("192.0.2.7".parse().unwrap());
+        let near = mac(&["ip:127.0.0.0/8"]);
+        assert_eq!(
+            ask(&f, "GET", Some(&near)).await.0,
+            401,
+            "from another address"
+        );
+        let (s, _) = ask(&f, "GET", Some(&mac(&["ip:192.0.2.0/24"]))).await;
+        assert_eq!(s, 307);
+        assert!(d.root().join("cta/in/f.txt").exists());
+    }
 }
