@@ -160,7 +160,7 @@ pub enum Command {
     // ---- end of tape verbs ----
     // ---- share verbs (issue 14, share) ----
     /// Make a link to a file or directory that works without other credentials (a dCache
-    /// macaroon); the link is printed on stdout only.
+    /// macaroon); the link is a secret and goes to stdout only.
     ///
     /// The link is a secret: whoever has it can do what it allows until it expires, and it
     /// cannot be withdrawn before. Send it only over channels you trust; keep it short-lived
@@ -170,7 +170,6 @@ pub enum Command {
     /// directory's link download and list. The link works with any HTTP client
     /// (`curl -L LINK`) and with cta-data itself: `cta-data get LINK [LOCAL]`, `list LINK`,
     /// `stat LINK`, `cat LINK`, or the macaroon alone in a file for --token-file.
-    #[command(verbatim_doc_comment)]
     Share {
         /// Remote path (or a share link: a narrower link is made from it).
         path: String,

@@ -127,7 +127,7 @@ async fn refused(resp: reqwest::Response, path: &RemotePath) -> Error {
     match status {
         403 => Error::PermissionDenied {
             path: path.to_string(),
-            message: format!("the door refused to make a share link (403): your account may not share this path, or the door gives no macaroons; share a path you may read, or ask the data center whether macaroons are enabled"),
+            message: "the door refused to make a share link (403): your account may not share this path, or the door gives no macaroons; share a path you may read, or ask the data center whether macaroons are enabled".to_string(),
         },
         300..=399 => Error::protocol(
             path,

@@ -352,7 +352,7 @@ async fn dispatch(
     }
     let grant = match check_auth(shared, &req) {
         Ok(g) => g,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let path = if shared.faults().cut_at_question_mark {
         DPath::from_request_cut(req.uri().path())
@@ -413,7 +413,7 @@ fn is_forbidden(shared: &Shared, path: &DPath) -> bool {
 fn check_auth(
     shared: &Shared,
     req: &Request<Incoming>,
-) -> Result<Option<macaroon::Grant>, Response<Body>> {
+) -> Result<Option<macaroon::Grant>, Box<Response<Body>>> {
     if let Some(grant) = macaroon::check_request(shared, req)? {
         return Ok(Some(grant));
     }
@@ -444,7 +444,7 @@ fn check_auth(
     };
     let mut resp = text(401, "Unauthorized");
     set(&mut resp, header::WWW_AUTHENTICATE, challenge);
-    Err(resp)
+    Err(Box::new(resp))
 }
 
 fn options() -> Response<Body> {

@@ -136,13 +136,13 @@ fn presented<B>(req: &Request<B>) -> Option<String> {
 pub(super) fn check_request<B>(
     shared: &Shared,
     req: &Request<B>,
-) -> Result<Option<Grant>, Response<Body>> {
+) -> Result<Option<Grant>, Box<Response<Body>>> {
     let Some(m) = presented(req) else {
         return Ok(None);
     };
-    let grant = verify(&shared.macaroon_key, &m).map_err(|why| unauthorized(&why))?;
+    let grant = verify(&shared.macaroon_key, &m).map_err(|why| Box::new(unauthorized(&why)))?;
     if grant.before.is_some_and(|b| b <= SystemTime::now()) {
-        return Err(unauthorized("macaroon expired"));
+        return Err(Box::new(unauthorized("macaroon expired")));
     }
     let ip = lock(&shared.macaroons).client_ip;
     if !grant
@@ -150,7 +150,9 @@ pub(super) fn check_request<B>(
         .iter()
         .all(|nets| nets.iter().any(|(n, p)| in_net(ip, *n, *p)))
     {
-        return Err(unauthorized("macaroon not valid from this address"));
+        return Err(Box::new(unauthorized(
+            "macaroon not valid from this address",
+        )));
     }
     Ok(Some(grant))
 }
