@@ -411,4 +411,63 @@ mod tests {
         assert_eq!(decode("%41%4a%4A").as_deref(), Some("AJJ"));
         assert_eq!(decode("%ff"), None);
     }
+
+    #[test]
+    fn share_links_are_taken_apart_and_aim_the_profile() {
+        let l = link_arg("https://Door:2880/cta/a%20b.txt?authz=MDAx-_yz%2B&x=1#f").unwrap();
+        assert_eq!(l.url, "https://Door:2880/cta/a%20b.txt");
+        assert_eq!(l.macaroon.expose(), "MDAx-_yz+");
+        assert!(
+            !format!("{l:?}").contains("MDAx"),
+            "the macaroon is a secret"
+        );
+        for not_a_link in [
+            "https://door/cta/x",
+            "https://door/cta/x?authz=",
+            "https://u:p@door/x?authz=abc",
+            "root://door/x?authz=abc",
+            "cta/x?authz=abc",
+        ] {
+            assert!(link_arg(not_a_link).is_none(), "{not_a_link}");
+        }
+        let env = crate::config::EnvSnapshot::from_pairs([("HOME", "/nonexistent-home")]);
+        // Below the profile's own door and base path: the url stays.
+        let own = crate::config::load_from_map(
+            Some("door"),
+            [("backend", "x509"), ("url", "https://door:2880/cta")],
+            &env,
+        )
+        .unwrap();
+        let link = "https://door:2880/cta/run/f.txt?authz=abc";
+        assert!(
+            own.remote_arg(link).is_err(),
+            "a query is refused without the link"
+        );
+        let r = own.with_link(&link_arg(link).unwrap()).unwrap();
+        assert_eq!(r.profile.url.as_deref(), Some("https://door:2880/cta"));
+        assert_eq!(r.backend(), BackendKind::Dcache);
+        assert_eq!(r.given_token().unwrap().token().expose(), "abc");
+        assert_eq!(r.remote_arg(link).unwrap(), "/run/f.txt");
+        // Another link's query is still refused, without showing it.
+        let e = r
+            .remote_arg("https://door:2880/cta/x?authz=zzz")
+            .unwrap_err();
+        assert!(!e.to_string().contains("zzz"), "{e}");
+        // Elsewhere: the link's door replaces the profile's url.
+        let local = crate::config::load_from_map(
+            Some("here"),
+            [("backend", "local"), ("root", "/tmp")],
+            &env,
+        )
+        .unwrap();
+        let r = local
+            .with_link(&link_arg("https://other:8443/p/q?authz=m").unwrap())
+            .unwrap();
+        assert_eq!(r.profile.url.as_deref(), Some("https://other:8443"));
+        assert_eq!(r.origins["url"], LINK_SOURCE);
+        assert_eq!(
+            r.remote_arg("https://other:8443/p/q?authz=m").unwrap(),
+            "/p/q"
+        );
+    }
 }
