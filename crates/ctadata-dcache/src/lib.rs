@@ -4,6 +4,8 @@
 //! the profile's `token_file` (or `--token-file`), `CTADATA_TOKEN`, then WLCG Bearer Token
 //! Discovery (`BEARER_TOKEN`, `BEARER_TOKEN_FILE`, `$XDG_RUNTIME_DIR/bt_u<uid>`,
 //! `/tmp/bt_u<uid>`). A token is never logged, never put in a URL or an error.
+//! A share link given as the remote path brings its own token (its macaroon): then it is
+//! the only one sent ([`ctadata_core::config::ResolvedProfile::with_link`]).
 #![warn(missing_docs)]
 
 use std::path::PathBuf;
