@@ -303,7 +303,9 @@ fn a_download_link_cannot_upload_or_delete() {
     let o = run(w.receiver(), &["put", "new.txt", &link]);
     let err = fails(&o, PERMISSION);
     assert!(
-        err.contains(&format!("{DIR}/new.txt")) && err.contains("403"),
+        err.contains(&format!("{DIR}/new.txt"))
+            && err.contains("403")
+            && err.contains("the share link does not allow this"),
         "{err}"
     );
     no_secret(&err, &mac);

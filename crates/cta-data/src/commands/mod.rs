@@ -99,7 +99,13 @@ pub async fn run(cli: Cli) -> Result<()> {
                     .with_retry(RetryPolicy::attempts(g.retries.saturating_add(1))),
             )?;
             tracing::debug!(profile = %resolved.name, backend = resolved.backend().as_str(), "opened");
-            run_storage(cmd, g, &resolved, backend).await
+            let done = run_storage(cmd, g, &resolved, backend).await;
+            // ---- share links (issue 14, share): a refusal names the link's limits ----
+            if resolved.given_token().is_some() {
+                return done.map_err(share::refused_by_link);
+            }
+            // ---- end of share links ----
+            done
         }
     }
 }

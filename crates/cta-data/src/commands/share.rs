@@ -14,7 +14,7 @@ use ctadata::credentials::human_duration;
 use ctadata::share::{
     parse_activities, parse_cidr, parse_validity, ShareRequest, DIR_DEFAULT, FILE_DEFAULT,
 };
-use ctadata::{unsupported, RemotePath, ResolvedProfile, Result, StorageBackend};
+use ctadata::{unsupported, Error, RemotePath, ResolvedProfile, Result, StorageBackend};
 
 use crate::cli::{Command, Global};
 
@@ -48,6 +48,20 @@ pub(super) fn link_in(cmd: &Command) -> Option<LinkArg> {
         _ => return None,
     };
     link_arg(arg)
+}
+
+/// An error of a command run with a share link: a refusal (403) says that the link does
+/// not allow it, rather than pointing at the user's own account.
+pub(super) fn refused_by_link(e: Error) -> Error {
+    match e {
+        Error::PermissionDenied { path, message } => Error::PermissionDenied {
+            path,
+            message: format!(
+                "{message}; the share link does not allow this here (ask whoever shared it for a link that does, e.g. made with 'cta-data share PATH --allow download,list,upload')"
+            ),
+        },
+        other => other,
+    }
 }
 
 /// `cta-data share PATH [--for D] [--allow A,B] [--ip CIDR]...`.
