@@ -198,10 +198,31 @@ pub enum Command {
     // ---- end of tape verbs ----
     // ---- share verbs (issue 14, share) ----
     /// Make a link to a file or directory that works without other credentials (a dCache
-    /// macaroon); the link is printed on stdout only.
+    /// macaroon); the link is a secret and goes to stdout only.
+    ///
+    /// The link is a secret: whoever has it can do what it allows until it expires, and it
+    /// cannot be withdrawn before. Send it only over channels you trust; keep it short-lived
+    /// (--for) and narrow (--allow, --ip).
+    ///
+    /// Without --allow a file's link allows download (and reading its metadata), a
+    /// directory's link download and list. The link works with any HTTP client
+    /// (`curl -L LINK`) and with cta-data itself: `cta-data get LINK [LOCAL]`, `list LINK`,
+    /// `stat LINK`, `cat LINK`, or the macaroon alone in a file for --token-file.
     Share {
-        /// Remote path.
+        /// Remote path (or a share link: a narrower link is made from it).
         path: String,
+        /// How long the link works: a number with a unit (30m, 12h, 7d, 1d12h) or an ISO
+        /// 8601 duration (PT12H). The door may shorten it to its own maximum.
+        #[arg(long = "for", value_name = "DURATION", default_value = "12h")]
+        validity: String,
+        /// What the link allows, comma-separated: download, list, read_metadata, upload,
+        /// delete, manage, update_metadata (read_metadata is always included).
+        #[arg(long, value_name = "ACTIVITIES")]
+        allow: Option<String>,
+        /// Only from this address or network (CIDR, e.g. 192.0.2.0/24); repeatable (any of
+        /// them may use it).
+        #[arg(long, value_name = "CIDR")]
+        ip: Vec<String>,
     },
     // ---- end of share verbs ----
     // ---- copy verbs (issue 14, cp) ----

@@ -66,7 +66,9 @@ impl BearerToken {
         Self {
             expires: get("exp")
                 .and_then(|v| v.as_f64())
-                .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs_f64(s.max(0.0))),
+                .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs_f64(s.max(0.0)))
+                // A dCache macaroon is no JWT: its `before:` caveat says when it expires.
+                .or_else(|| crate::share::macaroon_expiry(&token)),
             subject: get("sub").and_then(|v| v.as_str().map(str::to_string)),
             scope: get("scope").or_else(|| get("scp")).and_then(|v| match v {
                 serde_json::Value::String(s) => Some(s),
@@ -98,7 +100,7 @@ impl BearerToken {
     /// "expired 3 min ago" / "expires in 55 min" / "expiry unknown".
     pub fn describe_expiry(&self) -> String {
         match self.expires {
-            None => "expiry unknown (not a JWT)".into(),
+            None => "expiry unknown (neither a JWT nor a macaroon with a lifetime)".into(),
             Some(e) => match e.duration_since(SystemTime::now()) {
                 Ok(left) => format!("expires in {}", human_duration(left)),
                 Err(past) => format!("expired {} ago", human_duration(past.duration())),
@@ -130,7 +132,9 @@ pub fn jwt_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Val
     }
 }
 
-fn base64url_decode(s: &str) -> Option<Vec<u8>> {
+/// Base64 (URL-safe or standard alphabet, padding optional) decoded; `None` on a stray
+/// character.
+pub(crate) fn base64url_decode(s: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len() * 3 / 4);
     let mut buf = 0u32;
     let mut bits = 0;
@@ -256,6 +260,51 @@ impl TokenProvider for TokenChain {
 
     fn sources(&self) -> Vec<String> {
         self.sources.iter().map(|s| s.describe()).collect()
+    }
+}
+
+/// A token given for one command alone, such as the macaroon of a share link given as the
+/// remote path: when a profile carries one ([`crate::config::ResolvedProfile::given_token`]),
+/// it is the only source consulted.
+#[derive(Debug, Clone)]
+pub struct GivenToken {
+    token: Secret,
+    label: String,
+    fix: String,
+}
+
+impl GivenToken {
+    /// `token`, named `label` in messages (`the share link`), with `fix` for when it is
+    /// refused or expired.
+    pub fn new(token: Secret, label: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            token,
+            label: label.into(),
+            fix: fix.into(),
+        }
+    }
+
+    /// The token (a secret).
+    pub fn token(&self) -> &Secret {
+        &self.token
+    }
+
+    /// What the user does when it is refused or expired.
+    pub fn fix(&self) -> &str {
+        &self.fix
+    }
+}
+
+#[async_trait]
+impl TokenSource for GivenToken {
+    fn describe(&self) -> String {
+        self.label.clone()
+    }
+
+    async fn fetch(&self) -> Result<Option<BearerToken>> {
+        Ok(Some(
+            BearerToken::new(self.token.expose(), self.label.clone()).with_fix(self.fix.clone()),
+        ))
     }
 }
 

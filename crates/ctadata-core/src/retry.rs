@@ -339,6 +339,13 @@ impl StorageBackend for Retrying {
         self.inner.tape().map(|_| self as &dyn crate::tape::TapeOps)
     }
     // ---- end of tape ----
+    // ---- share (issue 14, share): share links go through the retry layer too ----
+    fn share_links(&self) -> Option<&dyn crate::share::ShareOps> {
+        self.inner
+            .share_links()
+            .map(|_| self as &dyn crate::share::ShareOps)
+    }
+    // ---- end of share ----
 }
 
 /// Bytes a read must move before a fault counts as a new one rather than another attempt.

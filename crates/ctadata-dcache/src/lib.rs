@@ -4,6 +4,8 @@
 //! the profile's `token_file` (or `--token-file`), `CTADATA_TOKEN`, then WLCG Bearer Token
 //! Discovery (`BEARER_TOKEN`, `BEARER_TOKEN_FILE`, `$XDG_RUNTIME_DIR/bt_u<uid>`,
 //! `/tmp/bt_u<uid>`). A token is never logged, never put in a URL or an error.
+//! A share link given as the remote path brings its own token (its macaroon): then it is
+//! the only one sent ([`ctadata_core::config::ResolvedProfile::with_link`]).
 #![warn(missing_docs)]
 
 use std::path::PathBuf;
@@ -123,6 +125,13 @@ pub fn token_chain(
     env: &EnvSnapshot,
     insecure: bool,
 ) -> Result<TokenChain> {
+    // A share link's macaroon, given for this command alone: the only token sent.
+    if let Some(given) = profile.given_token() {
+        return Ok(TokenChain::new(
+            vec![Arc::new(given.clone()) as Arc<dyn TokenSource>],
+            given.fix().to_string(),
+        ));
+    }
     let label = profile
         .origins
         .get("token_file")

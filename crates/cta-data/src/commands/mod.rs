@@ -86,7 +86,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::cert_upload::upload_shared(g, &resolve(g)?, file).await
         }
         cmd => {
-            let resolved = resolve(g)?;
+            let mut resolved = resolve(g)?;
+            // ---- share links (issue 14, share): a link given as the remote path ----
+            if let Some(link) = share::link_in(cmd) {
+                resolved = resolved.with_link(&link)?;
+            }
+            // ---- end of share links ----
             let backend = ctadata::open(
                 &resolved,
                 &OpenOptions::default()
@@ -94,7 +99,13 @@ pub async fn run(cli: Cli) -> Result<()> {
                     .with_retry(RetryPolicy::attempts(g.retries.saturating_add(1))),
             )?;
             tracing::debug!(profile = %resolved.name, backend = resolved.backend().as_str(), "opened");
-            run_storage(cmd, g, &resolved, backend).await
+            let done = run_storage(cmd, g, &resolved, backend).await;
+            // ---- share links (issue 14, share): a refusal names the link's limits ----
+            if resolved.given_token().is_some() {
+                return done.map_err(share::refused_by_link);
+            }
+            // ---- end of share links ----
+            done
         }
     }
 }
@@ -278,7 +289,15 @@ async fn run_storage(
         Command::Release { id, paths } => tape::release(g, r, backend, id, paths).await,
         Command::Archiveinfo { paths } => tape::archiveinfo(g, r, backend, paths).await,
         // ---- share verbs (issue 14, share) ----
-        Command::Share { path } => share::share(g, r, backend, &remote(r, path)?).await,
+        Command::Share {
+            path,
+            validity,
+            allow,
+            ip,
+        } => {
+            let req = share::request(validity, allow.as_deref(), ip)?;
+            share::share(g, r, backend, &remote(r, path)?, req).await
+        }
         // ---- copy verbs (issue 14, cp) ----
         Command::Cp { from, to } => cp::cp(g, r, backend, from, to).await,
         // ---- end of issue 14 verbs ----

@@ -33,6 +33,7 @@ pub use builtin::builtin;
 pub use env::{current_uid, EnvSnapshot};
 pub use layers::GIVEN_BY_CALLER;
 pub use model::{parse_size, BackendKind, Config, OidcSettings, Profile};
+pub use urls::{link_arg, LinkArg};
 
 use errors::extract;
 use layers::{builtin_layer, caller_layer, flags_layer, origin_of};
@@ -176,6 +177,9 @@ pub struct ResolvedProfile {
     /// Every profile of the resolved configuration with a url (name, url), to say which
     /// profile a pasted URL belongs to.
     profile_urls: Vec<(String, String)>,
+    /// A token given for this command alone (a share link's macaroon); see
+    /// [`ResolvedProfile::with_link`].
+    given: Option<crate::credentials::GivenToken>,
 }
 
 impl ResolvedProfile {
@@ -399,6 +403,7 @@ pub fn load_with_keys(
         env: env.clone(),
         names: cfg.profiles.keys().cloned().collect(),
         profile_urls,
+        given: None,
     };
     resolved.validate()?;
     Ok(resolved)

@@ -1,11 +1,17 @@
 //! Remote paths pasted as URLs: a `https://`, `davs://` (= https) or `dav://` (= http) URL
 //! of the profile's own door names the path below the door's base path; a URL of any
 //! other server is refused, naming the profile that has it.
+//!
+//! A share link (`https://door/path?authz=<macaroon>`, what `cta-data share` prints) is a
+//! URL and a credential at once: [`link_arg`] takes it apart and
+//! [`ResolvedProfile::with_link`] points the profile at its door with its macaroon as the
+//! only token, for one command.
 
 use std::borrow::Cow;
 
 use super::model::BackendKind;
 use super::ResolvedProfile;
+use crate::credentials::{GivenToken, Secret};
 use crate::error::{Error, Result};
 
 /// A URL taken apart: only what deciding and messages need.
@@ -150,7 +156,96 @@ fn path_below(url: &Url<'_>, base: &Url<'_>) -> Option<Result<String, ()>> {
     })
 }
 
+/// A share link taken apart: the URL without its query, and the macaroon of its `authz=`.
+#[derive(Debug, Clone)]
+pub struct LinkArg {
+    /// `scheme://host:port/path`, still percent-encoded, without the query.
+    pub url: String,
+    /// The macaroon (a secret).
+    pub macaroon: Secret,
+}
+
+/// How the share link is named in messages.
+pub const LINK_SOURCE: &str = "the share link";
+
+/// What to do when a share link is refused or has expired.
+pub const LINK_FIX: &str =
+    "ask whoever shared it for a new link (they make one with 'cta-data share PATH')";
+
+/// The share link in `arg`: an `http(s)://`, `davs://` or `dav://` URL whose query holds
+/// `authz=<macaroon>` (dCache's way of putting a macaroon in a URL). `None` for anything
+/// else, a plain URL or path included.
+pub fn link_arg(arg: &str) -> Option<LinkArg> {
+    if !is_url(arg) {
+        return None;
+    }
+    let url = parse(arg)?;
+    if !matches!(url.scheme.as_str(), "http" | "https") || url.userinfo {
+        return None;
+    }
+    let q = arg.find('?')?;
+    let query = arg[q + 1..].split('#').next().unwrap_or("");
+    let value = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("authz="))
+        .and_then(|v| decode(&v.replace('+', "%2B")))
+        .filter(|v| !v.trim().is_empty())?;
+    Some(LinkArg {
+        url: arg[..q].to_string(),
+        macaroon: Secret::new(value.trim()),
+    })
+}
+
 impl ResolvedProfile {
+    /// A token given for this command alone (a share link's macaroon): when set, a dCache
+    /// backend sends it and nothing else.
+    pub fn given_token(&self) -> Option<&GivenToken> {
+        self.given.as_ref()
+    }
+
+    /// This profile aimed at a share link: the `dcache` backend, the link's door (the
+    /// profile's own url when the link lies below it, else the link's `scheme://host:port`)
+    /// and the link's macaroon as the only token. The profile's trust (`ca_file`, `ca_dir`)
+    /// stays; its other credentials are not used.
+    pub fn with_link(mut self, link: &LinkArg) -> Result<Self> {
+        let Some(url) = parse(&link.url) else {
+            return Err(Error::usage(
+                "the share link cannot be read as a URL (its port is not a number)",
+                "give the link exactly as 'cta-data share' printed it",
+            ));
+        };
+        let own = self.profile.url.as_deref().and_then(parse);
+        let takes_urls = matches!(self.backend(), BackendKind::Dcache | BackendKind::X509);
+        let below_own = takes_urls
+            && own
+                .as_ref()
+                .is_some_and(|o| url.same_server(o) && path_below(&url, o).is_some());
+        if !below_own {
+            tracing::info!(door = %url.origin(), "the share link's door replaces the profile's url");
+            self.profile.url = Some(url.origin());
+            self.origins.insert("url".into(), LINK_SOURCE.into());
+        }
+        if self.backend() != BackendKind::Dcache {
+            self.profile.backend = Some(BackendKind::Dcache);
+            self.origins.insert("backend".into(), LINK_SOURCE.into());
+        }
+        self.given = Some(GivenToken::new(
+            link.macaroon.clone(),
+            LINK_SOURCE,
+            LINK_FIX,
+        ));
+        Ok(self)
+    }
+
+    /// `arg` without its `?authz=` query when it is the share link this profile was aimed
+    /// at ([`ResolvedProfile::with_link`]).
+    fn strip_own_link<'a>(&self, arg: &'a str) -> &'a str {
+        match (link_arg(arg), &self.given) {
+            (Some(l), Some(g)) if &l.macaroon == g.token() => &arg[..l.url.len()],
+            _ => arg,
+        }
+    }
+
     /// A remote path as the user typed it: a plain path unchanged, or a `https://`,
     /// `davs://` (= https) or `dav://` (= http) URL of this profile's door turned into the
     /// path it names (percent-decoded, the door's base path stripped, a trailing `/` kept).
@@ -159,7 +254,11 @@ impl ResolvedProfile {
     /// backend takes no URLs (`downloadservice`, `local`), is a usage error naming the
     /// URL's host and the profile whose url it is (or `--url`). URLs with a user, a query
     /// or a fragment are refused without showing those parts (they may hold secrets).
+    ///
+    /// The share link this profile was aimed at ([`ResolvedProfile::with_link`]) names its
+    /// path like any URL of the door; its `?authz=` query is dropped.
     pub fn remote_arg<'a>(&self, arg: &'a str) -> Result<Cow<'a, str>> {
+        let arg = self.strip_own_link(arg);
         if !is_url(arg) {
             return Ok(Cow::Borrowed(arg));
         }
@@ -311,5 +410,64 @@ mod tests {
         assert_eq!(decode("a%20b%2525%").as_deref(), Some("a b%25%"));
         assert_eq!(decode("%41%4a%4A").as_deref(), Some("AJJ"));
         assert_eq!(decode("%ff"), None);
+    }
+
+    #[test]
+    fn share_links_are_taken_apart_and_aim_the_profile() {
+        let l = link_arg("https://Door:2880/cta/a%20b.txt?authz=MDAx-_yz%2B&x=1#f").unwrap();
+        assert_eq!(l.url, "https://Door:2880/cta/a%20b.txt");
+        assert_eq!(l.macaroon.expose(), "MDAx-_yz+");
+        assert!(
+            !format!("{l:?}").contains("MDAx"),
+            "the macaroon is a secret"
+        );
+        for not_a_link in [
+            "https://door/cta/x",
+            "https://door/cta/x?authz=",
+            "https://u:p@door/x?authz=abc",
+            "root://door/x?authz=abc",
+            "cta/x?authz=abc",
+        ] {
+            assert!(link_arg(not_a_link).is_none(), "{not_a_link}");
+        }
+        let env = crate::config::EnvSnapshot::from_pairs([("HOME", "/nonexistent-home")]);
+        // Below the profile's own door and base path: the url stays.
+        let own = crate::config::load_from_map(
+            Some("door"),
+            [("backend", "x509"), ("url", "https://door:2880/cta")],
+            &env,
+        )
+        .unwrap();
+        let link = "https://door:2880/cta/run/f.txt?authz=abc";
+        assert!(
+            own.remote_arg(link).is_err(),
+            "a query is refused without the link"
+        );
+        let r = own.with_link(&link_arg(link).unwrap()).unwrap();
+        assert_eq!(r.profile.url.as_deref(), Some("https://door:2880/cta"));
+        assert_eq!(r.backend(), BackendKind::Dcache);
+        assert_eq!(r.given_token().unwrap().token().expose(), "abc");
+        assert_eq!(r.remote_arg(link).unwrap(), "/run/f.txt");
+        // Another link's query is still refused, without showing it.
+        let e = r
+            .remote_arg("https://door:2880/cta/x?authz=zzz")
+            .unwrap_err();
+        assert!(!e.to_string().contains("zzz"), "{e}");
+        // Elsewhere: the link's door replaces the profile's url.
+        let local = crate::config::load_from_map(
+            Some("here"),
+            [("backend", "local"), ("root", "/tmp")],
+            &env,
+        )
+        .unwrap();
+        let r = local
+            .with_link(&link_arg("https://other:8443/p/q?authz=m").unwrap())
+            .unwrap();
+        assert_eq!(r.profile.url.as_deref(), Some("https://other:8443"));
+        assert_eq!(r.origins["url"], LINK_SOURCE);
+        assert_eq!(
+            r.remote_arg("https://other:8443/p/q?authz=m").unwrap(),
+            "/p/q"
+        );
     }
 }

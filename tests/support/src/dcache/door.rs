@@ -1,5 +1,6 @@
 //! The WebDAV door: namespace operations, redirects to the pool, auth.
 
+use super::macaroon;
 use super::paths::{xml_escape, DPath};
 use super::propfind::{self, Entry, PropRequest};
 use super::respond::{
@@ -349,9 +350,10 @@ async fn dispatch(
     if let Some((status, retry_after)) = shared.take_failure(Side::Door) {
         return failure(status, retry_after);
     }
-    if let Some(resp) = check_auth(shared, &req) {
-        return resp;
-    }
+    let grant = match check_auth(shared, &req) {
+        Ok(g) => g,
+        Err(resp) => return *resp,
+    };
     let path = if shared.faults().cut_at_question_mark {
         DPath::from_request_cut(req.uri().path())
     } else {
@@ -371,6 +373,10 @@ async fn dispatch(
     }
     super::tape::hold_nearline_get(shared, req.method(), &path).await;
     // ---- macaroons (issue 14, share): routes go here ----
+    let req = match macaroon::route(shared, req, &path, grant.as_ref()).await {
+        Ok(req) => req,
+        Err(resp) => return resp,
+    };
     // ---- third-party copy (issue 14, cp): routes go here ----
     match req.method().as_str() {
         "OPTIONS" => options(),
@@ -406,10 +412,19 @@ fn is_forbidden(shared: &Shared, path: &DPath) -> bool {
         .is_some_and(|f| path.starts_with(f))
 }
 
-fn check_auth(shared: &Shared, req: &Request<Incoming>) -> Option<Response<Body>> {
+/// The request's credential checked: a macaroon first (`Ok(Some(grant))`, its limits are
+/// enforced by [`macaroon::route`]), else the door's token or JWT policy; `Err` is the
+/// `401` to answer.
+fn check_auth(
+    shared: &Shared,
+    req: &Request<Incoming>,
+) -> Result<Option<macaroon::Grant>, Box<Response<Body>>> {
+    if let Some(grant) = macaroon::check_request(shared, req)? {
+        return Ok(Some(grant));
+    }
     let token = lock(&shared.token).clone();
     if token.is_none() && shared.jwt.is_none() {
-        return None;
+        return Ok(None);
     }
     let presented = req
         .headers()
@@ -427,14 +442,14 @@ fn check_auth(shared: &Shared, req: &Request<Incoming>) -> Option<Response<Body>
                     }
             });
             if ok {
-                return None;
+                return Ok(None);
             }
             "Bearer realm=\"dCache\", error=\"invalid_token\""
         }
     };
     let mut resp = text(401, "Unauthorized");
     set(&mut resp, header::WWW_AUTHENTICATE, challenge);
-    Some(resp)
+    Err(Box::new(resp))
 }
 
 fn options() -> Response<Body> {

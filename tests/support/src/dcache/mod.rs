@@ -35,11 +35,18 @@
 //!   [`DcacheDouble::tape_fail`] and [`DcacheDouble::tape_never_online`] make a file fail or
 //!   never come online, [`DcacheDouble::tape_no_api`] removes the API, and a `GET` of a
 //!   `NEARLINE` file blocks for [`DcacheDouble::nearline_get_delay`] (see `tape.rs`).
-//! * Not modelled: macaroons, dCache's `302` from a directory URL without `/` (the HTML
-//!   page is served directly).
+//! * Macaroons (see `macaroon.rs`): `POST` with `Content-Type: application/macaroon-request`
+//!   mints one (V1 serialisation, HMAC chain under the door's random key); presented as
+//!   `Authorization: Bearer` or `?authz=`, its `path:`, `activity:`, `ip:` and `before:`
+//!   caveats are enforced (forged or expired `401`, outside its rights `403`). Switches:
+//!   [`DcacheDouble::refuse_macaroons`], [`DcacheDouble::macaroon_html`],
+//!   [`DcacheDouble::set_macaroon_max_validity`], [`DcacheDouble::set_macaroon_client_ip`].
+//! * Not modelled: dCache's `302` from a directory URL without `/` (the HTML page is served
+//!   directly).
 
 mod door;
 pub mod jwt;
+mod macaroon;
 mod paths;
 mod pool;
 mod propfind;
@@ -239,6 +246,11 @@ struct Shared {
     // tape
     tape: Mutex<tape::TapeState>,
     tape_frontend_url: Option<String>,
+    // macaroons
+    /// The door's key for minting and checking macaroons.
+    macaroon_key: [u8; 32],
+    /// How macaroon requests are answered, and the limits applied.
+    macaroons: Mutex<macaroon::Settings>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -384,6 +396,8 @@ impl DcacheDouble {
             tape_frontend_url: frontend
                 .as_ref()
                 .map(|(_, addr)| format!("{scheme}://{addr}")),
+            macaroon_key: macaroon::new_key(),
+            macaroons: Mutex::new(macaroon::Settings::default()),
         });
         let rt = ServerRuntime::new("dcache-double");
         let tls = ca.as_ref().map(TestCa::server_config);
@@ -679,6 +693,39 @@ impl DcacheDouble {
     pub fn cut_at_question_mark(&self, on: bool) {
         self.shared.faults().cut_at_question_mark = on;
     }
+
+    // ---- macaroons (issue 14, share) ----
+    /// Macaroon requests are refused with `403` (a door with macaroons disabled).
+    pub fn refuse_macaroons(&self, on: bool) {
+        lock(&self.shared.macaroons).mode = if on {
+            macaroon::Mode::Refuse
+        } else {
+            macaroon::Mode::Serve
+        };
+    }
+
+    /// Macaroon requests are answered `200 text/html` with a login page (a portal in front
+    /// of the door).
+    pub fn macaroon_html(&self, on: bool) {
+        lock(&self.shared.macaroons).mode = if on {
+            macaroon::Mode::Html
+        } else {
+            macaroon::Mode::Serve
+        };
+    }
+
+    /// The longest lifetime the door gives a macaroon (7 days by default); longer requests
+    /// are cut to it, as dCache does.
+    pub fn set_macaroon_max_validity(&self, max: Duration) {
+        lock(&self.shared.macaroons).max_validity = max;
+    }
+
+    /// The address the door takes every client to have when checking `ip:` caveats
+    /// (`127.0.0.1` by default).
+    pub fn set_macaroon_client_ip(&self, ip: std::net::IpAddr) {
+        lock(&self.shared.macaroons).client_ip = ip;
+    }
+    // ---- end of macaroons ----
 
     /// Sets the `FileLocality` reported for a file (`ONLINE` by default).
     pub fn set_locality(&self, path: &str, locality: Locality) {
