@@ -30,6 +30,8 @@
 //! * Switches for downloads in several streams: [`DcacheDouble::ignore_range`] (a server
 //!   without ranges), [`DcacheDouble::replace_after_gets`] (a file rewritten between two
 //!   ranges); [`Stats::pool_sent_bytes`] counts what the pool sent.
+//! * HTTP third-party copy (pull and push, performance markers, switches to refuse or
+//!   fail halfway): see [`tpc`].
 //! * Not modelled: staging (a `NEARLINE` file is served at once), macaroons, the tape REST
 //!   API, dCache's `302` from a directory URL without `/` (the HTML page is served directly).
 
@@ -39,6 +41,9 @@ mod paths;
 mod pool;
 mod propfind;
 mod respond;
+// ---- third-party copy (issue 14, cp) ----
+pub mod tpc;
+// ---- end of third-party copy ----
 
 use crate::serve::{self, ServerRuntime};
 use crate::tls::TestCa;
@@ -226,6 +231,9 @@ struct Shared {
     counters: Counters,
     log: Mutex<Vec<RequestRecord>>,
     checksums: Mutex<HashMap<PathBuf, (u64, SystemTime, String)>>,
+    // ---- third-party copy (issue 14, cp) ----
+    tpc: Mutex<tpc::TpcState>,
+    // ---- end of third-party copy ----
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -362,6 +370,9 @@ impl DcacheDouble {
             counters: Counters::default(),
             log: Mutex::new(Vec::new()),
             checksums: Mutex::new(HashMap::new()),
+            // ---- third-party copy (issue 14, cp) ----
+            tpc: Mutex::new(tpc::TpcState::trusting(ca.as_ref())),
+            // ---- end of third-party copy ----
         });
         let rt = ServerRuntime::new("dcache-double");
         let tls = ca.as_ref().map(TestCa::server_config);
