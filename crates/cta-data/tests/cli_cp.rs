@@ -387,7 +387,13 @@ fn xrootd_pulls_from_another_xrootd_with_a_token_and_checksums_match() {
     let (tmp, _ca, xa, xb) = xrootd_world(|x| x.read_write_token());
     xa.put_file("/data/run 1/ünï.dat", &data(3_000_000));
     let o = cmd(tmp.path(), "xa")
-        .args(["--json", "cp", "/data/run 1/ünï.dat", "xb:/copy/ünï.dat"])
+        .args([
+            "-vvv",
+            "--json",
+            "cp",
+            "/data/run 1/ünï.dat",
+            "xb:/copy/ünï.dat",
+        ])
         .output()
         .unwrap();
     assert!(
@@ -405,10 +411,28 @@ fn xrootd_pulls_from_another_xrootd_with_a_token_and_checksums_match() {
     );
     let sum = v["files"][0]["checksum"].as_str().unwrap_or("").to_string();
     assert!(sum.starts_with("adler32:"), "{v}");
-    let server = xb.server_digest("copy/%C3%BCn%C3%AF.dat", Some(&xb.read_write_token()));
-    if let Ok(Some(d)) = server {
-        assert_eq!(d.replace('=', ":"), sum, "{d}");
-    }
+    // What B itself computes for the copy is what the client reported.
+    let server = xb
+        .server_digest("copy/%C3%BCn%C3%AF.dat", Some(&xb.read_write_token()))
+        .expect("curl HEAD on B")
+        .expect("B gives an adler32 Digest");
+    assert_eq!(server.replace('=', ":"), sum, "{server}");
+    // -vvv logs every request, the TPC COPY with both tokens among its headers: redacted.
+    let token = std::fs::read_to_string(tmp.path().join("tok-a")).unwrap();
+    assert!(err(&o).contains("method=\"COPY\""), "{}", err(&o));
+    assert!(!err(&o).contains(token.trim()), "a token on stderr");
+
+    // On one XRootD: its HTTP-TPC plugin takes the COPY as a push to itself.
+    let o = cmd(tmp.path(), "xb")
+        .args(["cp", "/copy/ünï.dat", "/copy/again.dat"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}\n{}", err(&o), xb.logs());
+    assert!(err(&o).contains("WebDAV COPY"), "{}", err(&o));
+    assert_eq!(
+        std::fs::read(xb.root().join("copy/again.dat")).unwrap(),
+        data(3_000_000)
+    );
 }
 
 #[test]

@@ -467,6 +467,32 @@ impl ServerCopyOps for WebDav {
                 ));
             }
         }
+        if !src.is_dir() {
+            // A file: over our own connection and read like a third-party copy, because
+            // XRootD's HTTP-TPC plugin takes every `COPY` with a `Destination:` as a push
+            // (to itself here: it needs our credential in `TransferHeaderAuthorization`)
+            // and answers `202` with markers; dCache and the double copy in the namespace
+            // and answer `201`/`204` at once.
+            let own = match self.cfg.auth {
+                Auth::Bearer(_) => self
+                    .token()
+                    .await?
+                    .map(|t| Secret::new(format!("Bearer {}", t.token.expose()))),
+                Auth::None => None,
+            };
+            let dest = self.base.url_for(to, false).to_string();
+            let req = TpcRequest {
+                remote_url: &dest,
+                remote_authorization: own.as_ref(),
+                overwrite,
+            };
+            return match self.third_party(Way::Push, from, &req, &|_| {}).await? {
+                TpcOutcome::Done { .. } => Ok(()),
+                TpcOutcome::Refused { status, reason } => {
+                    Err(crate::errors::status_to_error(status, to, "copy", &reason))
+                }
+            };
+        }
         let mut r = self.req(ext_method("COPY"), from, src.is_dir());
         let dest = self.base.url_for(to, src.is_dir());
         let (n, v) = header("destination", dest.as_str())?;

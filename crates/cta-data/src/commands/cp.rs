@@ -694,7 +694,7 @@ async fn tree(run: &Run<'_>, jobs: usize) -> Result<Vec<Copied>> {
     }
     let total_bytes: u64 = files.iter().filter_map(|e| e.size).sum();
     run.display.discovered(files.len() as u64, total_bytes);
-    let results: Vec<(Entry, Result<Copied>)> = futures::stream::iter(files.into_iter())
+    let results: Vec<(Entry, Result<Copied>)> = futures::stream::iter(files)
         .map(|e| async move {
             let to = match rebase(&e.path, &run.src.path, &run.dst.path) {
                 Ok(t) => t,
