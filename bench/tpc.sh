@@ -113,6 +113,8 @@ cta() { env -i PATH="$PATH" HOME="$W/home" "$CTA" --config "$W/config.toml" --pr
     printf 'TransferHeaderAuthorization: Bearer %s\n' "$(cat "$TOKEN_FILE")"
 } >"$W/curl-headers"
 chmod 600 "$W/curl-headers"
+mkdir -p "$W/capath" # hashed, for gfal2 (neon/davix read X509_CERT_DIR)
+cp "$CA_FILE" "$W/capath/$(openssl x509 -hash -noout -in "$CA_FILE").0"
 
 # One run of a row: copies big.dat to copies/NAME; prints the seconds, fails on error.
 run_row() {
@@ -130,7 +132,7 @@ run_row() {
                 "$B_URL/copies/$name") || return 1
             grep -q '^success' <<<"$out" || { log "curl COPY: $(tail -2 <<<"$out")"; return 1; } ;;
         gfal)
-            X509_CERT_DIR="$(dirname "$CA_FILE")" BEARER_TOKEN="$(cat "$TOKEN_FILE")" \
+            GFAL_PYTHONBIN=/usr/bin/python3 X509_CERT_DIR="$W/capath" BEARER_TOKEN="$(cat "$TOKEN_FILE")" \
                 gfal-copy -f --copy-mode pull "davs://${A_URL#https://}/big.dat" \
                 "davs://${B_URL#https://}/copies/$name" >"$W/gfal.log" 2>&1 || {
                 log "gfal-copy: $(tail -3 "$W/gfal.log")"

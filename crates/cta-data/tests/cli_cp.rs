@@ -260,6 +260,7 @@ fn a_refused_pull_falls_back_to_push_and_then_to_streaming() {
     let o = w.run(&["cp", "/cta/x.dat", "b:/cta/pushed.dat"]);
     ok(&o);
     let e = err(&o);
+    eprintln!("{e}");
     assert!(e.contains("refused to pull"), "{e}");
     assert!(e.contains("push mode"), "{e}");
     assert_eq!(
@@ -284,6 +285,7 @@ fn a_refused_pull_falls_back_to_push_and_then_to_streaming() {
     );
     let o = w.run(&["cp", "/cta/x.dat", "b:/cta/streamed2.dat"]);
     ok(&o);
+    eprintln!("{}", err(&o));
     assert!(
         err(&o).contains("streamed through this client"),
         "{}",
@@ -308,9 +310,16 @@ fn a_failure_halfway_names_both_ends_and_leaves_no_destination() {
         let o = w.run(&["cp", "/cta/big.dat", "b:/cta/half.dat"]);
         assert_eq!(code(&o), TRANSPORT, "{}", err(&o));
         let e = err(&o);
+        eprintln!("{e}");
         assert!(e.contains(&format!("{}/cta/big.dat", w.a.url())), "{e}");
         assert!(e.contains(&format!("{}/cta/half.dat", w.b.url())), "{e}");
         assert!(e.contains("forcefully killed"), "{e}");
+        let fate = if keep {
+            "the partial destination was removed"
+        } else {
+            "no destination file was left"
+        };
+        assert!(e.contains(fate), "{e}");
         assert!(!w.b.root().join("cta/half.dat").exists(), "keep={keep}");
     }
 }

@@ -295,8 +295,8 @@ impl Run<'_> {
                     match r {
                         Ok(o) => o,
                         Err(e) => {
-                            self.remove_partial(to).await;
-                            return Err(e);
+                            let removed = self.remove_partial(to).await;
+                            return Err(after_failure(e, removed));
                         }
                     }
                 }
@@ -315,7 +315,9 @@ impl Run<'_> {
                         from: from.clone(),
                         to: to.clone(),
                         mode,
-                        bytes: bytes.or(size),
+                        // The source's size (checked against the copy's in `verify`):
+                        // XRootD's last marker may predate the last bytes.
+                        bytes: size.or(bytes),
                         checksum,
                     });
                 }
@@ -408,11 +410,15 @@ impl Run<'_> {
 
     /// Removes what a failed copy left at `to` (best effort: the error that matters is the
     /// copy's).
-    async fn remove_partial(&self, to: &RemotePath) {
+    /// Returns whether a file was there and is gone.
+    async fn remove_partial(&self, to: &RemotePath) -> bool {
         if let Ok(e) = self.dst.backend.stat(to).await {
             if !e.is_dir() {
                 match self.dst.backend.delete(to, false).await {
-                    Ok(()) => tracing::info!(path = %to, "removed the partial destination"),
+                    Ok(()) => {
+                        tracing::info!(path = %to, "removed the partial destination");
+                        return true;
+                    }
                     Err(err) => self.note(&format!(
                         "could not remove the partial destination {}: {err}",
                         self.dst.shown(to)
@@ -420,6 +426,7 @@ impl Run<'_> {
                 }
             }
         }
+        false
     }
 
     /// Compares both sides: adler32 when both give one, else sizes. A mismatch removes the
@@ -464,6 +471,34 @@ impl Run<'_> {
             }
         }
         Ok(None)
+    }
+}
+
+/// A third-party copy's failure with what follows from it: the partial destination's fate
+/// and what to try next.
+fn after_failure(e: Error, removed: bool) -> Error {
+    match e {
+        Error::Transport {
+            target,
+            message,
+            temporary,
+            retry_after,
+            source,
+        } => Error::Transport {
+            target,
+            message: format!(
+                "{message}; {}: run the same command again, or copy through this client with --mode stream",
+                if removed {
+                    "the partial destination was removed"
+                } else {
+                    "no destination file was left"
+                }
+            ),
+            temporary,
+            retry_after,
+            source,
+        },
+        other => other,
     }
 }
 
