@@ -104,6 +104,27 @@ fn ok(o: &Output) {
     assert!(o.status.success(), "exit {:?}: {}", o.status.code(), err(o));
 }
 
+/// Checks that stdout is one document valid against `docs/json/cp.schema.json`.
+fn cp_json(o: &Output) -> Value {
+    let docs: Vec<Value> = serde_json::Deserializer::from_slice(&o.stdout)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", out(o)));
+    assert_eq!(docs.len(), 1, "one document: {}", out(o));
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs/json/cp.schema.json")
+        .canonicalize()
+        .unwrap();
+    let mut schemas = boon::Schemas::new();
+    let idx = boon::Compiler::new()
+        .compile(schema.to_str().unwrap(), &mut schemas)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    if let Err(e) = schemas.validate(&docs[0], idx) {
+        panic!("cp.schema.json: {e:#}\n{:#}", docs[0]);
+    }
+    docs.into_iter().next().unwrap()
+}
+
 fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
@@ -220,7 +241,7 @@ fn a_url_or_a_profile_prefix_names_either_end_and_json_says_the_mode() {
     let dst = format!("{}/cta/y.dat", w.b.url());
     let o = w.run(&["--json", "cp", "a:/cta/x.dat", &dst]);
     ok(&o);
-    let v: Value = serde_json::from_str(&out(&o)).expect("one JSON document");
+    let v = cp_json(&o);
     assert_eq!(v["command"], "cp");
     assert_eq!(v["mode"], "pull");
     assert_eq!(v["bytes"], 1000);
@@ -277,7 +298,7 @@ fn a_refused_pull_falls_back_to_push_and_then_to_streaming() {
     w.b.tpc_refuse(true);
     let o = w.run(&["--json", "cp", "/cta/x.dat", "b:/cta/streamed.dat"]);
     ok(&o);
-    let v: Value = serde_json::from_str(&out(&o)).unwrap();
+    let v = cp_json(&o);
     assert_eq!(v["mode"], "stream");
     assert_eq!(
         std::fs::read(w.b.root().join("cta/streamed.dat")).unwrap(),
@@ -332,7 +353,7 @@ fn trees_are_copied_between_doors_file_by_file() {
     w.a.put_file("/cta/tree/sub/deeper/z.txt", &data(10_000));
     let o = w.run(&["--json", "cp", "-r", "-j", "2", "/cta/tree", "b:/cta/copy"]);
     ok(&o);
-    let v: Value = serde_json::from_str(&out(&o)).unwrap();
+    let v = cp_json(&o);
     assert_eq!(v["mode"], "pull");
     assert_eq!(v["files"].as_array().unwrap().len(), 3);
     assert_eq!(
@@ -412,7 +433,7 @@ fn xrootd_pulls_from_another_xrootd_with_a_token_and_checksums_match() {
         xa.logs(),
         xb.logs()
     );
-    let v: Value = serde_json::from_str(&out(&o)).unwrap();
+    let v = cp_json(&o);
     assert_eq!(v["mode"], "pull", "{v}");
     assert_eq!(
         std::fs::read(xb.root().join("copy/ünï.dat")).unwrap(),

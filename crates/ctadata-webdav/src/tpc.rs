@@ -579,3 +579,17 @@ impl ServerCopyOps for WebDav {
         self.third_party(Way::Push, from, req, markers).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_other_ends_credential_is_redacted_in_logs() {
+        let shown = crate::send::show_pairs([
+            ("TransferHeaderAuthorization", "Bearer s3cr3t".to_string()),
+            ("Source", "https://door:2880/a%20b".to_string()),
+        ]);
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("Bearer <redacted>"), "{shown}");
+        assert!(shown.contains("https://door:2880/a%20b"), "{shown}");
+    }
+}
