@@ -16,6 +16,7 @@ const USAGE: i32 = 2;
 const AUTH: i32 = 4;
 const PERMISSION: i32 = 5;
 const CONFLICT: i32 = 7;
+const INTEGRITY: i32 = 8;
 const TRANSPORT: i32 = 9;
 const UNSUPPORTED: i32 = 11;
 
@@ -346,6 +347,19 @@ fn a_failure_halfway_names_both_ends_and_leaves_no_destination() {
 }
 
 #[test]
+fn checksums_that_differ_remove_the_copy() {
+    let w = World::new();
+    w.a.put_file("/cta/x.dat", &data(20_000));
+    w.b.corrupt_digest(true);
+    let o = w.run(&["cp", "/cta/x.dat", "b:/cta/x.dat"]);
+    assert_eq!(code(&o), INTEGRITY, "{}", err(&o));
+    let e = err(&o);
+    assert!(e.contains("differs from the source's adler32:"), "{e}");
+    assert!(e.contains("the copy was removed"), "{e}");
+    assert!(!w.b.root().join("cta/x.dat").exists());
+}
+
+#[test]
 fn trees_are_copied_between_doors_file_by_file() {
     let w = World::new();
     w.a.put_file("/cta/tree/a b.txt", b"one");
@@ -462,6 +476,30 @@ fn xrootd_pulls_from_another_xrootd_with_a_token_and_checksums_match() {
     assert_eq!(
         std::fs::read(xb.root().join("copy/again.dat")).unwrap(),
         data(3_000_000)
+    );
+}
+
+#[test]
+fn xrootd_pushes_to_another_xrootd_when_asked() {
+    let (tmp, _ca, xa, xb) = xrootd_world(|x| x.read_write_token());
+    xa.put_file("/data/p q.dat", &data(1_000_000));
+    let o = cmd(tmp.path(), "xa")
+        .args([
+            "--json",
+            "cp",
+            "--mode",
+            "push",
+            "/data/p q.dat",
+            "xb:/in/p q.dat",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}\n{}", err(&o), xa.logs());
+    let v = cp_json(&o);
+    assert_eq!(v["mode"], "push", "{v}");
+    assert_eq!(
+        std::fs::read(xb.root().join("in/p q.dat")).unwrap(),
+        data(1_000_000)
     );
 }
 
