@@ -226,12 +226,32 @@ pub enum Command {
     },
     // ---- end of share verbs ----
     // ---- copy verbs (issue 14, cp) ----
-    /// Copy on the storage, server to server (WebDAV COPY, HTTP third-party copy).
+    /// Copy on the storage, server to server: a WebDAV COPY on one door, an HTTP
+    /// third-party copy between two doors (pull, else push), else through this client.
+    ///
+    /// SRC and DST are paths of the current profile, `PROFILE:PATH` (PROFILE a known
+    /// profile name), or full `https://host:port/path` URLs of a door. The mode that ran
+    /// is said on stderr (and in `--json`); checksums (adler32) of both sides are compared
+    /// at the end, and a destination left by a failed copy is removed.
     Cp {
-        /// Remote source.
+        /// Source: PATH, PROFILE:PATH or a door's URL.
         from: String,
-        /// Remote destination.
+        /// Destination: PATH, PROFILE:PATH or a door's URL.
         to: String,
+        /// Copy a directory with everything below it.
+        #[arg(short, long)]
+        recursive: bool,
+        /// How: auto (same door: COPY; else pull, push, stream in that order), or one
+        /// mode only.
+        #[arg(long, value_enum, default_value_t = CopyModeArg::Auto)]
+        mode: CopyModeArg,
+        /// Replace an existing destination file.
+        #[arg(short, long)]
+        force: bool,
+        /// Files copied in parallel with -r (default: the profile's `jobs`, else the
+        /// backend's).
+        #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+        jobs: Option<u16>,
     },
     // ---- end of copy verbs ----
     /// Inspect the configuration.
@@ -307,6 +327,21 @@ pub enum Command {
         dir: Option<PathBuf>,
     },
 }
+
+// ---- copy verbs (issue 14, cp) ----
+/// How `cp` copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CopyModeArg {
+    /// Same door: WebDAV COPY; two doors: pull, else push, else stream.
+    Auto,
+    /// Third-party copy, the destination fetching from the source.
+    Pull,
+    /// Third-party copy, the source sending to the destination.
+    Push,
+    /// Through this client: read from the source, write to the destination.
+    Stream,
+}
+// ---- end of copy verbs ----
 
 /// Options of get and put.
 #[derive(Debug, Args, Clone)]

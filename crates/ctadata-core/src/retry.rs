@@ -250,6 +250,13 @@ impl StorageBackend for Retrying {
         self.inner.server_notes()
     }
 
+    // ---- server-side copy (issue 14, cp): forwarded; a COPY is not replayed (a failed
+    // third-party copy may have left a partial file that the caller removes first) ----
+    fn server_copy(&self) -> Option<&dyn crate::tpc::ServerCopyOps> {
+        self.inner.server_copy()
+    }
+    // ---- end of server-side copy ----
+
     async fn stat(&self, path: &RemotePath) -> Result<Entry> {
         self.run("stat", path, || self.inner.stat(path)).await
     }

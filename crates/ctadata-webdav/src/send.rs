@@ -90,7 +90,8 @@ fn title_case(name: &str) -> String {
 /// A header's value fit for a log: credentials and cookies hidden, URLs without queries.
 fn redact_header(name: &str, value: &str) -> String {
     match name.to_ascii_lowercase().as_str() {
-        "authorization" | "proxy-authorization" => match value.split_once(' ') {
+        // `TransferHeaderAuthorization` (third-party copy) carries the other end's credential.
+        n if n.ends_with("authorization") => match value.split_once(' ') {
             Some((scheme, _)) => format!("{scheme} <redacted>"),
             None => "<redacted>".into(),
         },

@@ -27,6 +27,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The token issuer the server trusts (never contacted: its keys are seeded offline).
@@ -170,7 +171,7 @@ pub struct Xrootd {
     scheme: &'static str,
     root: PathBuf,
     owner: Option<(u32, u32)>,
-    issuer: TokenIssuer,
+    issuer: Arc<TokenIssuer>,
     started_in: Duration,
     ca_file: Option<PathBuf>,
 }
@@ -329,16 +330,43 @@ fn seed_key_cache(cache_home: &Path, issuer: &TokenIssuer) -> std::io::Result<()
 impl Xrootd {
     /// Serves a fresh private directory ([`Xrootd::root`]) with the given options.
     pub fn start(options: XrootdOptions<'_>) -> std::io::Result<Xrootd> {
-        Self::start_inner(None, options)
+        Self::start_inner(None, options, None)
     }
+
+    // ---- third-party copy (issue 14, cp) ----
+    /// Like [`Xrootd::start`], trusting `issuer` (shared with another instance, so one token
+    /// works on both: a third-party copy between them).
+    pub fn start_with_issuer(
+        options: XrootdOptions<'_>,
+        issuer: Arc<TokenIssuer>,
+    ) -> std::io::Result<Xrootd> {
+        Self::start_inner(None, options, Some(issuer))
+    }
+
+    /// Two instances over TLS with tokens, trusting the same issuer and `ca` (each one's
+    /// HTTP-TPC plugin trusts the other's certificate): for third-party copies.
+    pub fn start_pair(ca: &TestCa) -> std::io::Result<(Xrootd, Xrootd)> {
+        let options = XrootdOptions {
+            tls: Some(ca),
+            tokens: true,
+        };
+        let a = Self::start(options.clone())?;
+        let b = Self::start_with_issuer(options, a.issuer.clone())?;
+        Ok((a, b))
+    }
+    // ---- end of third-party copy ----
 
     /// Serves `root` (its tree is handed to the server's user, and every directory above it
     /// must be searchable by that user).
     pub fn start_with(root: &Path, options: XrootdOptions<'_>) -> std::io::Result<Xrootd> {
-        Self::start_inner(Some(root), options)
+        Self::start_inner(Some(root), options, None)
     }
 
-    fn start_inner(root: Option<&Path>, options: XrootdOptions<'_>) -> std::io::Result<Xrootd> {
+    fn start_inner(
+        root: Option<&Path>,
+        options: XrootdOptions<'_>,
+        issuer: Option<Arc<TokenIssuer>>,
+    ) -> std::io::Result<Xrootd> {
         available()?;
         let started = Instant::now();
         let owner = server_user()?;
@@ -356,7 +384,7 @@ impl Xrootd {
                 p.join("data")
             }
         };
-        let issuer = TokenIssuer::new();
+        let issuer = issuer.unwrap_or_else(|| Arc::new(TokenIssuer::new()));
         let mut ca_file = None;
         if let Some(ca) = options.tls {
             std::fs::copy(ca.server_cert_path(), p.join("certs/server.pem"))?;
@@ -435,7 +463,7 @@ impl Xrootd {
                         },
                         root,
                         owner,
-                        issuer,
+                        issuer: issuer.clone(),
                         started_in: started.elapsed(),
                         ca_file: ca_file.clone(),
                     });
@@ -696,6 +724,11 @@ fn config(
     if options.tls.is_some() {
         let _ = writeln!(c, "xrd.tls {p}/certs/server.pem {p}/certs/server.key");
         let _ = writeln!(c, "xrd.tlsca certdir {p}/cadir");
+        // ---- third-party copy (issue 14, cp): the HTTP-TPC plugin (it loads only with
+        // TLS); its libcurl trusts the CAs of `xrd.tlsca` (a file it makes from the
+        // directory), so two instances of one test CA trust each other ----
+        let _ = writeln!(c, "http.exthandler xrdtpc libXrdHttpTPC.so");
+        let _ = writeln!(c, "tpc.trace info");
     }
     if options.tokens {
         let _ = writeln!(c, "ofs.authorize 1");

@@ -299,7 +299,24 @@ async fn run_storage(
             share::share(g, r, backend, &remote(r, path)?, req).await
         }
         // ---- copy verbs (issue 14, cp) ----
-        Command::Cp { from, to } => cp::cp(g, r, backend, from, to).await,
+        Command::Cp {
+            from,
+            to,
+            recursive,
+            mode,
+            force,
+            jobs,
+        } => {
+            let args = cp::CpArgs {
+                from,
+                to,
+                recursive: *recursive,
+                mode: *mode,
+                force: *force,
+                jobs: *jobs,
+            };
+            cp::cp(g, r, backend, &args).await
+        }
         // ---- end of issue 14 verbs ----
         Command::Config { .. }
         | Command::Completions { .. }

@@ -377,7 +377,11 @@ async fn dispatch(
         Ok(req) => req,
         Err(resp) => return resp,
     };
-    // ---- third-party copy (issue 14, cp): routes go here ----
+    // ---- third-party copy (issue 14, cp): `COPY` with `Source:`, or with a `Destination:`
+    // on another server (a same-door `COPY` goes on to `move_copy`) ----
+    if super::tpc::is_third_party(shared, &req) {
+        return super::tpc::copy(shared, req, path).await;
+    }
     match req.method().as_str() {
         "OPTIONS" => options(),
         "PROPFIND"

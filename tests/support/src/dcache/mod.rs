@@ -41,6 +41,8 @@
 //!   caveats are enforced (forged or expired `401`, outside its rights `403`). Switches:
 //!   [`DcacheDouble::refuse_macaroons`], [`DcacheDouble::macaroon_html`],
 //!   [`DcacheDouble::set_macaroon_max_validity`], [`DcacheDouble::set_macaroon_client_ip`].
+//! * HTTP third-party copy (pull and push, performance markers, switches to refuse or
+//!   fail halfway): see [`tpc`].
 //! * Not modelled: dCache's `302` from a directory URL without `/` (the HTML page is served
 //!   directly).
 
@@ -52,6 +54,9 @@ mod pool;
 mod propfind;
 mod respond;
 mod tape;
+// ---- third-party copy (issue 14, cp) ----
+pub mod tpc;
+// ---- end of third-party copy ----
 
 use crate::serve::{self, ServerRuntime};
 use crate::tls::TestCa;
@@ -251,6 +256,9 @@ struct Shared {
     macaroon_key: [u8; 32],
     /// How macaroon requests are answered, and the limits applied.
     macaroons: Mutex<macaroon::Settings>,
+    // ---- third-party copy (issue 14, cp) ----
+    tpc: Mutex<tpc::TpcState>,
+    // ---- end of third-party copy ----
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -398,6 +406,9 @@ impl DcacheDouble {
                 .map(|(_, addr)| format!("{scheme}://{addr}")),
             macaroon_key: macaroon::new_key(),
             macaroons: Mutex::new(macaroon::Settings::default()),
+            // ---- third-party copy (issue 14, cp) ----
+            tpc: Mutex::new(tpc::TpcState::trusting(ca.as_ref())),
+            // ---- end of third-party copy ----
         });
         let rt = ServerRuntime::new("dcache-double");
         let tls = ca.as_ref().map(TestCa::server_config);
