@@ -359,12 +359,13 @@ fn urls_of_other_servers_are_refused_naming_their_profile() {
             door(&env),
             &[
                 "cat",
-                &format!("{}/dir/a%20b.txt?authz=SECRETMAC", nginx.url()),
+                &format!("{}/dir/a%20b.txt?access_token=SECRETTOK", nginx.url()),
             ],
         ),
         USAGE,
     );
-    assert!(!e.contains("SECRETMAC"), "{e}");
+    assert!(!e.contains("SECRETTOK"), "{e}");
+    assert!(e.contains("'?query'"), "{e}");
     // The downloadservice takes paths only, and says so.
     let mut c = env.with_config();
     c.env("JUPYTERHUB_API_TOKEN", HUB_TOKEN)
@@ -385,6 +386,20 @@ fn urls_of_other_servers_are_refused_naming_their_profile() {
     );
     // Nothing reached the server.
     assert_eq!(nginx.access_log_lines().len(), before);
+    // `?authz=` makes it a share link (cli_share tests those): this server refuses the
+    // macaroon, and the error does not repeat it either.
+    let e = fails(
+        &run(
+            door(&env),
+            &[
+                "cat",
+                &format!("{}/dir/a%20b.txt?authz=SECRETMAC", nginx.url()),
+            ],
+        ),
+        AUTH,
+    );
+    assert!(!e.contains("SECRETMAC"), "{e}");
+    assert!(e.contains("share link"), "{e}");
 }
 
 #[test]
