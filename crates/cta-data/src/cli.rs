@@ -254,6 +254,23 @@ pub enum Command {
         jobs: Option<u16>,
     },
     // ---- end of copy verbs ----
+    // ---- mount (issue 19) ----
+    /// Mount a directory of the storage as a local folder (FUSE), until Ctrl-C, SIGTERM or
+    /// `cta-data umount`.
+    ///
+    /// Read-only unless --write. Prints "mounted REMOTE_DIR at MOUNTPOINT" on stderr once
+    /// the mount is ready. Listings are cached for --dir-cache-time (`ls -l` costs one
+    /// listing); reads are ranged requests with read-ahead for sequential reads and a block
+    /// cache bounded by --cache-max-size. Files are write-once: with --write, new files are
+    /// uploaded when closed (an upload failure is the error of `close`), and rewriting an
+    /// existing file gives EPERM. Needs /dev/fuse and fusermount3 (Debian package fuse3).
+    Mount(MountArgs),
+    /// Unmount a `cta-data mount` (fusermount3 -u; detached lazily when busy).
+    Umount {
+        /// The mountpoint.
+        mountpoint: PathBuf,
+    },
+    // ---- end of mount ----
     /// Inspect the configuration.
     Config {
         /// What to do.
@@ -481,3 +498,63 @@ pub enum ConfigAction {
     /// variables), one per line.
     Profiles,
 }
+
+// ---- mount (issue 19) ----
+/// Options of `mount`.
+#[derive(Debug, Args, Clone)]
+pub struct MountArgs {
+    /// The remote directory to mount (a path of the profile, or a URL of its door).
+    pub remote: String,
+    /// An existing, empty local directory.
+    pub mountpoint: PathBuf,
+    /// Read-only (the default).
+    #[arg(long, conflicts_with = "write")]
+    pub read_only: bool,
+    /// Allow writing: new files (uploaded at close), mkdir, rmdir, rm, mv.
+    #[arg(long)]
+    pub write: bool,
+    /// Let other users use the mount (non-root users need user_allow_other in
+    /// /etc/fuse.conf).
+    #[arg(long)]
+    pub allow_other: bool,
+    /// Owner shown for every file (default: yours).
+    #[arg(long, value_name = "UID")]
+    pub uid: Option<u32>,
+    /// Group shown for every file (default: yours).
+    #[arg(long, value_name = "GID")]
+    pub gid: Option<u32>,
+    /// Permission bits removed from 0777 (directories) and 0666 (files), in octal.
+    #[arg(long, value_name = "OCTAL", default_value = "022", value_parser = umask_arg)]
+    pub umask: u32,
+    /// How long listings and file attributes are cached (90s, 5m, 1h).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration_arg)]
+    pub dir_cache_time: std::time::Duration,
+    /// Where new files are spooled before their upload (default: a private temporary
+    /// directory).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Memory for cached blocks and read-ahead, at most (K, M, G suffixes).
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = size_arg)]
+    pub cache_max_size: u64,
+    /// Return once the mount is ready, leaving it running in the background.
+    #[arg(long)]
+    pub daemon: bool,
+    /// With --daemon: write the background process's id to this file.
+    #[arg(long, value_name = "FILE", requires = "daemon")]
+    pub pid_file: Option<PathBuf>,
+    /// Stage files that are only on tape when they are opened, and wait (instead of
+    /// failing the open).
+    #[arg(long)]
+    pub stage_on_open: bool,
+    /// Deadline of each request to the server: past it the read or write fails with EIO.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration_arg)]
+    pub io_timeout: std::time::Duration,
+}
+
+fn umask_arg(s: &str) -> std::result::Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("'{s}' is not an octal umask (e.g. 022, 077)"))
+}
+// ---- end of mount ----

@@ -11,6 +11,7 @@
 //! * [`davserver::EmbeddedDav`]: the `dav-server` crate serving a directory in-process.
 //! * [`oidc::OidcProvider`]: a real OpenID provider (npm `oidc-provider`, run by node) with the
 //!   device authorization grant, JWT access tokens and rotating refresh tokens, like Keycloak.
+//! * [`mount::MountGuard`]: a `cta-data mount` run by a test, unmounted when dropped.
 //! * [`profile::dcache_profile`]: a `dcache` profile pointing at one of these servers, loaded
 //!   from a config file with a token in the environment.
 //! * [`standalone`]: what the standalone server binaries share (`ctadata-door`,
@@ -27,6 +28,7 @@ pub mod checksum;
 pub mod davserver;
 pub mod dcache;
 pub mod downloadservice;
+pub mod mount;
 pub mod nginx;
 pub mod oidc;
 pub mod profile;

@@ -8,6 +8,9 @@
 mod admin;
 mod cp;
 mod list;
+// ---- mount (issue 19) ----
+mod mount;
+// ---- end of mount ----
 mod output;
 mod share;
 mod tape;
@@ -85,6 +88,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         | Command::UploadSharedCertificate { file } => {
             crate::cert_upload::upload_shared(g, &resolve(g)?, file).await
         }
+        // ---- mount (issue 19): the background start and umount need no backend ----
+        Command::Mount(m) if m.daemon => mount::daemonize(m),
+        Command::Umount { mountpoint } => mount::umount(mountpoint),
+        // ---- end of mount ----
         cmd => {
             let mut resolved = resolve(g)?;
             // ---- share links (issue 14, share): a link given as the remote path ----
@@ -318,6 +325,9 @@ async fn run_storage(
             cp::cp(g, r, backend, &args).await
         }
         // ---- end of issue 14 verbs ----
+        // ---- mount (issue 19) ----
+        Command::Mount(m) => mount::mount(g, backend, &remote(r, &m.remote)?, m).await,
+        // ---- end of mount ----
         Command::Config { .. }
         | Command::Completions { .. }
         | Command::Man { .. }
@@ -328,7 +338,9 @@ async fn run_storage(
         | Command::ResetConfig
         | Command::Cert { .. }
         | Command::UploadPersonalCertificate { .. }
-        | Command::UploadSharedCertificate { .. } => {
+        | Command::UploadSharedCertificate { .. }
+        // ---- mount (issue 19) ----
+        | Command::Umount { .. } => {
             unreachable!("handled before")
         }
     }

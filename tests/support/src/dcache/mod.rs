@@ -210,6 +210,8 @@ struct Faults {
     cut_at_question_mark: bool,
     ignore_range: bool,
     replace_after_gets: Option<(usize, Vec<u8>)>,
+    // mount (issue 19): every pool GET stalls after this many bytes
+    stall_gets: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -578,6 +580,13 @@ impl DcacheDouble {
     /// then closes the connection.
     pub fn truncate_next_get(&self, bytes: u64) {
         self.shared.faults().truncate_next_get = Some(bytes);
+    }
+
+    // mount (issue 19)
+    /// While set, every pool `GET` sends this many bytes of its answer and then stalls
+    /// (the connection stays open, nothing more comes): a server that stops mid-read.
+    pub fn stall_gets(&self, after: Option<u64>) {
+        self.shared.faults().stall_gets = after;
     }
 
     /// The pool ignores `Range` and answers every `GET` with `200` and the whole file.

@@ -244,7 +244,12 @@ async fn send(shared: &Arc<Shared>, req: Request<Incoming>, path: DPath) -> Resp
         empty()
     } else {
         let truncate = shared.faults().truncate_next_get.take();
-        stream_file(shared.clone(), fs, start, count, truncate)
+        // mount (issue 19): a stalled answer
+        if let Some(after) = shared.faults().stall_gets {
+            stall_file(shared.clone(), fs, start, count.min(after))
+        } else {
+            stream_file(shared.clone(), fs, start, count, truncate)
+        }
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
@@ -268,6 +273,37 @@ async fn send(shared: &Arc<Shared>, req: Request<Incoming>, path: DPath) -> Resp
         set(&mut resp, header::HeaderName::from_static("digest"), &d);
     }
     resp
+}
+
+// mount (issue 19)
+/// Sends `count` bytes from `start`, then nothing more (the connection stays open for ten
+/// minutes, or until the client gives up).
+fn stall_file(shared: Arc<Shared>, fs: std::path::PathBuf, start: u64, count: u64) -> Body {
+    let (mut tx, body) = http_body_util::channel::Channel::<Bytes, std::io::Error>::new(4);
+    tokio::spawn(async move {
+        let data = match tokio::fs::read(&fs).await {
+            Ok(d) => d,
+            Err(e) => return tx.abort(e),
+        };
+        let from = (start as usize).min(data.len());
+        let to = (from + count as usize).min(data.len());
+        if to > from {
+            if tx
+                .send_data(Bytes::copy_from_slice(&data[from..to]))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            shared
+                .counters
+                .pool_sent_bytes
+                .fetch_add((to - from) as u64, Ordering::Relaxed);
+        }
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        drop(tx);
+    });
+    body.boxed()
 }
 
 /// Streams `count` bytes from `start`; with `truncate`, stops after that many bytes and

@@ -1,0 +1,634 @@
+//! `cta-data mount` (issue 19), run as the real binary against nginx WebDAV and the dCache
+//! door double. Every mount lives in a [`MountGuard`], which ends the process and removes
+//! the mount even when an assertion fails.
+
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::cargo_bin;
+use ctadata_testsupport::mount::{fuse_available, is_mounted, MountGuard};
+use ctadata_testsupport::{DcacheConfig, DcacheDouble, Locality, Nginx, NginxOptions};
+use tempfile::TempDir;
+
+const TOKEN: &str = "mount-test-t0ken-Q7x";
+const AUTH: i32 = 4;
+const NOT_FOUND: i32 = 6;
+const USAGE: i32 = 2;
+
+struct Env {
+    tmp: TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        let e = Env {
+            tmp: TempDir::new().unwrap(),
+        };
+        for d in ["home", "root", "mnt", "work"] {
+            std::fs::create_dir_all(e.path(d)).unwrap();
+        }
+        e
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.tmp.path().join(rel)
+    }
+
+    fn mnt(&self) -> PathBuf {
+        self.path("mnt")
+    }
+
+    fn config(&self, url: &str) {
+        std::fs::write(
+            self.path("config.toml"),
+            format!("[profiles.door]\nbackend = \"dcache\"\nurl = \"{url}\"\n"),
+        )
+        .unwrap();
+    }
+
+    /// `cta-data --config CFG --profile door` with an isolated environment.
+    fn cmd(&self, token: Option<&str>) -> Command {
+        let mut c = Command::new(cargo_bin("cta-data"));
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.path("home"))
+            .env("XDG_CONFIG_HOME", self.path("home/.config"))
+            .env("XDG_RUNTIME_DIR", self.path("home"))
+            .current_dir(self.path("work"))
+            .arg("--config")
+            .arg(self.path("config.toml"))
+            .args(["--profile", "door"])
+            .stdin(Stdio::null());
+        if let Some(t) = token {
+            c.env("BEARER_TOKEN", t);
+        }
+        c
+    }
+
+    /// Mounts `remote` with `extra` options and waits until it is ready.
+    fn mount(&self, remote: &str, extra: &[&str]) -> MountGuard {
+        let mut c = self.cmd(Some(TOKEN));
+        c.arg("-v")
+            .arg("mount")
+            .arg(remote)
+            .arg(self.mnt())
+            .args(extra);
+        MountGuard::spawn(c, &self.mnt()).expect("mount")
+    }
+
+    fn run(&self, token: Option<&str>, args: &[&str]) -> Output {
+        let mut c = Command::new("timeout");
+        c.arg("120").arg(cargo_bin("cta-data"));
+        let inner = self.cmd(token);
+        for (k, v) in inner.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        c.args(inner.get_args()).args(args);
+        c.current_dir(self.path("work")).stdin(Stdio::null());
+        c.output().unwrap()
+    }
+}
+
+fn skip() -> bool {
+    if !fuse_available() {
+        eprintln!("skipped: no /dev/fuse or fusermount3 (tests/run-all.sh installs fuse3)");
+        return true;
+    }
+    false
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// Deterministic pseudo-random bytes.
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(len);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+fn nginx(env: &Env) -> Nginx {
+    let n = Nginx::start_with(
+        &env.path("root"),
+        NginxOptions {
+            token: Some(TOKEN.into()),
+            tls: None,
+        },
+    )
+    .expect("nginx (tests/run-all.sh installs it)");
+    env.config(&n.url());
+    n
+}
+
+/// The `sent=` bytes of an access-log line.
+fn sent_bytes(line: &str) -> u64 {
+    line.split(' ')
+        .find_map(|w| w.strip_prefix("sent="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn count(lines: &[String], method: &str) -> usize {
+    lines
+        .iter()
+        .filter(|l| l.starts_with(&format!("{method} ")))
+        .count()
+}
+
+#[test]
+fn ls_stat_cat_and_one_listing_for_ls_l() {
+    if skip() {
+        return;
+    }
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("root/data/run1")).unwrap();
+    for i in 0..20 {
+        std::fs::write(
+            env.path(&format!("root/data/f{i:02}.txt")),
+            format!("file {i}\n"),
+        )
+        .unwrap();
+    }
+    let n = nginx(&env);
+    let m = env.mount("/data", &[]);
+    let before = n.access_log_lines().len();
+    let ls = Command::new("ls")
+        .arg("-l")
+        .arg(env.mnt())
+        .output()
+        .unwrap();
+    assert!(ls.status.success(), "{}", stderr(&ls));
+    let text = String::from_utf8_lossy(&ls.stdout);
+    assert!(text.contains("f07.txt") && text.contains("run1"), "{text}");
+    let lines = n.access_log_lines()[before..].to_vec();
+    assert_eq!(count(&lines, "PROPFIND"), 1, "ls -l: {lines:#?}");
+    assert_eq!(lines.len(), 1, "ls -l costs one request: {lines:#?}");
+    println!(
+        "ls -l of 21 entries: {} request(s): {}",
+        lines.len(),
+        lines[0]
+    );
+
+    let meta = std::fs::metadata(env.mnt().join("f07.txt")).unwrap();
+    assert_eq!(meta.len(), 7);
+    assert!(meta.is_file());
+    assert!(std::fs::metadata(env.mnt().join("run1")).unwrap().is_dir());
+    assert_eq!(
+        std::fs::read_to_string(env.mnt().join("f07.txt")).unwrap(),
+        "file 7\n"
+    );
+    let missing = std::fs::metadata(env.mnt().join("nope.txt")).unwrap_err();
+    assert_eq!(missing.raw_os_error(), Some(libc_enoent()), "{missing}");
+    // Read-only by default.
+    let w = std::fs::write(env.mnt().join("new.txt"), b"x").unwrap_err();
+    assert_eq!(w.raw_os_error(), Some(30), "EROFS expected: {w}");
+    drop(m);
+    assert!(!is_mounted(&env.mnt()));
+}
+
+fn libc_enoent() -> i32 {
+    2
+}
+
+#[test]
+fn big_file_cp_cmp_random_preads_and_parallel_readers() {
+    if skip() {
+        return;
+    }
+    let env = Env::new();
+    let size = 256usize << 20;
+    let data = pattern(size, 42);
+    std::fs::write(env.path("root/big.bin"), &data).unwrap();
+    let rsize = 64usize << 20;
+    let rdata = pattern(rsize, 9);
+    std::fs::write(env.path("root/rand.bin"), &rdata).unwrap();
+    let n = nginx(&env);
+    let m = env.mount("/", &[]);
+    let src = env.mnt().join("big.bin");
+
+    // cp + cmp of 256 MiB .
+    let before = n.access_log_lines().len();
+    let t = Instant::now();
+    let copy = env.path("work/big.copy");
+    let cp = Command::new("cp").arg(&src).arg(&copy).status().unwrap();
+    assert!(cp.success());
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "cp of 256 MiB through the mount: {secs:.1}s ({:.0} MiB/s, debug build)",
+        256.0 / secs
+    );
+    let cmp = Command::new("cmp")
+        .arg(&copy)
+        .arg(env.path("root/big.bin"))
+        .status()
+        .unwrap();
+    assert!(cmp.success(), "the copy differs");
+    let lines = n.access_log_lines()[before..].to_vec();
+    let gets = count(&lines, "GET");
+    let sent: u64 = lines.iter().map(|l| sent_bytes(l)).sum();
+    println!("cp used {gets} ranged GETs, {sent} bytes sent");
+    assert!(gets >= 2, "sequential reads go in several ranges: {gets}");
+    // Read-ahead fetches large ranges: far fewer GETs than 128 KiB blocks (2048).
+    assert!(gets <= 300, "{gets} GETs for 256 MiB");
+    assert!(
+        sent <= size as u64 * 13 / 10,
+        "{sent} bytes sent for a 256 MiB copy"
+    );
+
+    {
+        // 1000 random preads checked against the source (another file: nothing cached).
+        let (data, size) = (&rdata, rsize);
+        let before = n.access_log_lines().len();
+        let f = std::fs::File::open(env.mnt().join("rand.bin")).unwrap();
+        let mut asked = 0u64;
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..1000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let off = (x % size as u64) as usize;
+            let len = ((x >> 40) % 70_000 + 1) as usize;
+            asked += len as u64;
+            let mut buf = vec![0u8; len];
+            let got = f.read_at(&mut buf, off as u64).unwrap();
+            let want = len.min(size - off);
+            assert_eq!(got, want, "pread at {off} of {len}");
+            assert!(
+                buf[..got] == data[off..off + got],
+                "pread at {off} of {len}: bytes differ"
+            );
+        }
+        drop(f);
+        let lines = n.access_log_lines()[before..].to_vec();
+        let sent: u64 = lines
+            .iter()
+            .filter(|l| l.starts_with("GET "))
+            .map(|l| sent_bytes(l))
+            .sum();
+        println!(
+            "1000 random preads ({asked} bytes asked): {} GETs, {sent} bytes sent by the server ({:.2}x)",
+            count(&lines, "GET"),
+            sent as f64 / asked as f64
+        );
+        // Blocks of 128 KiB around reads of up to 70 kB: bounded, never whole-file fetches.
+        assert!(
+            sent < asked * 6,
+            "random reads fetch small blocks: {sent} for {asked}"
+        );
+    }
+
+    // 8 threads reading one file at once, each its own slices (all of the file).
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for k in 0..8usize {
+            let src = src.clone();
+            let data = &data;
+            s.spawn(move || {
+                let f = std::fs::File::open(&src).unwrap();
+                let part = size / 8;
+                let mut buf = vec![0u8; 1 << 20];
+                let mut off = k * part;
+                while off < (k + 1) * part {
+                    let n = f.read_at(&mut buf, off as u64).unwrap();
+                    assert!(n > 0);
+                    let n = n.min((k + 1) * part - off);
+                    assert!(
+                        buf[..n] == data[off..off + n],
+                        "thread {k} at {off}: bytes differ"
+                    );
+                    off += n;
+                }
+            });
+        }
+    });
+    println!(
+        "8 parallel readers of one file: {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    drop(m);
+    assert!(!is_mounted(&env.mnt()));
+}
+
+#[test]
+fn write_a_tree_then_read_it_back_and_write_once_rules() {
+    if skip() {
+        return;
+    }
+    let env = Env::new();
+    std::fs::write(env.path("root/existing.txt"), b"old\n").unwrap();
+    let n = nginx(&env);
+    let tree = env.path("work/tree");
+    std::fs::create_dir_all(tree.join("a/b")).unwrap();
+    std::fs::write(tree.join("top.txt"), b"top\n").unwrap();
+    std::fs::write(tree.join("a/one.bin"), pattern(300_000, 7)).unwrap();
+    std::fs::write(tree.join("a/b/two.txt"), b"two\n").unwrap();
+    let _m = env.mount("/", &["--write"]);
+
+    let cp = Command::new("cp")
+        .arg("-r")
+        .arg(&tree)
+        .arg(env.mnt())
+        .output()
+        .unwrap();
+    assert!(cp.status.success(), "cp -r: {}", stderr(&cp));
+    for rel in ["top.txt", "a/one.bin", "a/b/two.txt"] {
+        let want = std::fs::read(tree.join(rel)).unwrap();
+        assert_eq!(
+            std::fs::read(n.root().join("tree").join(rel)).unwrap(),
+            want,
+            "{rel} on the server"
+        );
+        assert_eq!(
+            std::fs::read(env.mnt().join("tree").join(rel)).unwrap(),
+            want,
+            "{rel} through the mount"
+        );
+    }
+
+    // Rewriting an existing file: EPERM, the file unchanged.
+    let e = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(env.mnt().join("existing.txt"))
+        .unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(1), "EPERM expected: {e}");
+    let e = std::fs::OpenOptions::new()
+        .append(true)
+        .open(env.mnt().join("existing.txt"))
+        .unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(1), "EPERM expected: {e}");
+    assert_eq!(
+        std::fs::read(n.root().join("existing.txt")).unwrap(),
+        b"old\n"
+    );
+
+    // Rename over an existing file: EEXIST; to a new name: done on the server.
+    let e = std::fs::rename(
+        env.mnt().join("tree/top.txt"),
+        env.mnt().join("existing.txt"),
+    )
+    .unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(17), "EEXIST expected: {e}");
+    std::fs::rename(env.mnt().join("tree/top.txt"), env.mnt().join("moved.txt")).unwrap();
+    assert_eq!(std::fs::read(n.root().join("moved.txt")).unwrap(), b"top\n");
+    assert!(!n.root().join("tree/top.txt").exists());
+
+    // mkdir, unlink, rmdir (a non-empty directory: ENOTEMPTY).
+    std::fs::create_dir(env.mnt().join("newdir")).unwrap();
+    assert!(n.root().join("newdir").is_dir());
+    let e = std::fs::remove_dir(env.mnt().join("tree/a")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(39), "ENOTEMPTY expected: {e}");
+    std::fs::remove_file(env.mnt().join("tree/a/b/two.txt")).unwrap();
+    std::fs::remove_dir(env.mnt().join("tree/a/b")).unwrap();
+    std::fs::remove_dir(env.mnt().join("newdir")).unwrap();
+    assert!(!n.root().join("tree/a/b").exists());
+    assert!(!n.root().join("newdir").exists());
+}
+
+fn door(env: &Env) -> DcacheDouble {
+    let d = DcacheDouble::start(DcacheConfig {
+        token: Some(TOKEN.into()),
+        ..Default::default()
+    });
+    env.config(&d.url());
+    d
+}
+
+#[test]
+fn a_refused_upload_fails_close_and_leaves_nothing() {
+    if skip() {
+        return;
+    }
+    let env = Env::new();
+    let d = door(&env);
+    d.put_file("/cta/keep.txt", b"keep\n");
+    let m = env.mount("/cta", &["--write"]);
+    d.fail_next_pool(500, 50);
+    let mut f = std::fs::File::create(env.mnt().join("refused.bin")).unwrap();
+    std::io::Write::write_all(&mut f, &pattern(200_000, 3)).unwrap();
+    // close(2) returns the upload's error; std ignores close errors, so flush explicitly
+    // through fsync (the same upload path) and check both.
+    let e = f.sync_all().unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(5), "EIO expected: {e}");
+    drop(f);
+    d.fail_next_pool(500, 0);
+    assert!(
+        !d.root().join("cta/refused.bin").exists(),
+        "nothing partial on the storage"
+    );
+    assert!(std::fs::metadata(env.mnt().join("refused.bin")).is_err());
+    let log = m.stderr();
+    assert!(log.contains("refused.bin"), "{log}");
+    println!("log of the refused upload:\n{log}");
+
+    // Full storage: ENOSPC.
+    d.set_full(true);
+    let out = Command::new("cp")
+        .arg(env.path("config.toml"))
+        .arg(env.mnt().join("full.txt"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("No space left"), "{}", stderr(&out));
+    d.set_full(false);
+    assert!(!d.root().join("cta/full.txt").exists());
+}
+
+#[test]
+fn a_stalled_server_gives_eio_within_the_deadline() {
+    if skip() {
+        return;
+    }
+    let env = Env::new();
+    let d = door(&env);
+    d.put_file("/cta/slow.bin", &pattern(4 << 20, 5));
+    let m = env.mount("/cta", &["--io-timeout", "3s", "--retries", "1"]);
+    d.stall_gets(Some(64 * 1024));
+    let t = Instant::now();
+    let mut f = std::fs::File::open(env.mnt().join("slow.bin")).unwrap();
+    let mut buf = Vec::new();
+    let e = f.read_to_end(&mut buf).unwrap_err();
+    let took = t.elapsed();
+    assert_eq!(e.raw_os_error(), Some(5), "EIO expected: {e}");
+    assert!(took < Duration::from_secs(100), "took {took:?}");
+    println!("stalled server: EIO after {:.1}s", took.as_secs_f64());
+    let log = m.stderr();
+    assert!(
+        log.contains("slow.bin") && log.contains("io-timeout"),
+        "{log}"
+    );
+    d.stall_gets(None);
+}
+
+#[test]
+fn sigterm_with_a_file_open_unmounts_cleanly() {
+    if skip() {
+        return;
+    }
+    let env = Env::new();
+    let d = door(&env);
+    d.put_file("/cta/open.txt", b"held open\n");
+    let mut m = env.mount("/cta", &[]);
+    let f = std::fs::File::open(env.mnt().join("open.txt")).unwrap();
+    let status = m
+        .terminate(Duration::from_secs(30))
+        .expect("ends on SIGTERM");
+    assert_eq!(status.code(), Some(0), "{}", m.stderr());
+    assert!(!is_mounted(&env.mnt()), "mount gone after SIGTERM");
+    drop(f);
+}
+
+#[test]
+fn errors_before_mounting() {
+    if skip() {
+        return;
+    }
+    let env = Env::new();
+    let d = door(&env);
+    d.put_file("/cta/x.txt", b"x");
+    let mnt = env.mnt();
+    let mnt = mnt.to_str().unwrap();
+
+    // Not empty.
+    std::fs::write(env.path("mnt/stray"), b"").unwrap();
+    let o = env.run(Some(TOKEN), &["mount", "/cta", mnt]);
+    assert_eq!(o.status.code(), Some(USAGE), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not empty"), "{}", stderr(&o));
+    std::fs::remove_file(env.path("mnt/stray")).unwrap();
+
+    // Missing mountpoint.
+    let gone = env.path("nowhere");
+    let o = env.run(Some(TOKEN), &["mount", "/cta", gone.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(USAGE), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("does not exist") && stderr(&o).contains("mkdir"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Missing remote directory: the usual not-found.
+    let o = env.run(Some(TOKEN), &["mount", "/nope", mnt]);
+    assert_eq!(o.status.code(), Some(NOT_FOUND), "{}", stderr(&o));
+    assert!(stderr(&o).contains("/nope"), "{}", stderr(&o));
+
+    // No (or a wrong) token: the usual authentication error.
+    let o = env.run(Some("wrong-token"), &["mount", "/cta", mnt]);
+    assert_eq!(o.status.code(), Some(AUTH), "{}", stderr(&o));
+
+    // A file, not a directory.
+    let o = env.run(Some(TOKEN), &["mount", "/cta/x.txt", mnt]);
+    assert_eq!(o.status.code(), Some(USAGE), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a directory"), "{}", stderr(&o));
+
+    // No fusermount3: names the Debian package.
+    let mut c = env.cmd(Some(TOKEN));
+    c.env("PATH", env.path("home")).args(["mount", "/cta", mnt]);
+    let o = c.output().unwrap();
+    assert!(
+        stderr(&o).contains("apt-get install fuse3"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!o.status.success());
+    assert!(!is_mounted(&env.mnt()));
+}
+
+#[test]
+fn a_nearline_file_opens_with_an_error_naming_cta_data_stage() {
+    if skip() {
+        return;
+    }
+    let env = Env::new();
+    let d = door(&env);
+    d.put_file("/cta/tape.bin", b"on tape");
+    d.set_locality("/cta/tape.bin", Locality::Nearline);
+    d.put_file("/cta/disk.bin", b"on disk");
+    let m = env.mount("/cta", &[]);
+    let e = std::fs::read(env.mnt().join("tape.bin")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(61), "ENODATA expected: {e}");
+    assert_eq!(
+        std::fs::read(env.mnt().join("disk.bin")).unwrap(),
+        b"on disk"
+    );
+    let log = m.stderr();
+    assert!(log.contains("cta-data stage /cta/tape.bin"), "{log}");
+}
+
+#[test]
+fn daemon_pid_file_and_umount() {
+    if skip() {
+        return;
+    }
+    let env = Env::new();
+    let d = door(&env);
+    d.put_file("/cta/d.txt", b"daemon\n");
+    let pid_file = env.path("work/mount.pid");
+    let o = env.run(
+        Some(TOKEN),
+        &[
+            "mount",
+            "/cta",
+            env.mnt().to_str().unwrap(),
+            "--daemon",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+        ],
+    );
+    // Whatever happens below, never leave the mount behind.
+    struct Cleanup(PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            if is_mounted(&self.0) {
+                let _ = Command::new("fusermount3")
+                    .args(["-u", "-z"])
+                    .arg(&self.0)
+                    .status();
+            }
+        }
+    }
+    let _c = Cleanup(env.mnt());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("mounted /cta at"), "{}", stderr(&o));
+    assert!(is_mounted(&env.mnt()));
+    let pid: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(pid));
+    assert_eq!(std::fs::read(env.mnt().join("d.txt")).unwrap(), b"daemon\n");
+    let o = env.run(None, &["umount", env.mnt().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!is_mounted(&env.mnt()));
+    let t = Instant::now();
+    while alive(pid) && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!alive(pid), "the background process ends");
+    assert!(!pid_file.exists(), "its PID file is removed");
+    let o = env.run(None, &["umount", env.mnt().to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("not mounted"), "{}", stderr(&o));
+}
+
+/// A process that runs (not ended, not a zombie waiting for a parent to reap it).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().to_string()))
+        .is_some_and(|r| !r.starts_with('Z') && !r.starts_with('X'))
+}
