@@ -18,6 +18,8 @@ APT_PACKAGES+=(globus-proxy-utils voms-clients)
 # (tests/support/src/xrootd.rs, crates/cta-data/tests/cli_xrootd.rs); sqlite3 seeds its
 # token key cache offline; xrootd-client (xrdfs, xrdadler32) to look at the server by hand.
 APT_PACKAGES+=(xrootd-server xrootd-server-plugins xrootd-scitokens-plugins xrootd-client sqlite3)
+# FUSE 3 (fusermount3) for `cta-data mount` (issue 19; crates/cta-data/tests/cli_mount.rs).
+APT_PACKAGES+=(fuse3)
 # Node.js runs the tests' OpenID provider (tests/oidc: npm `oidc-provider`). The machine's own
 # node (e.g. NodeSource's) is used when there is one; else Debian's.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
