@@ -2,6 +2,9 @@
 //! door double. Every mount lives in a [`MountGuard`], which ends the process and removes
 //! the mount even when an assertion fails.
 
+#[allow(dead_code)]
+mod common;
+
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -631,4 +634,68 @@ fn alive(pid: u32) -> bool {
         .ok()
         .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().to_string()))
         .is_some_and(|r| !r.starts_with('Z') && !r.starts_with('X'))
+}
+
+/// A mount outlives its access token: the OIDC session (4 s access tokens from the test
+/// provider) is refreshed in-process, and requests after the expiry succeed.
+#[test]
+fn an_access_token_that_expires_during_the_mount_is_refreshed() {
+    if skip() {
+        return;
+    }
+    let w = common::World::new(ctadata_testsupport::OidcOptions {
+        access_ttl: Duration::from_secs(4),
+        ..Default::default()
+    });
+    let mut login = w
+        .cmd()
+        .args(["login", "--secret-stdin", "--no-qr"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut login.stdin.take().unwrap(),
+        w.idp.client_secret().as_bytes(),
+    )
+    .unwrap();
+    let stdout = login.stdout.take().unwrap();
+    let mut code = None;
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+        if let Some(c) = line.strip_prefix("and enter the code") {
+            code = Some(c.trim().to_string());
+            break;
+        }
+    }
+    w.idp
+        .approve(&code.expect("a device code"), "alice")
+        .unwrap();
+    let o = login.wait_with_output().unwrap();
+    assert!(o.status.success(), "login: {}", stderr(&o));
+
+    let mnt = w.path("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mut c = w.cmd();
+    c.arg("-v")
+        .arg("mount")
+        .arg("/cta")
+        .arg(&mnt)
+        .args(["--dir-cache-time", "1s"]);
+    let m = MountGuard::spawn(c, &mnt).expect("mount");
+    assert_eq!(std::fs::read(mnt.join("hello.txt")).unwrap(), b"hello\n");
+    let before = w.idp.stats().refresh_grants;
+    std::thread::sleep(Duration::from_secs(6));
+    // Past the token's expiry: a new file, so a new listing and a new GET are needed.
+    w.door.put_file("/cta/later.txt", b"after expiry\n");
+    assert_eq!(
+        std::fs::read(mnt.join("later.txt")).unwrap(),
+        b"after expiry\n",
+        "{}",
+        m.stderr()
+    );
+    assert!(
+        w.idp.stats().refresh_grants > before,
+        "the session was refreshed in-process"
+    );
 }
