@@ -18,8 +18,8 @@ pub use ctadata_core::config::{self, BackendKind, LoadOptions, ResolvedProfile};
 pub use ctadata_core::{
     backend::unsupported, credentials, entry, retry, share, tape, tpc, transfer, AuthProblem,
     ByteRange, Capabilities, Checksum, Download, Entry, EntryKind, EntryStream, Error, GetOptions,
-    PutOptions, PutOutcome, RemotePath, Result, RetryPolicy, Retrying, ServerCopyOps, ServerNotes,
-    ShareOps, StorageBackend, Support, TapeOps, Upload,
+    PutOptions, PutOutcome, ReadSession, RemotePath, Result, RetryPolicy, Retrying, ServerCopyOps,
+    ServerNotes, ShareOps, StorageBackend, Support, TapeOps, Upload,
 };
 pub use ctadata_local::LocalBackend;
 pub use ctadata_object_store::{profile_url, split_url, CtaObjectStore, SCHEME};

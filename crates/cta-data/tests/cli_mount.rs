@@ -699,3 +699,59 @@ fn an_access_token_that_expires_during_the_mount_is_refreshed() {
         "the session was refreshed in-process"
     );
 }
+
+/// dCache keeps a read mover alive while a connection that used it is open (the door double
+/// models that): a second random read of an open file goes straight to the pool, one round
+/// trip; once the pool has closed that connection, the next read asks the door again.
+#[test]
+fn a_second_random_read_goes_straight_to_the_pool() {
+    if skip() {
+        return;
+    }
+    let env = Env::new();
+    let d = door(&env);
+    let data = pattern(8 << 20, 11);
+    d.put_file("/cta/h5.bin", &data);
+    let m = env.mount("/cta", &[]);
+    let f = std::fs::File::open(env.mnt().join("h5.bin")).unwrap();
+    let read = |off: usize| {
+        let mut buf = vec![0u8; 4096];
+        let n = f.read_at(&mut buf, off as u64).unwrap();
+        assert_eq!(n, 4096);
+        assert!(buf == data[off..off + 4096], "bytes at {off} differ");
+    };
+    read(5 << 20);
+    std::thread::sleep(Duration::from_millis(500));
+    let s1 = d.stats();
+    read((1 << 20) + 300_000);
+    std::thread::sleep(Duration::from_millis(500));
+    let s2 = d.stats();
+    println!(
+        "second random read: {} door request(s), {} pool request(s)",
+        s2.door_requests - s1.door_requests,
+        s2.pool_requests - s1.pool_requests
+    );
+    assert_eq!(s2.door_requests, s1.door_requests, "no door round trip");
+    assert!(s2.pool_requests > s1.pool_requests);
+    assert_eq!(s2.stale_uuid_hits, 0);
+
+    // The pool closes the kept-alive connection as the next request arrives on it: the
+    // mover ends with it, the remembered URL fails, the door is asked again, and the read
+    // still succeeds.
+    d.drop_reused_pool_requests(1);
+    let s3 = d.stats();
+    read(7 << 20);
+    std::thread::sleep(Duration::from_millis(500));
+    let s4 = d.stats();
+    println!(
+        "after the pool closed the connection: {} door request(s), {} pool request(s)",
+        s4.door_requests - s3.door_requests,
+        s4.pool_requests - s3.pool_requests,
+    );
+    assert!(
+        s4.door_requests > s3.door_requests,
+        "the door is asked again"
+    );
+    drop(f);
+    drop(m);
+}

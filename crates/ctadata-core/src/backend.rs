@@ -96,7 +96,44 @@ pub struct GetOptions {
     /// What the caller already knows of the file (from the listing that found it): a
     /// backend may use it instead of looking the file up again.
     pub known: Option<Entry>,
+    // ---- mount (issue 19) ----
+    /// A read session shared by the reads of one open file: a backend may keep in it what
+    /// makes the next read of the same file cheaper (dCache: the pool's URL, valid while a
+    /// connection that used it stays open), and must fall back when that no longer works.
+    pub session: Option<ReadSession>,
 }
+
+// ---- mount (issue 19) ----
+/// What one open file's reads share (see [`GetOptions::session`]): an opaque slot a backend
+/// fills and empties. Its contents may hold a secret (a pool URL with its transfer id): it is
+/// never shown, not even by `Debug`.
+#[derive(Clone, Default)]
+pub struct ReadSession(Arc<std::sync::Mutex<Option<String>>>);
+
+impl ReadSession {
+    /// An empty session.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// What the backend kept, if anything.
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Keeps `value` (or forgets, with `None`).
+    pub fn set(&self, value: Option<String>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = value;
+    }
+}
+
+impl Debug for ReadSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = self.0.lock().map(|v| v.is_some()).unwrap_or(false);
+        f.debug_struct("ReadSession").field("held", &held).finish()
+    }
+}
+// ---- end of mount ----
 
 impl GetOptions {
     /// Only these bytes.
@@ -120,6 +157,12 @@ impl GetOptions {
     /// The file's entry as the caller's listing gave it.
     pub fn with_known(mut self, entry: Entry) -> Self {
         self.known = Some(entry);
+        self
+    }
+
+    /// The read session of the open file this read belongs to (mount, issue 19).
+    pub fn with_session(mut self, session: ReadSession) -> Self {
+        self.session = Some(session);
         self
     }
 }

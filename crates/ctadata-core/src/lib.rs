@@ -17,7 +17,7 @@ pub mod transfer;
 
 pub use backend::{
     ByteRange, ByteStream, Capabilities, Download, EntryStream, GetOptions, PutOptions, PutOutcome,
-    ServerNotes, StorageBackend, Support, Upload,
+    ReadSession, ServerNotes, StorageBackend, Support, Upload,
 };
 pub use checksum::{Adler32, Checksum, ChecksumAlgorithm};
 pub use entry::{Entry, EntryKind, Locality};

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use ctadata::{
-    ByteRange, Entry, EntryKind, Error, GetOptions, PutOptions, RemotePath, Result, StorageBackend,
-    Upload,
+    ByteRange, Entry, EntryKind, Error, GetOptions, PutOptions, ReadSession, RemotePath, Result,
+    StorageBackend, Upload,
 };
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, OpenFlags,
@@ -161,6 +161,8 @@ struct ReadHandle {
     size: u64,
     /// Which version of the file the cached blocks belong to.
     version: u64,
+    /// Shared by this open file's reads (dCache: the pool's URL, one round trip per range).
+    session: ReadSession,
     seq: Mutex<Seq>,
 }
 
@@ -597,10 +599,12 @@ impl Inner {
             let backend = self.backend.clone();
             let path = h.path.clone();
             let entry = h.entry.clone();
+            let session = h.session.clone();
             let size = h.size;
             let timeout = self.opts.io_timeout;
-            self.rt
-                .spawn(fetch_run(backend, path, entry, size, claims, timeout));
+            self.rt.spawn(fetch_run(
+                backend, path, entry, session, size, claims, timeout,
+            ));
         };
         for b in from..to {
             match self.cache.claim((h.version, b)) {
@@ -694,6 +698,7 @@ async fn fetch_run(
     backend: Arc<dyn StorageBackend>,
     path: RemotePath,
     entry: Entry,
+    session: ReadSession,
     size: u64,
     claims: Vec<(u64, Claim)>,
     timeout: Duration,
@@ -713,7 +718,10 @@ async fn fetch_run(
     let Ok(range) = ByteRange::bounded(start, end) else {
         return fail(claims, Errno::EIO);
     };
-    let opts = GetOptions::default().with_range(range).with_known(entry);
+    let opts = GetOptions::default()
+        .with_range(range)
+        .with_known(entry)
+        .with_session(session);
     let dl = match tokio::time::timeout(timeout, backend.get(&path, opts)).await {
         Ok(Ok(d)) => d,
         Ok(Err(e)) => {
@@ -1010,6 +1018,7 @@ impl Filesystem for MountFs {
                 path,
                 size: entry.size.unwrap_or(0),
                 version: version_of(&entry),
+                session: ReadSession::new(),
                 entry,
                 seq: Mutex::new(Seq::default()),
             };

@@ -15,7 +15,39 @@ const WANTED: [ChecksumAlgorithm; 2] = [ChecksumAlgorithm::Adler32, ChecksumAlgo
 impl WebDav {
     pub(crate) async fn op_get(&self, path: &RemotePath, opts: GetOptions) -> Result<Download> {
         self.check_addressable(path).await?;
-        let mut r = self.req(Method::GET, path, false);
+        // ---- mount (issue 19): the pool URL of an earlier read of this open file ----
+        // dCache keeps a read mover (and its URL) alive while a connection that used it is
+        // open: a later range goes straight to the pool, one round trip. Any failure there
+        // (the mover ended: the pool answers an error, or the connection is gone) forgets
+        // the URL and asks the door again.
+        if let Some(session) = &opts.session {
+            if let Some(pool) = session.get().and_then(|u| url::Url::parse(&u).ok()) {
+                let mut r = self.req(Method::GET, path, false);
+                r.url = pool;
+                r.follow = false;
+                match self.get_at(path, r, &opts).await {
+                    Ok(d) => return Ok(d),
+                    Err(e) => {
+                        session.set(None);
+                        tracing::debug!(
+                            "{path}: the pool's URL no longer serves ({e}); asking the door again"
+                        );
+                    }
+                }
+            }
+        }
+        let r = self.req(Method::GET, path, false);
+        self.get_at(path, r, &opts).await
+    }
+
+    /// One GET (`r`'s URL: the door, or a pool remembered in the read session).
+    async fn get_at(
+        &self,
+        path: &RemotePath,
+        mut r: crate::send::Req<'_>,
+        opts: &GetOptions,
+    ) -> Result<Download> {
+        let at_pool = !r.follow;
         if opts.want_checksums {
             r.headers
                 .insert("want-digest", HeaderValue::from_static(WANT_DIGEST));
@@ -30,8 +62,18 @@ impl WebDav {
                 r.headers.insert(reqwest::header::IF_MATCH, v);
             }
         }
-        let resp = self.send(r).await?;
+        let resp = if at_pool {
+            // No token: the pool's URL carries the transfer's own authorisation.
+            self.send_following(&r, &None).await?
+        } else {
+            self.send(r).await?
+        };
         let status = resp.status().as_u16();
+        if let Some(session) = &opts.session {
+            if !at_pool && (status == 200 || status == 206) && !self.base.same_origin(resp.url()) {
+                session.set(Some(resp.url().to_string()));
+            }
+        }
         match status {
             200 | 206 => {}
             412 => {

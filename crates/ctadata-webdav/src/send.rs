@@ -192,7 +192,7 @@ impl WebDav {
         Err(self.refused(&token, req.path, 401))
     }
 
-    async fn send_following(
+    pub(crate) async fn send_following(
         &self,
         req: &Req<'_>,
         token: &Option<BearerToken>,

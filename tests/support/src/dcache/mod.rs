@@ -218,6 +218,13 @@ struct Faults {
 struct Ticket {
     path: DPath,
     write: bool,
+    // mount (issue 19): as in dCache's HttpPoolNettyServer, a read mover stays registered
+    // while a connection that opened it is open (non-exclusive opens, counted), and ends when
+    // the last such connection closes; a write mover serves one request.
+    /// Connections that opened this (read) ticket and are still open.
+    open: usize,
+    /// Some connection has used it: once `open` falls back to 0, it is gone.
+    used: bool,
 }
 
 #[derive(Default)]
@@ -304,6 +311,8 @@ impl Shared {
             Ticket {
                 path: path.clone(),
                 write,
+                open: 0,
+                used: false,
             },
         );
         self.counters.redirects.fetch_add(1, Ordering::Relaxed);

@@ -34,9 +34,16 @@ pub(super) async fn serve_connection(shared: Arc<Shared>, io: Box<dyn Io>) {
     )));
     let idle_close = shared.faults().pool_idle_close;
     let state = served.clone();
+    // mount (issue 19): the read tickets this connection opened, released when it closes.
+    let _opened = OpenedTickets {
+        shared: shared.clone(),
+        uuids: Arc::new(std::sync::Mutex::new(Vec::new())),
+    };
+    let conn_uuids = _opened.uuids.clone();
     let svc = service_fn(move |req| {
         let shared = shared.clone();
         let state = state.clone();
+        let conn_uuids = conn_uuids.clone();
         async move {
             {
                 let mut s = lock(&state);
@@ -48,7 +55,7 @@ pub(super) async fn serve_connection(shared: Arc<Shared>, io: Box<dyn Io>) {
                 s.0 += 1;
                 s.1 += 1;
             }
-            let resp = handle(shared, req).await;
+            let resp = handle(shared, req, &conn_uuids).await;
             let mut s = lock(&state);
             s.1 -= 1;
             s.2 = std::time::Instant::now();
@@ -77,7 +84,35 @@ pub(super) async fn serve_connection(shared: Arc<Shared>, io: Box<dyn Io>) {
     let _ = conn.await;
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+// mount (issue 19)
+/// The read tickets one connection opened; dropping it (the connection closed) releases them,
+/// and a ticket no open connection holds any more is gone, as dCache's mover ends.
+struct OpenedTickets {
+    shared: Arc<Shared>,
+    uuids: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Drop for OpenedTickets {
+    fn drop(&mut self) {
+        let uuids = std::mem::take(&mut *lock(&self.uuids));
+        let mut tickets = lock(&self.shared.tickets);
+        for u in uuids {
+            let gone = tickets.get_mut(&u).is_some_and(|t| {
+                t.open = t.open.saturating_sub(1);
+                t.open == 0
+            });
+            if gone {
+                tickets.remove(&u);
+            }
+        }
+    }
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    conn_uuids: &std::sync::Mutex<Vec<String>>,
+) -> Response<Body> {
     let c = &shared.counters;
     c.pool_requests.fetch_add(1, Ordering::Relaxed);
     if req.headers().contains_key(header::AUTHORIZATION) {
@@ -86,7 +121,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let mut rec = record_of(Side::Pool, &req);
     let is_put = req.method() == Method::PUT;
     let mut consumed = false;
-    let mut resp = dispatch(&shared, req, &mut consumed).await;
+    let mut resp = dispatch(&shared, req, &mut consumed, conn_uuids).await;
     if is_put && !consumed {
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -107,6 +142,7 @@ async fn dispatch(
     shared: &Arc<Shared>,
     req: Request<Incoming>,
     consumed: &mut bool,
+    conn_uuids: &std::sync::Mutex<Vec<String>>,
 ) -> Response<Body> {
     if let Some((status, retry_after)) = shared.take_failure(Side::Pool) {
         return failure(status, retry_after);
@@ -124,8 +160,31 @@ async fn dispatch(
         .uri()
         .query()
         .and_then(|q| query_param(q, "dcache-http-uuid"));
-    let ticket = uuid.and_then(|u| lock(&shared.tickets).remove(&u));
-    let valid = ticket.is_some_and(|t| t.path == path && t.write == write);
+    // mount (issue 19): a write ticket serves one request; a read ticket is opened by this
+    // connection (once) and stays valid while any connection that opened it is open.
+    let valid = uuid.is_some_and(|u| {
+        let mut tickets = lock(&shared.tickets);
+        let Some(t) = tickets.get_mut(&u) else {
+            return false;
+        };
+        if t.path != path || t.write != write {
+            return false;
+        }
+        if write {
+            tickets.remove(&u);
+            return true;
+        }
+        let mut mine = lock(conn_uuids);
+        if !mine.contains(&u) {
+            if t.used && t.open == 0 {
+                return false;
+            }
+            t.open += 1;
+            t.used = true;
+            mine.push(u);
+        }
+        true
+    });
     if !valid {
         shared.counters.stale_uuid.fetch_add(1, Ordering::Relaxed);
         return text(
