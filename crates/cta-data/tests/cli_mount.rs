@@ -755,3 +755,44 @@ fn a_second_random_read_goes_straight_to_the_pool() {
     drop(f);
     drop(m);
 }
+
+/// Read-ahead grows with the sequence read, so a reader that stops early (an HDF5 dataset in
+/// a bigger file) has not made the server send much more than it read.
+#[test]
+fn read_ahead_stays_close_to_what_a_reader_uses() {
+    if skip() {
+        return;
+    }
+    let env = Env::new();
+    let data = pattern(64 << 20, 13);
+    std::fs::write(env.path("root/data.h5"), &data).unwrap();
+    let n = nginx(&env);
+    let _m = env.mount("/", &[]);
+    let before = n.access_log_lines().len();
+    let f = std::fs::File::open(env.mnt().join("data.h5")).unwrap();
+    let (start, len) = (8usize << 20, 16usize << 20);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut off = start;
+    while off < start + len {
+        let got = f.read_at(&mut buf, off as u64).unwrap();
+        assert!(got > 0);
+        assert!(buf[..got] == data[off..off + got], "bytes at {off} differ");
+        off += got;
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let lines = n.access_log_lines()[before..].to_vec();
+    let sent: u64 = lines
+        .iter()
+        .filter(|l| l.starts_with("GET "))
+        .map(|l| sent_bytes(l))
+        .sum();
+    println!(
+        "a 16 MiB sequential read in a 64 MiB file: {} GETs, {sent} bytes sent ({:.2}x)",
+        count(&lines, "GET"),
+        sent as f64 / len as f64
+    );
+    assert!(
+        sent <= len as u64 * 13 / 10,
+        "{sent} bytes sent for {len} read"
+    );
+}

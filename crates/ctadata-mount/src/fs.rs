@@ -27,7 +27,7 @@ use crate::cache::{BlockCache, Claim, Lookup, BLOCK};
 use crate::{errno_of, MountOptions};
 
 /// Read-ahead starts at this window once reads look sequential...
-const MIN_WINDOW: u64 = 512 << 10;
+const MIN_WINDOW: u64 = 256 << 10;
 /// ...and doubles up to this.
 const MAX_WINDOW: u64 = 64 << 20;
 /// One ranged GET of read-ahead covers at most this much (several run at once).
@@ -544,7 +544,7 @@ impl Inner {
         let last = (end - 1) / BLOCK;
         let blocks_total = h.size.div_ceil(BLOCK);
         // Sequential or random? Decide the blocks to ask for beyond this read. The window
-        // is a quarter of the bytes read in sequence so far (at least MIN_WINDOW, at most
+        // is an eighth of the bytes read in sequence so far (at least MIN_WINDOW, at most
         // MAX_WINDOW), so read-ahead never fetches much more than a reader goes on to use;
         // it is topped up once half of it has been consumed, in runs of up to RUN_BYTES.
         let (ahead_from, ahead_to) = {
@@ -554,7 +554,7 @@ impl Inner {
             if sequential {
                 s.seq_bytes += end - offset;
                 let max = MAX_WINDOW.min(self.cache.max_bytes() / 4);
-                s.window = (s.seq_bytes / 4).clamp(MIN_WINDOW.min(max), max);
+                s.window = (s.seq_bytes / 8).clamp(MIN_WINDOW.min(max), max);
                 s.next = s.next.max(end);
             } else {
                 s.seq_bytes = 0;
