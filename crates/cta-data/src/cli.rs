@@ -529,13 +529,16 @@ pub struct MountArgs {
     /// How long listings and file attributes are cached (90s, 5m, 1h).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration_arg)]
     pub dir_cache_time: std::time::Duration,
-    /// Where new files are spooled before their upload (default: a private temporary
-    /// directory).
+    /// Cache file blocks on disk in this directory (in DIR/blocks, emptied at start: one
+    /// directory per mount), and spool new files there before their upload (DIR/spool);
+    /// default: blocks in memory only, new files spooled to a private temporary directory.
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Memory for cached blocks and read-ahead, at most (K, M, G suffixes).
-    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = size_arg)]
-    pub cache_max_size: u64,
+    /// Size of the block cache, read-ahead included (K, M, G suffixes): in memory (default
+    /// 256M), or with --cache-dir on disk (default 1G; memory then takes a quarter of it, at
+    /// most 256M).
+    #[arg(long, value_name = "SIZE", value_parser = size_arg)]
+    pub cache_max_size: Option<u64>,
     /// Return once the mount is ready, leaving it running in the background.
     #[arg(long)]
     pub daemon: bool,

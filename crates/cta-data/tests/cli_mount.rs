@@ -660,18 +660,23 @@ fn an_access_token_that_expires_during_the_mount_is_refreshed() {
         w.idp.client_secret().as_bytes(),
     )
     .unwrap();
+    // Read all of stdout (the code line, then what follows) so login never writes to a
+    // closed pipe.
     let stdout = login.stdout.take().unwrap();
-    let mut code = None;
-    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
-        if let Some(c) = line.strip_prefix("and enter the code") {
-            code = Some(c.trim().to_string());
-            break;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            if let Some(c) = line.strip_prefix("and enter the code") {
+                let _ = tx.send(c.trim().to_string());
+            }
         }
-    }
-    w.idp
-        .approve(&code.expect("a device code"), "alice")
-        .unwrap();
+    });
+    let code = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a device code");
+    w.idp.approve(&code, "alice").unwrap();
     let o = login.wait_with_output().unwrap();
+    reader.join().unwrap();
     assert!(o.status.success(), "login: {}", stderr(&o));
 
     let mnt = w.path("mnt");
@@ -799,4 +804,57 @@ fn read_ahead_stays_close_to_what_a_reader_uses() {
         sent <= len as u64 * 13 / 10,
         "{sent} bytes sent for {len} read"
     );
+}
+
+/// With --cache-dir, blocks pushed out of memory are kept on disk, within --cache-max-size:
+/// a second read of a file costs the server nothing.
+#[test]
+fn the_disk_cache_serves_a_second_read_within_its_bound() {
+    if skip() {
+        return;
+    }
+    let env = Env::new();
+    let data = pattern(6 << 20, 17);
+    std::fs::write(env.path("root/twice.bin"), &data).unwrap();
+    let n = nginx(&env);
+    let cache = env.path("work/cache");
+    let _m = env.mount(
+        "/",
+        &[
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "--cache-max-size",
+            "8M",
+        ],
+    );
+    assert_eq!(std::fs::read(env.mnt().join("twice.bin")).unwrap(), data);
+    std::thread::sleep(Duration::from_millis(500));
+    let first: u64 = n
+        .access_log_lines()
+        .iter()
+        .filter(|l| l.starts_with("GET "))
+        .map(|l| sent_bytes(l))
+        .sum();
+    let on_disk: u64 = std::fs::read_dir(cache.join("blocks"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(
+        on_disk > 0 && on_disk <= 8 << 20,
+        "{on_disk} bytes of blocks on disk"
+    );
+    assert!(
+        data == std::fs::read(env.mnt().join("twice.bin")).unwrap(),
+        "second read differs"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let second: u64 = n
+        .access_log_lines()
+        .iter()
+        .filter(|l| l.starts_with("GET "))
+        .map(|l| sent_bytes(l))
+        .sum::<u64>()
+        - first;
+    println!("disk cache: first read {first} bytes sent, second read {second} bytes sent, {on_disk} bytes of blocks on disk");
+    assert_eq!(second, 0, "the second read came from the caches");
 }

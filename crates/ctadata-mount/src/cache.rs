@@ -28,10 +28,95 @@ struct State {
     inflight: HashMap<Key, watch::Receiver<Slot>>,
 }
 
-/// A byte-bounded LRU cache of file blocks, with the fetches in flight.
+/// A byte-bounded LRU cache of file blocks, with the fetches in flight; with a disk tier,
+/// blocks pushed out of memory are kept on disk (bounded too) and come back from there.
 pub struct BlockCache {
     max_bytes: u64,
     state: Mutex<State>,
+    disk: Option<DiskTier>,
+}
+
+/// Blocks on local disk, one file each, byte-bounded (LRU).
+struct DiskTier {
+    dir: std::path::PathBuf,
+    max_bytes: u64,
+    state: Mutex<DiskState>,
+}
+
+#[derive(Default)]
+struct DiskState {
+    index: HashMap<Key, (u64, u64)>,
+    order: BTreeMap<u64, Key>,
+    bytes: u64,
+    tick: u64,
+}
+
+impl DiskTier {
+    fn file(&self, key: Key) -> std::path::PathBuf {
+        self.dir.join(format!("{:016x}-{}", key.0, key.1))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, DiskState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn put(&self, key: Key, data: &Bytes) {
+        let len = data.len() as u64;
+        if len > self.max_bytes || self.lock().index.contains_key(&key) {
+            return;
+        }
+        if let Err(e) = std::fs::write(self.file(key), data) {
+            tracing::debug!("cache: cannot write a block to {}: {e}", self.dir.display());
+            return;
+        }
+        let mut drop_files = Vec::new();
+        {
+            let mut st = self.lock();
+            st.tick += 1;
+            let tick = st.tick;
+            st.index.insert(key, (len, tick));
+            st.order.insert(tick, key);
+            st.bytes += len;
+            while st.bytes > self.max_bytes {
+                let Some((&t, &k)) = st.order.iter().next() else {
+                    break;
+                };
+                st.order.remove(&t);
+                if let Some((l, _)) = st.index.remove(&k) {
+                    st.bytes = st.bytes.saturating_sub(l);
+                    drop_files.push(k);
+                }
+            }
+        }
+        for k in drop_files {
+            let _ = std::fs::remove_file(self.file(k));
+        }
+    }
+
+    fn get(&self, key: Key) -> Option<Bytes> {
+        {
+            let mut st = self.lock();
+            st.tick += 1;
+            let tick = st.tick;
+            let (_, old) = st
+                .index
+                .get_mut(&key)
+                .map(|(l, t)| (*l, std::mem::replace(t, tick)))?;
+            st.order.remove(&old);
+            st.order.insert(tick, key);
+        }
+        match std::fs::read(self.file(key)) {
+            Ok(d) => Some(Bytes::from(d)),
+            Err(_) => {
+                let mut st = self.lock();
+                if let Some((l, t)) = st.index.remove(&key) {
+                    st.order.remove(&t);
+                    st.bytes = st.bytes.saturating_sub(l);
+                }
+                None
+            }
+        }
+    }
 }
 
 /// How a caller gets a block: at once, by waiting on a fetch, or by fetching it itself.
@@ -79,7 +164,34 @@ impl BlockCache {
         Arc::new(Self {
             max_bytes: max_bytes.max(4 * BLOCK),
             state: Mutex::new(State::default()),
+            disk: None,
         })
+    }
+
+    /// A cache of at most `max_bytes` in memory, backed by at most `disk_bytes` of block
+    /// files in `dir` (emptied first: blocks of an earlier mount are not trusted).
+    pub fn with_disk(
+        max_bytes: u64,
+        dir: &std::path::Path,
+        disk_bytes: u64,
+    ) -> std::io::Result<Arc<Self>> {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)?;
+        }
+        std::fs::create_dir_all(dir)?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(Arc::new(Self {
+            max_bytes: max_bytes.max(4 * BLOCK),
+            state: Mutex::new(State::default()),
+            disk: Some(DiskTier {
+                dir: dir.to_path_buf(),
+                max_bytes: disk_bytes,
+                state: Mutex::new(DiskState::default()),
+            }),
+        }))
     }
 
     /// The bound given.
@@ -103,14 +215,27 @@ impl BlockCache {
             st.order.insert(tick, key);
             return Lookup::Ready(data);
         }
-        match st.inflight.get(&key) {
-            Some(rx) => Lookup::Wait(rx.clone()),
-            None => Lookup::Missing,
+        if let Some(rx) = st.inflight.get(&key) {
+            return Lookup::Wait(rx.clone());
         }
+        drop(st);
+        if let Some(data) = self.disk.as_ref().and_then(|d| d.get(key)) {
+            self.insert(key, data.clone());
+            return Lookup::Ready(data);
+        }
+        Lookup::Missing
     }
 
-    /// Claims a block that is neither cached nor being fetched; `None` when it is.
+    /// Claims a block that is neither cached (in memory or on disk) nor being fetched; `None`
+    /// when it is.
     pub fn claim(self: &Arc<Self>, key: Key) -> Option<Claim> {
+        if self
+            .disk
+            .as_ref()
+            .is_some_and(|d| d.lock().index.contains_key(&key))
+        {
+            return None;
+        }
         let mut st = self.lock();
         if st.blocks.contains_key(&key) || st.inflight.contains_key(&key) {
             return None;
@@ -135,6 +260,7 @@ impl BlockCache {
         }
         st.order.insert(tick, key);
         st.bytes += len;
+        let mut evicted = Vec::new();
         while st.bytes > self.max_bytes {
             let Some((&t, &k)) = st.order.iter().next() else {
                 break;
@@ -142,6 +268,13 @@ impl BlockCache {
             st.order.remove(&t);
             if let Some((d, _)) = st.blocks.remove(&k) {
                 st.bytes = st.bytes.saturating_sub(d.len() as u64);
+                evicted.push((k, d));
+            }
+        }
+        drop(st);
+        if let Some(disk) = &self.disk {
+            for (k, d) in evicted {
+                disk.put(k, &d);
             }
         }
     }
@@ -175,6 +308,28 @@ mod tests {
         assert!(c.bytes() <= 4 * BLOCK);
         assert!(matches!(c.lookup((1, 9)), Lookup::Ready(_)));
         assert!(matches!(c.lookup((1, 0)), Lookup::Missing));
+    }
+
+    #[test]
+    fn blocks_pushed_out_of_memory_come_back_from_disk_within_its_bound() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("blocks");
+        let c = BlockCache::with_disk(4 * BLOCK, &dir, 8 * BLOCK).unwrap();
+        for i in 0..20u64 {
+            let claim = c.claim((3, i)).unwrap();
+            claim.fill(Ok(Bytes::from(vec![i as u8; BLOCK as usize])));
+        }
+        let on_disk: u64 = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        assert!(on_disk <= 8 * BLOCK, "{on_disk}");
+        // Block 14 left memory (which holds the last 4) but is among the last 8 on disk.
+        match c.lookup((3, 14)) {
+            Lookup::Ready(b) => assert_eq!(b[0], 14),
+            _ => panic!("block 14 should come from disk"),
+        }
+        assert!(matches!(c.lookup((3, 0)), Lookup::Missing));
     }
 
     #[tokio::test]

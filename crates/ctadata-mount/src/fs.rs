@@ -30,6 +30,8 @@ use crate::{errno_of, MountOptions};
 const MIN_WINDOW: u64 = 256 << 10;
 /// ...and doubles up to this.
 const MAX_WINDOW: u64 = 64 << 20;
+/// The memory cache's bound when blocks are also cached on disk (--cache-dir).
+const MEMORY_WITH_DISK: u64 = 256 << 20;
 /// One ranged GET of read-ahead covers at most this much (several run at once).
 const RUN_BYTES: u64 = 8 << 20;
 /// A read this close to where the last one ended still counts as sequential (the kernel
@@ -289,6 +291,20 @@ impl MountFs {
                     .map_err(|e| Error::local("create", std::env::temp_dir(), e))?,
             ),
         };
+        // Without --cache-dir, --cache-max-size bounds the memory cache; with it, the disk
+        // cache, and memory takes a quarter of it (at most MEMORY_WITH_DISK).
+        let cache = match &opts.cache_dir {
+            None => BlockCache::new(opts.cache_max_size),
+            Some(dir) => {
+                let blocks = dir.join("blocks");
+                BlockCache::with_disk(
+                    (opts.cache_max_size / 4).min(MEMORY_WITH_DISK),
+                    &blocks,
+                    opts.cache_max_size,
+                )
+                .map_err(|e| Error::local("prepare the block cache in", &blocks, e))?
+            }
+        };
         // SAFETY: plain getters without arguments.
         let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
         let mut nodes = Nodes::default();
@@ -306,7 +322,7 @@ impl MountFs {
                 rt,
                 uid: opts.uid.unwrap_or(euid),
                 gid: opts.gid.unwrap_or(egid),
-                cache: BlockCache::new(opts.cache_max_size),
+                cache,
                 opts,
                 root,
                 root_meta: Meta::of(&root_entry),

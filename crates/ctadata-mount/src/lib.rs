@@ -46,10 +46,12 @@ pub struct MountOptions {
     pub umask: u32,
     /// How long listings and attributes are trusted before asking the server again.
     pub dir_cache_time: Duration,
-    /// Where new files are spooled before their upload (a private temporary directory when
-    /// `None`).
+    /// A directory of this mount's own: file blocks are cached on disk in `blocks/`
+    /// (emptied at start) and new files spooled in `spool/` before their upload. `None`:
+    /// blocks in memory only, new files spooled to a private temporary directory.
     pub cache_dir: Option<PathBuf>,
-    /// Bound of the in-memory block cache, read-ahead included, in bytes.
+    /// Bound of the block cache, read-ahead included, in bytes: the memory cache without
+    /// `cache_dir`; with it, the disk cache (memory then takes a quarter, at most 256 MiB).
     pub cache_max_size: u64,
     /// Stage a file that is only on tape when it is opened, and wait, instead of failing.
     pub stage_on_open: bool,

@@ -35,7 +35,11 @@ pub(super) async fn mount(
         umask: args.umask,
         dir_cache_time: args.dir_cache_time,
         cache_dir: args.cache_dir.clone(),
-        cache_max_size: args.cache_max_size,
+        cache_max_size: args.cache_max_size.unwrap_or(if args.cache_dir.is_some() {
+            1 << 30
+        } else {
+            256 << 20
+        }),
         stage_on_open: args.stage_on_open,
         io_timeout: args.io_timeout,
     };
