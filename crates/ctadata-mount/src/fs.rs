@@ -438,13 +438,20 @@ impl Inner {
             })
             .await?;
         let entries = Arc::new(Dir::new(entries));
-        lock(&self.listings).insert(
+        let ttl = self.ttl();
+        let mut listings = lock(&self.listings);
+        // Memory stays with what was listed within --dir-cache-time.
+        listings.retain(|_, l| l.at.elapsed() < ttl);
+        listings.insert(
             dir.clone(),
             Listing {
                 at: Instant::now(),
                 entries: entries.clone(),
             },
         );
+        drop(listings);
+        // Those waiting hold the gate still; newcomers find the fresh listing.
+        lock(&self.listing_locks).remove(dir);
         Ok(entries)
     }
 
