@@ -858,3 +858,31 @@ fn the_disk_cache_serves_a_second_read_within_its_bound() {
     println!("disk cache: first read {first} bytes sent, second read {second} bytes sent, {on_disk} bytes of blocks on disk");
     assert_eq!(second, 0, "the second read came from the caches");
 }
+
+/// With --stage-on-open, opening a file that is only on tape stages it (WLCG Tape REST) and
+/// waits; the read then succeeds.
+#[test]
+fn stage_on_open_stages_and_waits() {
+    if skip() {
+        return;
+    }
+    let env = Env::new();
+    let d = door(&env);
+    d.put_file("/cta/cold.bin", b"was on tape\n");
+    d.set_locality("/cta/cold.bin", Locality::Nearline);
+    let m = env.mount("/cta", &["--stage-on-open"]);
+    assert_eq!(
+        std::fs::read(env.mnt().join("cold.bin")).unwrap(),
+        b"was on tape\n",
+        "{}",
+        m.stderr()
+    );
+    let posts = d
+        .stats()
+        .log
+        .iter()
+        .filter(|r| r.method == "POST" && r.path_and_query == "/api/v1/tape/stage")
+        .count();
+    assert_eq!(posts, 1, "one stage request");
+    assert!(m.stderr().contains("staging it"), "{}", m.stderr());
+}
