@@ -559,7 +559,7 @@ impl Inner {
         offset: u64,
         size: u32,
     ) -> std::result::Result<Vec<u8>, Errno> {
-        let end = (offset + u64::from(size)).min(h.size);
+        let end = offset.saturating_add(u64::from(size)).min(h.size);
         if offset >= end {
             return Ok(Vec::new());
         }

@@ -411,6 +411,7 @@ pub fn errno_of(op: &str, path: &RemotePath, e: &Error) -> fuser::Errno {
             status: Some(507), ..
         } => Errno::ENOSPC,
         Error::Unsupported { .. } => Errno::EPERM,
+        Error::InvalidPath { .. } | Error::Usage { .. } => Errno::EINVAL,
         _ => Errno::EIO,
     };
     if errno == Errno::ENOENT {
