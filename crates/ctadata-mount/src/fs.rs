@@ -233,7 +233,6 @@ struct Inner {
     backend: Arc<dyn StorageBackend>,
     rt: tokio::runtime::Handle,
     opts: MountOptions,
-    root: RemotePath,
     root_meta: Meta,
     uid: u32,
     gid: u32,
@@ -324,7 +323,6 @@ impl MountFs {
                 gid: opts.gid.unwrap_or(egid),
                 cache,
                 opts,
-                root,
                 root_meta: Meta::of(&root_entry),
                 nodes: Mutex::new(nodes),
                 listings: Mutex::new(HashMap::new()),
@@ -1409,13 +1407,9 @@ impl MountFs {
 /// A file on tape only: staged and waited for with `--stage-on-open`, else `ENODATA` and a
 /// log line naming `cta-data stage`.
 async fn stage(fs: &Inner, path: &RemotePath) -> std::result::Result<Entry, Errno> {
-    let rel = path
-        .strip_prefix(&fs.root)
-        .map(str::to_string)
-        .unwrap_or_else(|| path.to_string());
     if !fs.opts.stage_on_open {
         tracing::warn!(
-            "open {path}: the file is on tape only (NEARLINE); stage it first with 'cta-data stage {path}', or mount with --stage-on-open (mount-relative: {rel})"
+            "open {path}: the file is on tape only (NEARLINE); stage it first with 'cta-data stage {path}', or mount with --stage-on-open"
         );
         return Err(Errno::ENODATA);
     }
