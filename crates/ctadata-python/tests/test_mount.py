@@ -297,7 +297,7 @@ def test_the_guard_unmounts_a_mount_whose_process_died(nginx, tmp_path, monkeypa
     monkeypatch.setenv("CTA_MOUNT_IMPL", "rclone")
     monkeypatch.delenv("CTA_MOUNT_EXTRA_ARGS", raising=False)
     nginx.put_file("mtest/a.txt", b"a")
-    mountpoint = tmp_path / "guarded"
+    mountpoint = tmp_path / "guarded dir"  # mountinfo escapes the space as \040
     mountpoint.mkdir()
     env = dict(os.environ)
     m = conftest.Mount(conftest.mount_command(nginx, "mtest", mountpoint, env), mountpoint, env, tmp_path / "g.log")
