@@ -429,9 +429,9 @@ import sys  # noqa: E402
 MOUNT_TIMEOUT = 60.0
 #: How long the mount process may take to unmount and exit after SIGTERM.
 UNMOUNT_TIMEOUT = 30.0
-#: Exit statuses of a mount process that unmounted on SIGTERM: 0, 128 + SIGTERM, or killed by
-#: SIGTERM after unmounting (a handler that re-raises it).
-CLEAN_EXITS = (0, 128 + signal.SIGTERM, -signal.SIGTERM)
+#: Exit statuses of a mount process that unmounted on SIGTERM or SIGINT: 0, 128 + the signal,
+#: or killed by the signal after unmounting (a handler that re-raises it).
+CLEAN_EXITS = (0, 128 + signal.SIGTERM, -signal.SIGTERM, 128 + signal.SIGINT, -signal.SIGINT)
 
 
 def _unescape_mountinfo(field: str) -> str:
@@ -557,7 +557,7 @@ class Mount:
                 problems.append(f"the mount process did not exit within {UNMOUNT_TIMEOUT:.0f} s of SIGTERM")
                 self.proc.kill()
                 self.proc.wait()
-        elif self.proc.returncode != 0:
+        elif self.proc.returncode not in CLEAN_EXITS:
             problems.append(f"the mount process had already exited with status {self.proc.returncode}")
         if mount_entry(self.path) is not None:
             problems.append(f"{self.path} was still mounted after the mount process exited")

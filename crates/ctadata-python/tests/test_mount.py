@@ -351,3 +351,23 @@ def test_h5py_through_the_dcache_door(door, mount_door):
         f"the pool sent {sent} bytes for one {wanted}-byte dataset (and an 11-byte file), more than "
         f"1.3x + {METADATA_ALLOWANCE}; requests: {stats['log'][:SHOWN]}"
     )
+
+
+def test_ctrl_c_unmounts(nginx, mount_dav):
+    import conftest
+    import signal
+    import subprocess
+
+    nginx.put_file("mtest/a.txt", b"a")
+    m = mount_dav("mtest")
+    assert (m.path / "a.txt").read_bytes() == b"a"
+    # The console script runs the command inside Python, whose own SIGINT handler only sets a
+    # flag: the mount must still take Ctrl-C as the end, as it does in the Rust binary.
+    m.proc.send_signal(signal.SIGINT)
+    try:
+        code = m.proc.wait(timeout=conftest.UNMOUNT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        code = None
+    assert code is not None, f"the mount did not exit within {conftest.UNMOUNT_TIMEOUT:.0f} s of SIGINT"
+    assert conftest.mount_entry(m.path) is None, "SIGINT ended the mount process but left the mount"
+    assert code in conftest.CLEAN_EXITS, f"exit status {code} after SIGINT; output:\n{m.output()}"
