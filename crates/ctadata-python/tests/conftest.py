@@ -556,7 +556,12 @@ class Mount:
             except subprocess.TimeoutExpired:
                 problems.append(f"the mount process did not exit within {UNMOUNT_TIMEOUT:.0f} s of SIGTERM")
                 self.proc.kill()
-                self.proc.wait()
+                try:
+                    self.proc.wait(timeout=UNMOUNT_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    # Stuck in the kernel on its own mount: detach the mount, then it can die.
+                    subprocess.run(["fusermount3", "-uz", str(self.path)], capture_output=True, timeout=30)
+                    self.proc.wait(timeout=UNMOUNT_TIMEOUT)
         elif self.proc.returncode not in CLEAN_EXITS:
             problems.append(f"the mount process had already exited with status {self.proc.returncode}")
         if mount_entry(self.path) is not None:
