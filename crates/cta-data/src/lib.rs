@@ -47,10 +47,12 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> u8 {
     };
     let verbose = cli.global.verbose;
     let json = cli.global.json;
+    // `mount` stops on Ctrl-C as on SIGTERM (unmount, exit 0): it watches the signals itself.
+    let own_signals = matches!(cli.command, cli::Command::Mount(_));
     let result = runtime.block_on(async {
         tokio::select! {
             r = commands::run(cli) => r,
-            _ = tokio::signal::ctrl_c() => {
+            _ = tokio::signal::ctrl_c(), if !own_signals => {
                 // The bars go before the message; unfinished `.part` files stay (and stay
                 // locked until the process ends), for the rerun to resume.
                 progress::clear_bars();

@@ -98,12 +98,12 @@ impl Env {
     }
 }
 
-fn skip() -> bool {
-    if !fuse_available() {
-        eprintln!("skipped: no /dev/fuse or fusermount3 (tests/run-all.sh installs fuse3)");
-        return true;
-    }
-    false
+/// The mount tests need FUSE; tests/run-all.sh installs it, so its absence is a failure.
+fn require_fuse() {
+    assert!(
+        fuse_available(),
+        "no /dev/fuse or fusermount3: install Debian's fuse3 (tests/run-all.sh does)"
+    );
 }
 
 fn stderr(o: &Output) -> String {
@@ -154,9 +154,7 @@ fn count(lines: &[String], method: &str) -> usize {
 
 #[test]
 fn ls_stat_cat_and_one_listing_for_ls_l() {
-    if skip() {
-        return;
-    }
+    require_fuse();
     let env = Env::new();
     std::fs::create_dir_all(env.path("root/data/run1")).unwrap();
     for i in 0..20 {
@@ -209,9 +207,7 @@ fn libc_enoent() -> i32 {
 
 #[test]
 fn big_file_cp_cmp_random_preads_and_parallel_readers() {
-    if skip() {
-        return;
-    }
+    require_fuse();
     let env = Env::new();
     let size = 256usize << 20;
     let data = pattern(size, 42);
@@ -328,9 +324,7 @@ fn big_file_cp_cmp_random_preads_and_parallel_readers() {
 
 #[test]
 fn write_a_tree_then_read_it_back_and_write_once_rules() {
-    if skip() {
-        return;
-    }
+    require_fuse();
     let env = Env::new();
     std::fs::write(env.path("root/existing.txt"), b"old\n").unwrap();
     let n = nginx(&env);
@@ -413,9 +407,7 @@ fn door(env: &Env) -> DcacheDouble {
 
 #[test]
 fn a_refused_upload_fails_close_and_leaves_nothing() {
-    if skip() {
-        return;
-    }
+    require_fuse();
     let env = Env::new();
     let d = door(&env);
     d.put_file("/cta/keep.txt", b"keep\n");
@@ -453,9 +445,7 @@ fn a_refused_upload_fails_close_and_leaves_nothing() {
 
 #[test]
 fn a_stalled_server_gives_eio_within_the_deadline() {
-    if skip() {
-        return;
-    }
+    require_fuse();
     let env = Env::new();
     let d = door(&env);
     d.put_file("/cta/slow.bin", &pattern(4 << 20, 5));
@@ -479,9 +469,7 @@ fn a_stalled_server_gives_eio_within_the_deadline() {
 
 #[test]
 fn sigterm_with_a_file_open_unmounts_cleanly() {
-    if skip() {
-        return;
-    }
+    require_fuse();
     let env = Env::new();
     let d = door(&env);
     d.put_file("/cta/open.txt", b"held open\n");
@@ -493,13 +481,21 @@ fn sigterm_with_a_file_open_unmounts_cleanly() {
     assert_eq!(status.code(), Some(0), "{}", m.stderr());
     assert!(!is_mounted(&env.mnt()), "mount gone after SIGTERM");
     drop(f);
+
+    // Ctrl-C (SIGINT) stops a foreground mount the same way: unmounted, exit 0, and none of
+    // the transfer commands' "rerun to resume .part files" advice.
+    let mut m = env.mount("/cta", &[]);
+    let status = m
+        .interrupt(Duration::from_secs(30))
+        .expect("ends on SIGINT");
+    assert_eq!(status.code(), Some(0), "{}", m.stderr());
+    assert!(!is_mounted(&env.mnt()), "mount gone after SIGINT");
+    assert!(!m.stderr().contains(".part"), "{}", m.stderr());
 }
 
 #[test]
 fn errors_before_mounting() {
-    if skip() {
-        return;
-    }
+    require_fuse();
     let env = Env::new();
     let d = door(&env);
     d.put_file("/cta/x.txt", b"x");
@@ -532,6 +528,11 @@ fn errors_before_mounting() {
     let o = env.run(Some("wrong-token"), &["mount", "/cta", mnt]);
     assert_eq!(o.status.code(), Some(AUTH), "{}", stderr(&o));
 
+    // --json: refused, no mount.
+    let o = env.run(Some(TOKEN), &["--json", "mount", "/cta", mnt]);
+    assert_eq!(o.status.code(), Some(USAGE), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no JSON document"), "{}", stderr(&o));
+
     // A file, not a directory.
     let o = env.run(Some(TOKEN), &["mount", "/cta/x.txt", mnt]);
     assert_eq!(o.status.code(), Some(USAGE), "{}", stderr(&o));
@@ -552,9 +553,7 @@ fn errors_before_mounting() {
 
 #[test]
 fn a_nearline_file_opens_with_an_error_naming_cta_data_stage() {
-    if skip() {
-        return;
-    }
+    require_fuse();
     let env = Env::new();
     let d = door(&env);
     d.put_file("/cta/tape.bin", b"on tape");
@@ -573,9 +572,7 @@ fn a_nearline_file_opens_with_an_error_naming_cta_data_stage() {
 
 #[test]
 fn daemon_pid_file_and_umount() {
-    if skip() {
-        return;
-    }
+    require_fuse();
     let env = Env::new();
     let d = door(&env);
     d.put_file("/cta/d.txt", b"daemon\n");
@@ -640,9 +637,7 @@ fn alive(pid: u32) -> bool {
 /// provider) is refreshed in-process, and requests after the expiry succeed.
 #[test]
 fn an_access_token_that_expires_during_the_mount_is_refreshed() {
-    if skip() {
-        return;
-    }
+    require_fuse();
     let w = common::World::new(ctadata_testsupport::OidcOptions {
         access_ttl: Duration::from_secs(4),
         ..Default::default()
@@ -710,9 +705,7 @@ fn an_access_token_that_expires_during_the_mount_is_refreshed() {
 /// trip; once the pool has closed that connection, the next read asks the door again.
 #[test]
 fn a_second_random_read_goes_straight_to_the_pool() {
-    if skip() {
-        return;
-    }
+    require_fuse();
     let env = Env::new();
     let d = door(&env);
     let data = pattern(8 << 20, 11);
@@ -769,9 +762,7 @@ fn a_second_random_read_goes_straight_to_the_pool() {
 /// a bigger file) has not made the server send much more than it read.
 #[test]
 fn read_ahead_stays_close_to_what_a_reader_uses() {
-    if skip() {
-        return;
-    }
+    require_fuse();
     let env = Env::new();
     let data = pattern(64 << 20, 13);
     std::fs::write(env.path("root/data.h5"), &data).unwrap();
@@ -810,9 +801,7 @@ fn read_ahead_stays_close_to_what_a_reader_uses() {
 /// a second read of a file costs the server nothing.
 #[test]
 fn the_disk_cache_serves_a_second_read_within_its_bound() {
-    if skip() {
-        return;
-    }
+    require_fuse();
     let env = Env::new();
     let data = pattern(6 << 20, 17);
     std::fs::write(env.path("root/twice.bin"), &data).unwrap();
@@ -863,9 +852,7 @@ fn the_disk_cache_serves_a_second_read_within_its_bound() {
 /// waits; the read then succeeds.
 #[test]
 fn stage_on_open_stages_and_waits() {
-    if skip() {
-        return;
-    }
+    require_fuse();
     let env = Env::new();
     let d = door(&env);
     d.put_file("/cta/cold.bin", b"was on tape\n");

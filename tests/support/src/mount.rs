@@ -99,10 +99,20 @@ impl MountGuard {
     /// Sends SIGTERM and waits (at most `wait`) for the process to end: its exit status,
     /// `None` if it did not end in time (the guard then still cleans up on drop).
     pub fn terminate(&mut self, wait: Duration) -> Option<ExitStatus> {
+        self.signal(libc::SIGTERM, wait)
+    }
+
+    /// Sends SIGINT (what Ctrl-C sends) and waits as [`Self::terminate`].
+    pub fn interrupt(&mut self, wait: Duration) -> Option<ExitStatus> {
+        self.signal(libc::SIGINT, wait)
+    }
+
+    /// Sends `sig` and waits as [`Self::terminate`].
+    pub fn signal(&mut self, sig: libc::c_int, wait: Duration) -> Option<ExitStatus> {
         let child = self.child.as_mut()?;
         // SAFETY: kill(2) on our own child's pid.
         unsafe {
-            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+            libc::kill(child.id() as libc::pid_t, sig);
         }
         let start = Instant::now();
         while start.elapsed() < wait {

@@ -89,6 +89,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::cert_upload::upload_shared(g, &resolve(g)?, file).await
         }
         // ---- mount (issue 19): the background start and umount need no backend ----
+        Command::Mount(_) | Command::Umount { .. } if g.json => Err(Error::usage(
+            "--json: mount and umount print no JSON document",
+            "leave out --json; a mount reports readiness on stderr (\"mounted ...\") and in /proc/self/mountinfo",
+        )),
         Command::Mount(m) if m.daemon => mount::daemonize(m),
         Command::Umount { mountpoint } => mount::umount(mountpoint),
         // ---- end of mount ----

@@ -13,8 +13,8 @@ use crate::cli::{Global, MountArgs};
 /// Set for the background process of `--daemon`: the PID file it removes when it ends.
 const PID_FILE_ENV: &str = "CTADATA_MOUNT_PID_FILE";
 
-/// `mount` in the foreground: check, mount, wait for SIGTERM/SIGHUP (Ctrl-C ends the
-/// command from outside: the mount is dropped, which unmounts), unmount.
+/// `mount` in the foreground: check, mount, wait for SIGTERM, SIGINT (Ctrl-C) or SIGHUP,
+/// unmount, exit 0.
 pub(super) async fn mount(
     _g: &Global,
     backend: Arc<dyn StorageBackend>,
@@ -26,6 +26,8 @@ pub(super) async fn mount(
         .map_err(|e| Error::internal(format!("cannot watch for SIGTERM: {e}")))?;
     let mut hup = signal(SignalKind::hangup())
         .map_err(|e| Error::internal(format!("cannot watch for SIGHUP: {e}")))?;
+    let mut int = signal(SignalKind::interrupt())
+        .map_err(|e| Error::internal(format!("cannot watch for SIGINT: {e}")))?;
     ctadata_mount::preflight(&args.mountpoint)?;
     let opts = MountOptions {
         write: args.write,
@@ -57,6 +59,7 @@ pub(super) async fn mount(
         tokio::select! {
             _ = term.recv() => break "SIGTERM",
             _ = hup.recv() => break "SIGHUP",
+            _ = int.recv() => break "SIGINT (Ctrl-C)",
             _ = tick.tick() => {
                 if !mounted.is_alive() {
                     break "unmounted from outside";
