@@ -5,7 +5,9 @@
 //! directory ([`DcacheDouble::root`]).
 //!
 //! Behaviour:
-//! * `GET` on the door answers `307` to the pool with a single-use `?dcache-http-uuid=`;
+//! * `GET` on the door answers `307` to the pool with a `?dcache-http-uuid=` naming a mover:
+//!   a read mover serves further requests while a connection that used it is open (as
+//!   dCache's HttpPoolRequestHandler does), then any use answers `400` "resubmit to door";
 //!   `HEAD` on the door answers directly.
 //! * `PUT` on the door answers `307` to the pool without reading the body (after
 //!   [`DcacheConfig::redirect_delay`]) and closes the connection; any body bytes that reach

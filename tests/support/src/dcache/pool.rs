@@ -187,10 +187,9 @@ async fn dispatch(
     });
     if !valid {
         shared.counters.stale_uuid.fetch_add(1, Ordering::Relaxed);
-        return text(
-            404,
-            "No such transfer (unknown or already used dcache-http-uuid)",
-        );
+        // What dCache's HttpPoolRequestHandler answers for a UUID whose mover has ended
+        // (or never existed): 400, "resubmit to door".
+        return text(400, "Request is no longer valid. Please resubmit to door.");
     }
     if write {
         receive(shared, req, path, consumed).await

@@ -262,7 +262,8 @@ fn a_redirect_uuid_works_once() {
     let first = curl(&[&location]);
     assert_eq!((first.status, first.body.as_slice()), (200, &b"once"[..]));
     let second = curl(&[&location]);
-    assert_eq!(second.status, 404);
+    assert_eq!(second.status, 400);
+    assert!(String::from_utf8_lossy(&second.body).contains("resubmit to door"));
     assert_eq!(dc.stats().stale_uuid_hits, 1);
     // A uuid for another path is refused too.
     let out = curl(&[&format!("{}/a.txt", dc.url())]);
@@ -270,7 +271,7 @@ fn a_redirect_uuid_works_once() {
         .header("location")
         .unwrap()
         .replace("/a.txt?", "/b.txt?");
-    assert_eq!(curl(&[&forged]).status, 404);
+    assert_eq!(curl(&[&forged]).status, 400);
 }
 
 #[test]
