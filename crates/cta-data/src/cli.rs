@@ -534,9 +534,9 @@ pub struct MountArgs {
     /// default: blocks in memory only, new files spooled to a private temporary directory.
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Size of the block cache, read-ahead included (K, M, G suffixes): in memory (default
-    /// 256M), or with --cache-dir on disk (default 1G; memory then takes a quarter of it, at
-    /// most 256M).
+    /// Memory of the mount (K, M, G suffixes; default 256M): three quarters for the block
+    /// cache, read-ahead included. With --cache-dir, the disk cache instead (default 1G;
+    /// memory then takes a quarter of it, at most 192M).
     #[arg(long, value_name = "SIZE", value_parser = size_arg)]
     pub cache_max_size: Option<u64>,
     /// Return once the mount is ready, leaving it running in the background.

@@ -226,6 +226,35 @@ impl BlockCache {
         Lookup::Missing
     }
 
+    /// The block if it is in memory now (and marks it recently used); nothing else is
+    /// looked at (no fetch in flight, no disk).
+    pub fn lookup_memory(&self, key: Key) -> Option<Bytes> {
+        let mut st = self.lock();
+        st.tick += 1;
+        let tick = st.tick;
+        let (data, old) = st.blocks.get_mut(&key)?;
+        let data = data.clone();
+        let old = std::mem::replace(old, tick);
+        st.order.remove(&old);
+        st.order.insert(tick, key);
+        Some(data)
+    }
+
+    /// Takes a block out of memory (to the disk tier, if there is one), for blocks that
+    /// will not be read again soon.
+    pub fn release(&self, key: Key) {
+        let mut st = self.lock();
+        let Some((d, tick)) = st.blocks.remove(&key) else {
+            return;
+        };
+        st.order.remove(&tick);
+        st.bytes = st.bytes.saturating_sub(d.len() as u64);
+        drop(st);
+        if let Some(disk) = &self.disk {
+            disk.put(key, &d);
+        }
+    }
+
     /// Claims a block that is neither cached (in memory or on disk) nor being fetched; `None`
     /// when it is.
     pub fn claim(self: &Arc<Self>, key: Key) -> Option<Claim> {
@@ -330,6 +359,27 @@ mod tests {
             _ => panic!("block 14 should come from disk"),
         }
         assert!(matches!(c.lookup((3, 0)), Lookup::Missing));
+    }
+
+    #[test]
+    fn released_blocks_leave_memory_for_the_disk_tier() {
+        let c = BlockCache::new(16 * BLOCK);
+        c.claim((4, 0)).unwrap().fill(Ok(Bytes::from_static(b"x")));
+        assert_eq!(c.lookup_memory((4, 0)), Some(Bytes::from_static(b"x")));
+        c.release((4, 0));
+        assert_eq!(c.bytes(), 0);
+        assert_eq!(c.lookup_memory((4, 0)), None);
+        assert!(matches!(c.lookup((4, 0)), Lookup::Missing));
+
+        let d = tempfile::tempdir().unwrap();
+        let c = BlockCache::with_disk(16 * BLOCK, &d.path().join("blocks"), 16 * BLOCK).unwrap();
+        c.claim((5, 0)).unwrap().fill(Ok(Bytes::from_static(b"y")));
+        c.release((5, 0));
+        assert_eq!(c.lookup_memory((5, 0)), None);
+        match c.lookup((5, 0)) {
+            Lookup::Ready(b) => assert_eq!(b, Bytes::from_static(b"y")),
+            _ => panic!("a released block should come back from disk"),
+        }
     }
 
     #[tokio::test]

@@ -28,12 +28,20 @@ use crate::{errno_of, MountOptions};
 
 /// Read-ahead starts at this window once reads look sequential...
 const MIN_WINDOW: u64 = 256 << 10;
-/// ...and doubles up to this.
-const MAX_WINDOW: u64 = 64 << 20;
+/// ...and grows up to this (and to half the memory cache).
+const MAX_WINDOW: u64 = 96 << 20;
+/// The window is this fraction of the bytes read in sequence so far: a reader that stops
+/// early has made the server send at most about 1/WINDOW_DIVISOR more than it read.
+const WINDOW_DIVISOR: u64 = 5;
 /// The memory cache's bound when blocks are also cached on disk (--cache-dir).
-const MEMORY_WITH_DISK: u64 = 256 << 20;
+const MEMORY_WITH_DISK: u64 = 192 << 20;
 /// One ranged GET of read-ahead covers at most this much (several run at once).
 const RUN_BYTES: u64 = 8 << 20;
+/// ...and at least this much (smaller ones cost more round trips than they save).
+const MIN_RUN_BYTES: u64 = 2 << 20;
+/// Read-ahead is cut into this many ranged GETs in flight at once, so a long network path
+/// (bandwidth-delay product) is filled by several connections, not one.
+const RUNS_IN_WINDOW: u64 = 8;
 /// A read this close to where the last one ended still counts as sequential (the kernel
 /// sends its read-ahead in parallel, slightly out of order).
 const SEQ_SLACK: u64 = 4 << 20;
@@ -228,6 +236,49 @@ enum Handle {
     Dir(Arc<Dir>),
 }
 
+/// The bytes `offset..end` of a file that one read asks for.
+#[derive(Clone, Copy)]
+struct Span {
+    offset: u64,
+    end: u64,
+    /// Part of a sequential stream: the blocks it reads to their end are not kept in
+    /// memory once delivered (the reader has moved past them; the kernel's page cache has
+    /// them), so a stream does not push everything else out of the cache.
+    drop_behind: bool,
+}
+
+impl Span {
+    /// The numbers of the blocks it touches.
+    fn blocks(self) -> std::ops::RangeInclusive<u64> {
+        self.offset / BLOCK..=(self.end - 1) / BLOCK
+    }
+
+    /// Its bytes out of its `blocks` (in order): a slice of the block when it lies within
+    /// one (no copy), else one copy into a buffer of its size.
+    fn assemble(self, blocks: Vec<Bytes>) -> std::result::Result<Bytes, Errno> {
+        let first = self.offset / BLOCK;
+        let one = blocks.len() == 1;
+        let mut out = BytesMut::new();
+        for (b, data) in (first..).zip(blocks) {
+            let bstart = b * BLOCK;
+            let from = self.offset.max(bstart) - bstart;
+            let to = (self.end.min(bstart + data.len() as u64)).saturating_sub(bstart);
+            if from >= to {
+                return Err(Errno::EIO);
+            }
+            let part = data.slice(from as usize..to as usize);
+            if one {
+                return Ok(part);
+            }
+            if out.is_empty() {
+                out.reserve((self.end - self.offset) as usize);
+            }
+            out.extend_from_slice(&part);
+        }
+        Ok(out.freeze())
+    }
+}
+
 /// The state every request shares.
 struct Inner {
     backend: Arc<dyn StorageBackend>,
@@ -290,10 +341,12 @@ impl MountFs {
                     .map_err(|e| Error::local("create", std::env::temp_dir(), e))?,
             ),
         };
-        // Without --cache-dir, --cache-max-size bounds the memory cache; with it, the disk
-        // cache, and memory takes a quarter of it (at most MEMORY_WITH_DISK).
+        // Without --cache-dir, --cache-max-size bounds the process's memory: three quarters
+        // for cached blocks, the rest for the process itself (FUSE buffers, blocks being
+        // put together, the allocator's slack). With it, it bounds the disk cache, and
+        // memory takes a quarter of it (at most MEMORY_WITH_DISK).
         let cache = match &opts.cache_dir {
-            None => BlockCache::new(opts.cache_max_size),
+            None => BlockCache::new(opts.cache_max_size / 4 * 3),
             Some(dir) => {
                 let blocks = dir.join("blocks");
                 BlockCache::with_disk(
@@ -551,31 +604,28 @@ impl Inner {
 
     // ---- reading ----
 
-    async fn read(
-        &self,
-        h: &ReadHandle,
-        offset: u64,
-        size: u32,
-    ) -> std::result::Result<Vec<u8>, Errno> {
+    /// Notes a read of `size` bytes at `offset` in the handle's stream and starts the
+    /// fetches of its blocks and of the read-ahead; `None` when it lies past the end.
+    fn start_read(&self, h: &ReadHandle, offset: u64, size: u32) -> Option<Span> {
         let end = offset.saturating_add(u64::from(size)).min(h.size);
         if offset >= end {
-            return Ok(Vec::new());
+            return None;
         }
         let first = offset / BLOCK;
         let last = (end - 1) / BLOCK;
         let blocks_total = h.size.div_ceil(BLOCK);
         // Sequential or random? Decide the blocks to ask for beyond this read. The window
-        // is an eighth of the bytes read in sequence so far (at least MIN_WINDOW, at most
-        // MAX_WINDOW), so read-ahead never fetches much more than a reader goes on to use;
-        // it is topped up once half of it has been consumed, in runs of up to RUN_BYTES.
-        let (ahead_from, ahead_to) = {
+        // is a fifth of the bytes read in sequence so far (at least MIN_WINDOW, at most
+        // MAX_WINDOW and half the memory cache), so read-ahead never fetches much more than
+        // a reader goes on to use; it is fetched in RUNS_IN_WINDOW ranges at once.
+        let (ahead_from, ahead_to, run, drop_behind) = {
             let mut s = lock(&h.seq);
             let sequential =
                 offset + SEQ_SLACK >= s.next && offset <= s.next.saturating_add(SEQ_SLACK);
             if sequential {
                 s.seq_bytes += end - offset;
-                let max = MAX_WINDOW.min(self.cache.max_bytes() / 4);
-                s.window = (s.seq_bytes / 8).clamp(MIN_WINDOW.min(max), max);
+                let max = MAX_WINDOW.min(self.cache.max_bytes() / 2);
+                s.window = (s.seq_bytes / WINDOW_DIVISOR).clamp(MIN_WINDOW.min(max), max);
                 s.next = s.next.max(end);
             } else {
                 s.seq_bytes = 0;
@@ -583,32 +633,64 @@ impl Inner {
                 s.ahead = 0;
                 s.next = end;
             }
-            if s.window > 0 && s.ahead * BLOCK < end + s.window / 2 {
-                let to = (end + s.window).div_ceil(BLOCK).min(blocks_total);
-                let from = s.ahead.max(last + 1);
+            // Topped up as soon as a whole run is missing from the window, so the runs in
+            // flight stay near RUNS_IN_WINDOW while a stream is read.
+            let run = run_bytes(s.window);
+            let to = (end + s.window).div_ceil(BLOCK).min(blocks_total);
+            let from = s.ahead.max(last + 1);
+            let missing = to.saturating_sub(from) * BLOCK;
+            if s.window > 0 && to > from && (missing >= run.min(s.window / 2) || to == blocks_total)
+            {
                 s.ahead = s.ahead.max(to);
-                (from, to)
+                (from, to, run, sequential)
             } else {
-                (0, 0)
+                (0, 0, run, sequential && s.window > 0)
             }
         };
         // Start fetches: the blocks of this read first, then read-ahead.
-        self.fetch_blocks(h, first, last + 1);
+        self.fetch_blocks(h, first, last + 1, RUN_BYTES);
         if ahead_to > ahead_from {
-            self.fetch_blocks(h, ahead_from, ahead_to);
+            self.fetch_blocks(h, ahead_from, ahead_to, run);
         }
-        let mut out = Vec::with_capacity((end - offset) as usize);
-        for b in first..=last {
-            let data = self.block(h, b).await?;
-            let bstart = b * BLOCK;
-            let from = offset.max(bstart) - bstart;
-            let to = (end.min(bstart + data.len() as u64)).saturating_sub(bstart);
-            if from >= to {
-                return Err(Errno::EIO);
+        Some(Span {
+            offset,
+            end,
+            drop_behind,
+        })
+    }
+
+    /// After `span` was delivered: the blocks of a sequential stream that it read to their
+    /// end leave memory (to the disk cache, if there is one).
+    fn delivered(&self, h: &ReadHandle, span: Span) {
+        if !span.drop_behind {
+            return;
+        }
+        for b in span.blocks() {
+            if ((b + 1) * BLOCK).min(h.size) <= span.end {
+                self.cache.release((h.version, b));
             }
-            out.extend_from_slice(&data[from as usize..to as usize]);
         }
-        Ok(out)
+    }
+
+    /// The bytes of `span` if all its blocks are in memory now (no wait, no task).
+    fn read_cached(&self, h: &ReadHandle, span: Span) -> Option<std::result::Result<Bytes, Errno>> {
+        let mut blocks = Vec::new();
+        for b in span.blocks() {
+            match self.cache.lookup_memory((h.version, b)) {
+                Some(d) => blocks.push(d),
+                None => return None,
+            }
+        }
+        Some(span.assemble(blocks))
+    }
+
+    /// The bytes of `span`, waiting for its blocks as needed.
+    async fn read_span(&self, h: &ReadHandle, span: Span) -> std::result::Result<Bytes, Errno> {
+        let mut blocks = Vec::new();
+        for b in span.blocks() {
+            blocks.push(self.block(h, b).await?);
+        }
+        span.assemble(blocks)
     }
 
     /// One block, from the cache, from a fetch in flight, or fetched now.
@@ -626,16 +708,16 @@ impl Inner {
                         }
                     }
                 }
-                Lookup::Missing => self.fetch_blocks(h, b, b + 1),
+                Lookup::Missing => self.fetch_blocks(h, b, b + 1, RUN_BYTES),
             }
         }
         Err(Errno::EIO)
     }
 
     /// Claims the missing blocks of `from..to` and fetches them in runs (one ranged GET per
-    /// run of at most [`RUN_BYTES`]).
-    fn fetch_blocks(&self, h: &ReadHandle, from: u64, to: u64) {
-        let per_run = (RUN_BYTES / BLOCK).max(1);
+    /// run of at most `run_bytes`).
+    fn fetch_blocks(&self, h: &ReadHandle, from: u64, to: u64, run_bytes: u64) {
+        let per_run = (run_bytes / BLOCK).max(1);
         let mut run: Vec<(u64, Claim)> = Vec::new();
         let flush = |run: &mut Vec<(u64, Claim)>| {
             if run.is_empty() {
@@ -739,6 +821,12 @@ impl Inner {
     }
 }
 
+/// The size of one ranged GET of read-ahead for `window`: a window is fetched as about
+/// [`RUNS_IN_WINDOW`] GETs at once, each [`MIN_RUN_BYTES`] to [`RUN_BYTES`].
+fn run_bytes(window: u64) -> u64 {
+    (window / RUNS_IN_WINDOW).clamp(MIN_RUN_BYTES, RUN_BYTES)
+}
+
 /// Fetches one run of blocks with one ranged GET, publishing each block as it completes.
 async fn fetch_run(
     backend: Arc<dyn StorageBackend>,
@@ -783,12 +871,26 @@ async fn fetch_run(
         }
     };
     let mut stream = dl.stream;
+    // Bytes received and not yet given to a block. Every block is copied into a buffer of
+    // its own size: a slice of the answer's chunks would keep the HTTP client's whole read
+    // buffer alive (several times the block) for as long as the block stays cached, and the
+    // cache's byte bound would no longer bound memory.
+    let mut pending = Bytes::new();
     let mut buf = BytesMut::new();
     let mut current = claims.next();
     while let Some((b, _)) = &current {
         let want = (size.min((b + 1) * BLOCK) - b * BLOCK) as usize;
-        if buf.len() >= want {
-            let data = buf.split_to(want).freeze();
+        let data = if pending.is_empty() {
+            None
+        } else {
+            if buf.is_empty() {
+                buf.reserve(want);
+            }
+            let take = (want - buf.len()).min(pending.len());
+            buf.extend_from_slice(&pending.split_to(take));
+            (buf.len() == want).then(|| buf.split().freeze())
+        };
+        if let Some(data) = data {
             if let Some((_, c)) = current.take() {
                 c.fill(Ok(data));
             }
@@ -796,7 +898,7 @@ async fn fetch_run(
             continue;
         }
         match tokio::time::timeout(timeout, stream.next()).await {
-            Ok(Some(Ok(chunk))) => buf.extend_from_slice(&chunk),
+            Ok(Some(Ok(chunk))) => pending = chunk,
             Ok(Some(Err(e))) => {
                 let errno = errno_of("read", &path, &e);
                 if let Some((_, c)) = current.take() {
@@ -1087,9 +1189,26 @@ impl Filesystem for MountFs {
         let Some(h) = self.inner.read_handle(fh) else {
             return reply.error(Errno::EBADF);
         };
+        // The fetches start here; data already in memory is answered on this thread, the
+        // rest from a task once its blocks arrive.
+        let Some(span) = self.inner.start_read(&h, offset, size) else {
+            return reply.data(&[]);
+        };
+        if let Some(r) = self.inner.read_cached(&h, span) {
+            return match r {
+                Ok(data) => {
+                    reply.data(&data);
+                    self.inner.delivered(&h, span);
+                }
+                Err(e) => reply.error(e),
+            };
+        }
         self.spawn(|fs| async move {
-            match fs.read(&h, offset, size).await {
-                Ok(data) => reply.data(&data),
+            match fs.read_span(&h, span).await {
+                Ok(data) => {
+                    reply.data(&data);
+                    fs.delivered(&h, span);
+                }
                 Err(e) => reply.error(e),
             }
         });

@@ -7,9 +7,9 @@
 //! * attributes and directory entries come from the streamed listing, cached for
 //!   `dir_cache_time`: `ls -l DIR` costs one listing;
 //! * reads are ranged GETs into a byte-bounded block cache; sequential reads are detected per
-//!   open file and served by a read-ahead window that grows (an eighth of the bytes read in
-//!   sequence, 256 KiB to 64 MiB) with several
-//!   ranges in flight; every request runs on the tokio runtime, so parallel reads of one
+//!   open file and served by a read-ahead window that grows (a fifth of the bytes read in
+//!   sequence, 256 KiB to 96 MiB) with about 8 ranges in flight; blocks a stream has read
+//!   leave memory at once; every request runs on the tokio runtime, so parallel reads of one
 //!   file proceed in parallel;
 //! * with `write`, new files are spooled to a private directory and uploaded at `close`
 //!   (write-once: rewriting, truncating or random writes give `EPERM`);
