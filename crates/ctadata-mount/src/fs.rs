@@ -940,7 +940,10 @@ fn version_of(e: &Entry) -> u64 {
 
 impl Filesystem for MountFs {
     fn init(&mut self, _req: &Request, config: &mut fuser::KernelConfig) -> std::io::Result<()> {
-        // Larger kernel read-ahead means fewer, larger read requests.
+        // Larger kernel read-ahead means fewer, larger read requests. The kernel offers its
+        // default (128 KiB) and refuses more, so reads arrive as 128 KiB requests; raising
+        // /sys/class/bdi/MAJ:MIN/read_ahead_kb to 1024 (1 MiB requests) was measured to make
+        // no difference to `dd` (the cost is in copying bytes, not in requests).
         let _ = config.set_max_readahead(1 << 20);
         Ok(())
     }
