@@ -331,7 +331,11 @@ mount_tool() {
         sleep 0.1
     done
     if ! is_mounted; then
-        MOUNT_ERR="$tool did not mount within 60 s: $(tail -1 "$err" 2>/dev/null)"
+        if [[ -n $MPID ]] && ! kill -0 "$MPID" 2>/dev/null; then
+            MOUNT_ERR="$tool exited before mounting: $(tail -1 "$err" 2>/dev/null)"
+        else
+            MOUNT_ERR="$tool did not mount within 60 s: $(tail -1 "$err" 2>/dev/null)"
+        fi
         unmount_tool
         return 1
     fi
@@ -374,10 +378,10 @@ fail() {  # fail TOOL KEY MESSAGE
     BAD=1
 }
 RSS_MAX=0 DISK_MAX=0
-note_peaks() {
+note_peaks() {  # note_peaks TOOL_NAME MEASUREMENT: VmHWM of this mount, the running maxima
     local r d
     r=$(vmhwm "$MPID")
-    [[ -n $r ]] && RSS_MAX=$(python3 -c "print(max($RSS_MAX, $r))")
+    [[ -n $r ]] && put "$1" "rss_$2" "$r" && RSS_MAX=$(python3 -c "print(max($RSS_MAX, $r))")
     d=$(du -sk "$MCACHE" 2>/dev/null | cut -f1)
     [[ -n $d ]] && d=$((d / 1024))
     [[ -n $d ]] && ((d > DISK_MAX)) && DISK_MAX=$d
@@ -414,7 +418,7 @@ measure() {
         else
             fail "$name" seq "dd: $(tail -1 <<<"$out")"
         fi
-        note_peaks
+        note_peaks "$name" seq
         unmount_tool
     else
         fail "$name" seq "$MOUNT_ERR"
@@ -439,7 +443,7 @@ measure() {
         else
             fail "$name" ls_s "ls -l: $(tail -1 "$LOGS/ls.err")"
         fi
-        note_peaks
+        note_peaks "$name" ls
         unmount_tool
     else
         fail "$name" ls_s "$MOUNT_ERR"
@@ -449,14 +453,14 @@ measure() {
     if mount_tool "$tool"; then
         a=$(alog_lines)
         if out=$(timeout -k 10 "$TMO" "$VPY" "$MLIB" h5read "$MNT/h5/data.h5" "$H5_DS" "$H5_DS_SHA" 2>"$LOGS/h5.err"); then
-            note_peaks
+            note_peaks "$name" h5
             unmount_tool   # the bytes of reads still in flight count too
             read -r rq pf gb < <(python3 "$MLIB" alog "$ALOG" "$a")
             put "$name" h5_s "$out"
             put "$name" h5_x "$(python3 -c "print(f'{$gb / $H5_DS_BYTES:.3f}')")"
         else
             fail "$name" h5_s "h5py: $(tail -1 "$LOGS/h5.err")"
-            note_peaks
+            note_peaks "$name" h5
             unmount_tool
         fi
     else
@@ -472,7 +476,7 @@ measure() {
         else
             fail "$name" rr_rate "random reads: $(tail -1 "$LOGS/rr.err")"
         fi
-        note_peaks
+        note_peaks "$name" rr
         unmount_tool
     else
         fail "$name" rr_rate "$MOUNT_ERR"

@@ -34,6 +34,11 @@ RSS_GOAL_MIB = 256.0
 TOOLS = ["cta-data get", "cta-data mount", "rclone off", "rclone full", "davfs2"]
 PEERS = ["rclone off", "rclone full", "davfs2"]
 MOUNT = "cta-data mount"
+SIBLING = {"h5_x": "h5_s", "ls_req": "ls_s", "rr_ms": "rr_rate", "rss": "seq"}
+
+
+class NoPeer(Exception):
+    """No peer mount has a figure for the compared measurement."""
 
 
 def cmd_gen_h5(path: str, nbytes: int, ndatasets: int, seed: int) -> int:
@@ -136,7 +141,8 @@ def cmd_table(results: str, cond: str) -> int:
     rows = load(results).get(cond, {})
     cols = [
         "tool", "command", "dd bs=1M MB/s", "ls -l s", "ls -l requests (PROPFIND)",
-        "h5py s", "h5py server bytes ÷ dataset", "4 KiB reads/s (ms each)", "peak RSS MiB",
+        "h5py s", "h5py server bytes ÷ dataset", "4 KiB reads/s (ms each)",
+        "peak RSS MiB (dd / ls / h5py / 4 KiB)",
         "disk cache MiB",
     ]
     print("| " + " | ".join(cols) + " |")
@@ -154,9 +160,13 @@ def cmd_table(results: str, cond: str) -> int:
             rr = cell(d, "rr_rate", "{:.0f}")
             if num(d, "rr_ms") is not None:
                 rr += f" ({num(d, 'rr_ms'):.2f})"
+            rss = cell(d, "rss", "{:.0f}")
+            each = [num(d, f"rss_{k}") for k in ("seq", "ls", "h5", "rr")]
+            if any(v is not None for v in each):
+                rss += " (" + " / ".join("–" if v is None else f"{v:.0f}" for v in each) + ")"
             out = [
                 tool, f"`{d.get('cmd', '')}`", cell(d, "seq", "{:.0f}"), cell(d, "ls_s", "{:.2f}"), req,
-                cell(d, "h5_s", "{:.2f}"), cell(d, "h5_x", "{:.2f}×"), rr, cell(d, "rss", "{:.0f}"),
+                cell(d, "h5_s", "{:.2f}"), cell(d, "h5_x", "{:.2f}×"), rr, rss,
                 cell(d, "disk", "{:.0f}"),
             ]
             if tool == "cta-data get":
@@ -184,19 +194,24 @@ def cmd_goals(results: str) -> int:
                 return
             try:
                 lines.append(f"- [{label}] {text}: {fn()}")
+            except NoPeer:
+                lines.append(f"- [{label}] {text}: n/a (no peer mount measured)")
             except LookupError as e:
                 lines.append(f"- [{label}] {text}: not met ({e})")
 
         def need(tool: str, key: str) -> float:
-            v = num(rows.get(tool, {}), key)
+            d = rows.get(tool, {})
+            v = num(d, key)
             if v is None:
-                raise LookupError(f"no figure for {tool} ({rows.get(tool, {}).get(key, 'not run')})")
+                # a derived figure is missing when its measurement failed: say why
+                why = d.get(key) or d.get(SIBLING.get(key, key)) or "not measured"
+                raise LookupError(f"no figure for {tool}: {why}")
             return v
 
         def best_peer(key: str, high: bool):
             vals = [(num(rows[p], key), p) for p in PEERS if p in rows and num(rows[p], key) is not None]
             if not vals:
-                raise LookupError("no peer figure")
+                raise NoPeer()
             return (max if high else min)(vals)
 
         def seq_get():
