@@ -570,7 +570,7 @@ fi
     echo "- one run per figure, each measurement on a fresh mount (new disk cache directory for rclone full and davfs2); dd: MB/s = 10^6 B/s over the wall time of dd; ls -l: seconds and the requests nginx logged during it (PROPFIND among them; every mount has listed its root, untimed, before); h5py: open + read of dataset $H5_DS ($(label_of "$H5_DS_BYTES")) of an HDF5 file of $H5_N datasets ($(label_of "$H5_FILE_BYTES")), and the body bytes nginx sent for GETs from the start of the read to the unmount ÷ the dataset's bytes; 4 KiB reads: open + os.pread at pseudo-random offsets of the big file, timed from the open (davfs2 fetches the whole file in it), and the requests and body MiB nginx sent from the open to the unmount; server bytes are nginx's \$body_bytes_sent, so they include what sat in socket buffers (and, at wan, in the proxy's window) when a client dropped a connection; peak RSS: VmHWM of the mount process, the maximum over the four mounts (of cta-data get: GNU time's %M); disk cache: the largest cache directory seen at the end of a measurement"
     for cond in "${CONDS[@]}"; do
         echo
-        echo "### ${cond/wan/wan, RTT } $([[ $cond == wan* ]] && echo ms)"
+        if [[ $cond == wan* ]]; then echo "### wan, RTT ${cond#wan} ms"; else echo "### $cond"; fi
         echo
         echo "- ${MODELS[$cond]}"
         echo "- ${CHECKS[$cond]}"
