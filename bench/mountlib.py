@@ -27,6 +27,7 @@ Subcommands:
 import hashlib
 import os
 import random
+import statistics
 import sys
 import time
 
@@ -110,16 +111,34 @@ def cmd_alog(log: str, start: int) -> int:
     return 0
 
 
+def aggregate(key: str, values: list[str]) -> str:
+    """One value of a key measured once per run: a failure if any run failed, else the
+    median (the maximum for peak RSS and for the requests of ls -l)."""
+    bad = [v for v in values if v.startswith("FAILED")]
+    if bad:
+        return bad[0]
+    try:
+        nums = [float(v) for v in values]
+    except ValueError:
+        return values[-1]
+    if key.startswith("rss") or key.startswith("ls_req") or key.startswith("ls_prop"):
+        return repr(max(nums))
+    return repr(statistics.median(nums))
+
+
 def load(results: str) -> dict:
-    """{cond: {tool: {key: value}}} in file order."""
-    data: dict = {}
+    """{cond: {tool: {key: value}}} in file order, runs aggregated."""
+    raw: dict = {}
     with open(results) as f:
         for line in f:
             parts = line.rstrip("\n").split("\t")
             if len(parts) == 4:
                 c, t, k, v = parts
-                data.setdefault(c, {}).setdefault(t, {})[k] = v
-    return data
+                raw.setdefault(c, {}).setdefault(t, {}).setdefault(k, []).append(v)
+    return {
+        c: {t: {k: aggregate(k, vs) for k, vs in keys.items()} for t, keys in tools.items()}
+        for c, tools in raw.items()
+    }
 
 
 def num(d: dict, key: str):
