@@ -22,7 +22,8 @@
 # script exits 1. The goals of issue 19 follow the tables, each marked met / not met / n/a
 # from the figures. A cta-data binary without a `mount` command gives "n/a" rows.
 #
-#   bench/mount.sh                                   # loopback and 30 ms, 1 GiB files
+#   bench/mount.sh                   # loopback and 30 ms, 1 GiB files, 3 runs: 8-10 min
+#   bench/mount.sh --runs 1          # the same once: ~3 min
 #   MOUNT_BENCH_WAN_SIZE=256M bench/mount.sh         # a smaller big file at 30 ms
 #   bench/mount.sh --conditions loopback --tools rclone-off,davfs2 --no-build
 #
