@@ -195,6 +195,13 @@ if want_tool cta-data; then [[ -x $BIN ]] || die "$BIN not found (build it, drop
 
 # ------------------------------------------------------------- work area ----
 mkdir -p "$PARENT"
+# the data, plus one file's worth for the disk caches of rclone full and davfs2, plus a margin
+NEED=$((BIG_BYTES + H5_BYTES + (BIG_BYTES > H5_BYTES ? BIG_BYTES : H5_BYTES) + (256 << 20)))
+((WAN_BIG_BYTES != BIG_BYTES)) && NEED=$((NEED + WAN_BIG_BYTES))
+AVAIL=$(df -B1 --output=avail "$PARENT" 2>/dev/null | tail -1 | tr -d ' ')
+if [[ $AVAIL =~ ^[0-9]+$ ]] && ((AVAIL < NEED)); then
+    die "$PARENT has $((AVAIL >> 20)) MiB free, the bench needs about $((NEED >> 20)) MiB: free some space, choose another place with --dir, or smaller sizes (MOUNT_BENCH_SIZE, MOUNT_BENCH_H5_SIZE)"
+fi
 W=$(mktemp -d "$PARENT/cta-mbench.XXXXXX")
 chmod 755 "$W"   # davfs2 drops to its own user: it must reach its cache directory
 NGINX_PID=""
