@@ -545,6 +545,11 @@ pub struct MountArgs {
     /// With --daemon: write the background process's id to this file.
     #[arg(long, value_name = "FILE", requires = "daemon")]
     pub pid_file: Option<PathBuf>,
+    /// Append the mount's log lines (with times) to this file once it is mounted; errors
+    /// before that still go to the terminal. Created 0600. Without it, a --daemon's log
+    /// lines are lost once it has detached.
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
     /// Stage files that are only on tape when they are opened, and wait (instead of
     /// failing the open).
     #[arg(long)]

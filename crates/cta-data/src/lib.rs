@@ -29,7 +29,11 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> u8 {
             return u8::try_from(e.exit_code()).unwrap_or(2);
         }
     };
-    init_logging(&cli.global);
+    let log_file = match &cli.command {
+        cli::Command::Mount(m) => m.log_file.is_some(),
+        _ => false,
+    };
+    init_logging(&cli.global, log_file);
     if cli.global.insecure {
         eprintln!(
             "warning: --insecure: the server's TLS certificate is NOT verified; anyone on the network path can read and change this transfer"
@@ -91,7 +95,9 @@ fn report(e: &Error, verbose: u8, json: bool) {
     }
 }
 
-fn init_logging(g: &cli::Global) {
+/// Logging on stderr at the level of `-v`/`-q` (or `RUST_LOG`). `to_file`: `mount
+/// --log-file`, whose stderr becomes the log file once mounted: lines get times, no colours.
+fn init_logging(g: &cli::Global, to_file: bool) {
     use tracing_subscriber::EnvFilter;
     let level = if g.quiet {
         "error"
@@ -108,12 +114,17 @@ fn init_logging(g: &cli::Global) {
         .filter(|s| !s.is_empty())
         .and_then(|s| EnvFilter::try_new(s).ok())
         .unwrap_or_else(|| EnvFilter::new(format!("{level},hyper=warn,reqwest=warn,rustls=warn")));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| progress::LogWriter)
-        // Colours only for a person at a terminal, never into a file or a pipe.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(g.verbose >= 2)
-        .without_time()
-        .try_init();
+        .with_target(g.verbose >= 2);
+    if to_file {
+        let _ = builder.with_ansi(false).try_init();
+    } else {
+        let _ = builder
+            // Colours only for a person at a terminal, never into a file or a pipe.
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .without_time()
+            .try_init();
+    }
 }

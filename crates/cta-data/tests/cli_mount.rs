@@ -577,6 +577,7 @@ fn daemon_pid_file_and_umount() {
     let d = door(&env);
     d.put_file("/cta/d.txt", b"daemon\n");
     let pid_file = env.path("work/mount.pid");
+    let log_file = env.path("work/mount.log");
     let o = env.run(
         Some(TOKEN),
         &[
@@ -586,6 +587,8 @@ fn daemon_pid_file_and_umount() {
             "--daemon",
             "--pid-file",
             pid_file.to_str().unwrap(),
+            "--log-file",
+            log_file.to_str().unwrap(),
         ],
     );
     // Whatever happens below, never leave the mount behind.
@@ -620,6 +623,26 @@ fn daemon_pid_file_and_umount() {
     }
     assert!(!alive(pid), "the background process ends");
     assert!(!pid_file.exists(), "its PID file is removed");
+    // The background process's log went on in --log-file after it detached: from the
+    // mount to the unmount, with times, in a file only its owner reads.
+    let log = std::fs::read_to_string(&log_file).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(
+        lines
+            .first()
+            .is_some_and(|l| l.contains("Z mounted /cta at ")),
+        "{log}"
+    );
+    assert!(
+        lines.last().is_some_and(|l| l.ends_with(&format!(
+            "unmounted from outside: unmounted {}",
+            env.mnt().display()
+        ))),
+        "{log}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&log_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     let o = env.run(None, &["umount", env.mnt().to_str().unwrap()]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("not mounted"), "{}", stderr(&o));

@@ -307,6 +307,28 @@ fn lazy_unmount(mountpoint: &Path) {
         .status();
 }
 
+/// Opens (creating it 0600, appending) the log file of `mount --log-file`; an error names it.
+pub fn open_log_file(path: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::local("open the log file", path, e))
+}
+
+/// Makes `file` this process's stderr (file descriptor 2), so every later log line and
+/// message goes there (`mount --log-file`, once mounted).
+pub fn redirect_stderr(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: dup2 of a descriptor we own onto 2; both stay valid; no memory is touched.
+    if unsafe { libc::dup2(file.as_raw_fd(), 2) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Whether `mountpoint` is a mount point now (per /proc/self/mountinfo).
 pub fn is_mounted(mountpoint: &Path) -> bool {
     let target = mountpoint

@@ -29,6 +29,10 @@ pub(super) async fn mount(
     let mut int = signal(SignalKind::interrupt())
         .map_err(|e| Error::internal(format!("cannot watch for SIGINT: {e}")))?;
     ctadata_mount::preflight(&args.mountpoint)?;
+    let log_file = match &args.log_file {
+        Some(p) => Some(ctadata_mount::open_log_file(p)?),
+        None => None,
+    };
     let opts = MountOptions {
         write: args.write,
         allow_other: args.allow_other,
@@ -54,6 +58,21 @@ pub(super) async fn mount(
         "mounted {remote} at {}",
         mounted.mountpoint().display()
     );
+    if let Some(f) = &log_file {
+        // From here on every log line and message goes to the file (a --daemon's terminal
+        // is gone once it has read the line above).
+        match ctadata_mount::redirect_stderr(f) {
+            Ok(()) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "{} mounted {remote} at {}",
+                    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    mounted.mountpoint().display()
+                );
+            }
+            Err(e) => tracing::warn!("cannot log to the --log-file: {e}; logging on stderr"),
+        }
+    }
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let why = loop {
         tokio::select! {
@@ -74,6 +93,14 @@ pub(super) async fn mount(
         let _ = writeln!(
             std::io::stderr(),
             "unmounted {} lazily: files were still open there",
+            mp.display()
+        );
+    }
+    if log_file.is_some() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "{} {why}: unmounted {}",
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             mp.display()
         );
     }
