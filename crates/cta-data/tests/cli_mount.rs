@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::cargo_bin;
 use ctadata_testsupport::mount::{fuse_available, is_mounted, MountGuard};
-use ctadata_testsupport::{DcacheConfig, DcacheDouble, Locality, Nginx, NginxOptions};
+use ctadata_testsupport::{
+    DcacheConfig, DcacheDouble, GridPki, Locality, Nginx, NginxOptions, X509Dav,
+};
 use tempfile::TempDir;
 
 const TOKEN: &str = "mount-test-t0ken-Q7x";
@@ -720,6 +722,99 @@ fn an_access_token_that_expires_during_the_mount_is_refreshed() {
     assert!(
         w.idp.stats().refresh_grants > before,
         "the session was refreshed in-process"
+    );
+}
+
+/// A grid proxy that expires during a mount (x509 profile, a real HTTPS server that checks
+/// client certificates): reads then fail at once with EACCES and a log line that says so
+/// and names the renewal command; a proxy renewed in place is used without a remount.
+#[test]
+fn an_expiring_grid_proxy_gives_eacces_and_a_renewed_one_is_used() {
+    require_fuse();
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("root/cta")).unwrap();
+    for (name, body) in [
+        ("a", "before\n"),
+        ("b", "after expiry\n"),
+        ("c", "renewed\n"),
+    ] {
+        std::fs::write(env.path(&format!("root/cta/{name}.txt")), body).unwrap();
+    }
+    let pki = GridPki::new().unwrap();
+    let dav = X509Dav::start(&env.path("root"), &pki).expect("x509 WebDAV server");
+    std::fs::write(
+        env.path("config.toml"),
+        format!(
+            "[profiles.door]\nbackend = \"x509\"\nurl = \"{}\"\nca_file = \"{}\"\n",
+            dav.url(),
+            pki.ca_path().display()
+        ),
+    )
+    .unwrap();
+    let proxy = env.path("home/x509up");
+    let start = std::time::SystemTime::now();
+    let ends = start + Duration::from_secs(20);
+    pki.proxy_with_dates(&proxy, start - Duration::from_secs(60), ends)
+        .unwrap();
+    let mut c = env.cmd(None);
+    c.env("X509_USER_PROXY", &proxy)
+        .arg("-v")
+        .arg("mount")
+        .arg("/cta")
+        .arg(env.mnt())
+        .args(["--dir-cache-time", "1s"]);
+    let m = MountGuard::spawn(c, &env.mnt()).expect("mount");
+    assert_eq!(
+        std::fs::read(env.mnt().join("a.txt")).unwrap(),
+        b"before\n",
+        "{}",
+        m.stderr()
+    );
+
+    // Past the proxy's end: a read that needs the server fails at once, not after retries.
+    if let Ok(left) = ends.duration_since(std::time::SystemTime::now()) {
+        std::thread::sleep(left + Duration::from_secs(2));
+    }
+    let t = Instant::now();
+    let e = std::fs::read(env.mnt().join("b.txt")).unwrap_err();
+    assert_eq!(
+        e.raw_os_error(),
+        Some(13),
+        "EACCES expected: {e}\n{}",
+        m.stderr()
+    );
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let log = m.stderr();
+    assert!(
+        log.contains(&format!("the proxy {} expired at", proxy.display())),
+        "{log}"
+    );
+    assert!(log.contains("grid-proxy-init -rfc"), "{log}");
+
+    // Renewed in place (written beside it, then renamed, as a careful tool does).
+    let fresh = env.path("home/x509up.new");
+    let now = std::time::SystemTime::now();
+    pki.proxy_with_dates(
+        &fresh,
+        now - Duration::from_secs(60),
+        now + Duration::from_secs(3600),
+    )
+    .unwrap();
+    std::fs::rename(&fresh, &proxy).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        std::fs::read(env.mnt().join("c.txt")).unwrap(),
+        b"renewed\n",
+        "{}",
+        m.stderr()
+    );
+    assert!(
+        m.stderr().contains(&format!(
+            "the proxy {} changed: using the new one",
+            proxy.display()
+        )),
+        "{}",
+        m.stderr()
     );
 }
 

@@ -438,6 +438,9 @@ pub fn errno_of(op: &str, path: &RemotePath, e: &Error) -> fuser::Errno {
     };
     if errno == Errno::ENOENT {
         tracing::debug!("{op} {path}: {e}");
+    } else if let Some(hint) = e.hint() {
+        // What to do, as the CLI says it: for an expired credential, the renewal command.
+        tracing::warn!("{op} {path}: {e}; {hint}");
     } else {
         tracing::warn!("{op} {path}: {e}");
     }

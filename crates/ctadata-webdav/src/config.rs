@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ctadata_core::credentials::TokenProvider;
+use ctadata_core::Result;
 
 use crate::tls::TlsOptions;
 
@@ -14,6 +15,13 @@ pub enum Auth {
     None,
     /// `Authorization: Bearer` from a token provider, sent only to the base URL's origin.
     Bearer(Arc<dyn TokenProvider>),
+}
+
+/// A credential that is not a token (an X.509 proxy), checked before every request: an
+/// expired one gives its own error at once, not a refused TLS handshake later.
+pub trait CredentialCheck: Send + Sync + std::fmt::Debug {
+    /// `Ok` when the credential may be used now; else the error to give (`Error::Auth`).
+    fn check(&self) -> Result<()>;
 }
 
 /// Everything a WebDAV backend needs.
@@ -39,6 +47,8 @@ pub struct WebDavConfig {
     pub continue_timeout: Duration,
     /// Parallel transfers that suit this server.
     pub default_jobs: usize,
+    /// Checked before every request (the x509 backend's proxy); `None`: nothing to check.
+    pub credential_check: Option<Arc<dyn CredentialCheck>>,
 }
 
 impl WebDavConfig {
@@ -54,6 +64,7 @@ impl WebDavConfig {
             idle_timeout: Duration::from_secs(60),
             continue_timeout: Duration::from_secs(60),
             default_jobs: 4,
+            credential_check: None,
         }
     }
 }

@@ -21,6 +21,7 @@ impl WebDav {
         // (the mover ended: the pool answers an error, or the connection is gone) forgets
         // the URL and asks the door again.
         if let Some(session) = &opts.session {
+            self.check_credential()?;
             if let Some(pool) = session.get().and_then(|u| url::Url::parse(&u).ok()) {
                 let mut r = self.req(Method::GET, path, false);
                 r.url = pool;

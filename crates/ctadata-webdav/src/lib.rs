@@ -36,7 +36,7 @@ mod tpc;
 pub mod urls;
 
 pub use backend::WebDav;
-pub use config::{Auth, WebDavConfig};
+pub use config::{Auth, CredentialCheck, WebDavConfig};
 pub use profile::{profile_tls, webdav_config};
 pub use send::http_client;
 pub use tls::TlsOptions;

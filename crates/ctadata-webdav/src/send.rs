@@ -105,8 +105,18 @@ fn redact_header(name: &str, value: &str) -> String {
 }
 
 impl WebDav {
-    /// The current token, refreshed first when it has expired.
+    /// The credential that is not a token (an X.509 proxy), checked before a request.
+    pub(crate) fn check_credential(&self) -> Result<()> {
+        match &self.cfg.credential_check {
+            Some(c) => c.check(),
+            None => Ok(()),
+        }
+    }
+
+    /// The current token, refreshed first when it has expired (and the credential that is
+    /// not a token checked: every request asks for the token first).
     pub(crate) async fn token(&self) -> Result<Option<BearerToken>> {
+        self.check_credential()?;
         match &self.cfg.auth {
             Auth::None => Ok(None),
             Auth::Bearer(p) => {

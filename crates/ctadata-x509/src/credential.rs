@@ -560,11 +560,125 @@ impl Credential {
     /// The TLS client identity: the whole chain (leaf first) and the key.
     pub fn client_identity(&self) -> Arc<ClientIdentity> {
         Arc::new(ClientIdentity {
-            key: Arc::new(CertifiedKey::new(
-                self.file.ders.clone(),
-                self.signing_key.clone(),
-            )),
+            key: self.certified_key(),
         })
+    }
+
+    fn certified_key(&self) -> Arc<CertifiedKey> {
+        Arc::new(CertifiedKey::new(
+            self.file.ders.clone(),
+            self.signing_key.clone(),
+        ))
+    }
+}
+
+/// The credential of a process that outlives a proxy (`cta-data mount`, a long `get -r`):
+/// its file is read again when it changes, so a proxy renewed in place (`grid-proxy-init`,
+/// `voms-proxy-init`) is used for the next connections without a restart; and it is checked
+/// before every request, so an expired one gives its error (`Error::Auth`, with the renewal
+/// command) instead of TLS handshakes the server refuses.
+#[derive(Debug)]
+pub struct LiveCredential {
+    state: std::sync::Mutex<LiveState>,
+}
+
+#[derive(Debug)]
+struct LiveState {
+    cred: Credential,
+    key: Arc<CertifiedKey>,
+    /// The files as they were when last read (or last found unusable).
+    stamp: Option<FileStamp>,
+    /// When the files were last looked at: at most once a second.
+    looked: std::time::Instant,
+}
+
+/// Modification time, size and inode of the certificate and key files.
+type FileStamp = [(SystemTime, u64, u64); 2];
+
+fn file_stamp(source: &CredentialSource) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let one = |p: &Path| {
+        std::fs::metadata(p)
+            .ok()
+            .and_then(|m| Some((m.modified().ok()?, m.len(), m.ino())))
+    };
+    Some([one(&source.cert)?, one(&source.key)?])
+}
+
+impl LiveCredential {
+    /// Starts from a credential already read and checked.
+    pub fn new(cred: Credential) -> Self {
+        let stamp = file_stamp(&cred.source);
+        let key = cred.certified_key();
+        Self {
+            state: std::sync::Mutex::new(LiveState {
+                cred,
+                key,
+                stamp,
+                looked: std::time::Instant::now(),
+            }),
+        }
+    }
+
+    /// Reads the files again when they changed since they were last read; a new credential
+    /// replaces the old one only when it is valid now.
+    fn state(&self) -> std::sync::MutexGuard<'_, LiveState> {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if s.looked.elapsed() < std::time::Duration::from_secs(1) {
+            return s;
+        }
+        s.looked = std::time::Instant::now();
+        let stamp = file_stamp(&s.cred.source);
+        if stamp.is_none() || stamp == s.stamp {
+            return s;
+        }
+        // Not read again until it changes again (a proxy half written is read once more
+        // when its writer has finished).
+        s.stamp = stamp;
+        match Credential::load(&s.cred.source)
+            .and_then(|c| c.check_time(SystemTime::now()).map(|_| c))
+        {
+            Ok(c) => {
+                tracing::info!(
+                    "{} changed: using the new one (valid until {})",
+                    c.source.describe(),
+                    utc(c.file.earliest_end().not_after)
+                );
+                s.key = c.certified_key();
+                s.cred = c;
+            }
+            Err(e) => tracing::warn!(
+                "{} changed but cannot be used ({e}); keeping the one read before",
+                s.cred.source.describe()
+            ),
+        }
+        s
+    }
+
+    /// `Ok` while the credential is valid (read again first if its file changed).
+    pub fn check_now(&self) -> Result<()> {
+        self.state().cred.check_time(SystemTime::now()).map(|_| ())
+    }
+}
+
+impl ctadata_webdav::CredentialCheck for LiveCredential {
+    fn check(&self) -> Result<()> {
+        self.check_now()
+    }
+}
+
+impl ResolvesClientCert for LiveCredential {
+    fn resolve(
+        &self,
+        root_hint_subjects: &[&[u8]],
+        sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        let key = self.state().key.clone();
+        ClientIdentity { key }.resolve(root_hint_subjects, sigschemes)
+    }
+
+    fn has_certs(&self) -> bool {
+        true
     }
 }
 

@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use ctadata_core::config::{EnvSnapshot, ResolvedProfile};
@@ -103,7 +104,11 @@ pub fn open(profile: &ResolvedProfile, env: &EnvSnapshot, opts: &X509Options) ->
         chain = cred.file.certs.len(),
         "x509 credential"
     );
-    cfg.tls.client_identity = Some(cred.client_identity());
+    // Read again when its file changes and checked before every request: a mount or a
+    // long transfer picks up a renewed proxy, and an expired one is an error, not a hang.
+    let live = Arc::new(credential::LiveCredential::new(cred));
+    cfg.tls.client_identity = Some(live.clone());
+    cfg.credential_check = Some(live);
     WebDav::new(cfg)
 }
 
