@@ -33,6 +33,10 @@ const MAX_WINDOW: u64 = 96 << 20;
 /// The window is this fraction of the bytes read in sequence so far: a reader that stops
 /// early has made the server send at most about 1/WINDOW_DIVISOR more than it read.
 const WINDOW_DIVISOR: u64 = 5;
+/// Up to this many bytes read in sequence, the window is all of them (it doubles every
+/// round trip, as TCP's slow start): a stream reaches full speed over a long path within a
+/// few round trips, while a reader that stops early still costs at most this much more.
+const SLOW_START: u64 = 4 << 20;
 /// The memory cache's bound when blocks are also cached on disk (--cache-dir).
 const MEMORY_WITH_DISK: u64 = 192 << 20;
 /// One ranged GET of read-ahead covers at most this much (several run at once).
@@ -615,9 +619,10 @@ impl Inner {
         let last = (end - 1) / BLOCK;
         let blocks_total = h.size.div_ceil(BLOCK);
         // Sequential or random? Decide the blocks to ask for beyond this read. The window
-        // is a fifth of the bytes read in sequence so far (at least MIN_WINDOW, at most
-        // MAX_WINDOW and half the memory cache), so read-ahead never fetches much more than
-        // a reader goes on to use; it is fetched in RUNS_IN_WINDOW ranges at once.
+        // is all the bytes read in sequence so far up to SLOW_START, then a fifth of them
+        // (at least MIN_WINDOW, at most MAX_WINDOW and half the memory cache), so
+        // read-ahead never fetches much more than a reader goes on to use; it is fetched in
+        // RUNS_IN_WINDOW ranges at once.
         let (ahead_from, ahead_to, run, drop_behind) = {
             let mut s = lock(&h.seq);
             let sequential =
@@ -625,7 +630,9 @@ impl Inner {
             if sequential {
                 s.seq_bytes += end - offset;
                 let max = MAX_WINDOW.min(self.cache.max_bytes() / 2);
-                s.window = (s.seq_bytes / WINDOW_DIVISOR).clamp(MIN_WINDOW.min(max), max);
+                s.window = (s.seq_bytes / WINDOW_DIVISOR)
+                    .max(s.seq_bytes.min(SLOW_START))
+                    .clamp(MIN_WINDOW.min(max), max);
                 s.next = s.next.max(end);
             } else {
                 s.seq_bytes = 0;
