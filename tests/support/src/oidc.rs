@@ -31,8 +31,12 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// How long node may take to print its ready line.
-const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long node may take to print its ready line, per attempt...
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// ...and how many starts are tried: CI saw a node process, one among dozens, hang after
+/// loading its modules (alive, no ready line) while the others of the same run started in a
+/// second; a second start succeeds.
+const START_ATTEMPTS: u32 = 2;
 
 /// The `aud` claim of the access tokens.
 pub const AUDIENCE: &str = "dcache";
@@ -148,7 +152,22 @@ fn invalid(msg: String) -> std::io::Error {
 
 impl OidcProvider {
     /// Starts node on `127.0.0.1:<free port>`; returns once it has printed its ready line.
+    /// A node that prints nothing within [`READY_TIMEOUT`] is killed and started again (at
+    /// most [`START_ATTEMPTS`] in all), with a line on stderr saying what it was doing.
     pub fn start(options: OidcOptions) -> std::io::Result<OidcProvider> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(options.clone()) {
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut && attempt < START_ATTEMPTS => {
+                    eprintln!("oidc-provider: starting it again: {e}");
+                    attempt += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn start_once(options: OidcOptions) -> std::io::Result<OidcProvider> {
         available()?;
         for (name, d) in [
             ("access_ttl", options.access_ttl),
@@ -215,10 +234,15 @@ impl OidcProvider {
             }
             Ok(Err(e)) => return Err(provider.failure(&format!("reading node's stdout: {e}"))),
             Err(_) => {
-                return Err(provider.failure(&format!(
-                    "node was not ready within {} s",
+                let state = provider.process_state();
+                let e = provider.failure(&format!(
+                    "node was not ready within {} s ({state})",
                     READY_TIMEOUT.as_secs()
-                )))
+                ));
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    e.to_string(),
+                ));
             }
         };
         let ready: serde_json::Value = serde_json::from_str(&line)
@@ -232,6 +256,40 @@ impl OidcProvider {
         provider.issuer = issuer.to_string();
         provider.addr = SocketAddr::from(([127, 0, 0, 1], port));
         Ok(provider)
+    }
+
+    /// What the kernel says node is doing (state, wait channel), for a start that hangs.
+    fn process_state(&self) -> String {
+        let Some(pid) = self.child.as_ref().map(|c| c.id()) else {
+            return "no process".into();
+        };
+        let read =
+            |f: &str| std::fs::read_to_string(format!("/proc/{pid}/{f}")).unwrap_or_default();
+        let status = read("status");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(str::trim)
+                .unwrap_or("?")
+                .to_string()
+        };
+        format!(
+            "pid {pid}, state {}, threads {}, wchan {}, cpu ticks (utime stime) {}",
+            field("State:"),
+            field("Threads:"),
+            read("wchan").trim(),
+            read("stat")
+                .rsplit(')')
+                .next()
+                .map(|r| r
+                    .split_whitespace()
+                    .skip(11)
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" "))
+                .unwrap_or_default()
+        )
     }
 
     /// An error with node's exit status and log, after stopping it.
