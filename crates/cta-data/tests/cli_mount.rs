@@ -147,6 +147,15 @@ fn sent_bytes(line: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The bytes sent for the GETs among access-log lines.
+fn get_bytes(lines: &[String]) -> u64 {
+    lines
+        .iter()
+        .filter(|l| l.starts_with("GET "))
+        .map(|l| sent_bytes(l))
+        .sum()
+}
+
 fn count(lines: &[String], method: &str) -> usize {
     lines
         .iter()
@@ -275,11 +284,7 @@ fn big_file_cp_cmp_random_preads_and_parallel_readers() {
         }
         drop(f);
         let lines = n.access_log_lines()[before..].to_vec();
-        let sent: u64 = lines
-            .iter()
-            .filter(|l| l.starts_with("GET "))
-            .map(|l| sent_bytes(l))
-            .sum();
+        let sent: u64 = get_bytes(&lines);
         println!(
             "1000 random preads ({asked} bytes asked): {} GETs, {sent} bytes sent by the server ({:.2}x)",
             count(&lines, "GET"),
@@ -899,11 +904,7 @@ fn read_ahead_stays_close_to_what_a_reader_uses() {
     }
     std::thread::sleep(Duration::from_secs(1));
     let lines = n.access_log_lines()[before..].to_vec();
-    let sent: u64 = lines
-        .iter()
-        .filter(|l| l.starts_with("GET "))
-        .map(|l| sent_bytes(l))
-        .sum();
+    let sent: u64 = get_bytes(&lines);
     println!(
         "a 16 MiB sequential read in a 64 MiB file: {} GETs, {sent} bytes sent ({:.2}x)",
         count(&lines, "GET"),
@@ -936,12 +937,7 @@ fn the_disk_cache_serves_a_second_read_within_its_bound() {
     );
     assert_eq!(std::fs::read(env.mnt().join("twice.bin")).unwrap(), data);
     std::thread::sleep(Duration::from_millis(500));
-    let first: u64 = n
-        .access_log_lines()
-        .iter()
-        .filter(|l| l.starts_with("GET "))
-        .map(|l| sent_bytes(l))
-        .sum();
+    let first = get_bytes(&n.access_log_lines());
     let on_disk: u64 = std::fs::read_dir(cache.join("blocks"))
         .unwrap()
         .map(|e| e.unwrap().metadata().unwrap().len())
@@ -955,13 +951,7 @@ fn the_disk_cache_serves_a_second_read_within_its_bound() {
         "second read differs"
     );
     std::thread::sleep(Duration::from_millis(500));
-    let second: u64 = n
-        .access_log_lines()
-        .iter()
-        .filter(|l| l.starts_with("GET "))
-        .map(|l| sent_bytes(l))
-        .sum::<u64>()
-        - first;
+    let second = get_bytes(&n.access_log_lines()) - first;
     println!("disk cache: first read {first} bytes sent, second read {second} bytes sent, {on_disk} bytes of blocks on disk");
     assert_eq!(second, 0, "the second read came from the caches");
 }

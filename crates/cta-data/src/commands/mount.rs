@@ -66,7 +66,7 @@ pub(super) async fn mount(
                 let _ = writeln!(
                     std::io::stderr(),
                     "{} mounted {remote} at {}",
-                    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    log_time(),
                     mounted.mountpoint().display()
                 );
             }
@@ -100,12 +100,17 @@ pub(super) async fn mount(
         let _ = writeln!(
             std::io::stderr(),
             "{} {why}: unmounted {}",
-            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            log_time(),
             mp.display()
         );
     }
     remove_pid_file();
     Ok(())
+}
+
+/// Now, for the lines `mount --log-file` writes itself (UTC, milliseconds).
+fn log_time() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn remove_pid_file() {

@@ -303,11 +303,11 @@ async fn send(shared: &Arc<Shared>, req: Request<Incoming>, path: DPath) -> Resp
     } else {
         let truncate = shared.faults().truncate_next_get.take();
         // mount (issue 19): a stalled answer
-        if let Some(after) = shared.faults().stall_gets {
-            stall_file(shared.clone(), fs, start, count.min(after))
-        } else {
-            stream_file(shared.clone(), fs, start, count, truncate)
-        }
+        let end = match shared.faults().stall_gets {
+            Some(after) => Some((count.min(after), AtLimit::Stall)),
+            None => truncate.map(|t| (t, AtLimit::Cut)),
+        };
+        stream_file(shared.clone(), fs, start, count, end)
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
@@ -333,45 +333,24 @@ async fn send(shared: &Arc<Shared>, req: Request<Incoming>, path: DPath) -> Resp
     resp
 }
 
-// mount (issue 19)
-/// Sends `count` bytes from `start`, then nothing more (the connection stays open for ten
-/// minutes, or until the client gives up).
-fn stall_file(shared: Arc<Shared>, fs: std::path::PathBuf, start: u64, count: u64) -> Body {
-    let (mut tx, body) = http_body_util::channel::Channel::<Bytes, std::io::Error>::new(4);
-    tokio::spawn(async move {
-        let data = match tokio::fs::read(&fs).await {
-            Ok(d) => d,
-            Err(e) => return tx.abort(e),
-        };
-        let from = (start as usize).min(data.len());
-        let to = (from + count as usize).min(data.len());
-        if to > from {
-            if tx
-                .send_data(Bytes::copy_from_slice(&data[from..to]))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            shared
-                .counters
-                .pool_sent_bytes
-                .fetch_add((to - from) as u64, Ordering::Relaxed);
-        }
-        tokio::time::sleep(Duration::from_secs(600)).await;
-        drop(tx);
-    });
-    body.boxed()
+/// What an answer does once it has sent its limit.
+enum AtLimit {
+    /// Breaks the connection (when bytes are still owed).
+    Cut,
+    // mount (issue 19)
+    /// Sends nothing more and keeps the connection open for ten minutes, or until the client
+    /// gives up.
+    Stall,
 }
 
-/// Streams `count` bytes from `start`; with `truncate`, stops after that many bytes and
-/// breaks the connection.
+/// Streams `count` bytes from `start`; with `end = (limit, then)`, stops after `limit` bytes
+/// and then cuts the connection or stalls.
 fn stream_file(
     shared: Arc<Shared>,
     fs: std::path::PathBuf,
     start: u64,
     count: u64,
-    truncate: Option<u64>,
+    end: Option<(u64, AtLimit)>,
 ) -> Body {
     let (mut tx, body) = http_body_util::channel::Channel::<Bytes, std::io::Error>::new(4);
     tokio::spawn(async move {
@@ -382,7 +361,7 @@ fn stream_file(
         if let Err(e) = file.seek(SeekFrom::Start(start)).await {
             return tx.abort(e);
         }
-        let limit = truncate.map_or(count, |t| t.min(count));
+        let limit = end.as_ref().map_or(count, |(t, _)| (*t).min(count));
         let mut sent = 0u64;
         let mut buf = vec![0u8; 64 * 1024];
         while sent < limit {
@@ -405,7 +384,10 @@ fn stream_file(
                 .fetch_add(n as u64, Ordering::Relaxed);
             sent += n as u64;
         }
-        if sent < count {
+        if matches!(end, Some((_, AtLimit::Stall))) {
+            tokio::time::sleep(Duration::from_secs(600)).await;
+            drop(tx);
+        } else if sent < count {
             // Let the bytes already handed over reach the socket, then cut the connection.
             tokio::time::sleep(Duration::from_millis(100)).await;
             tx.abort(std::io::Error::new(
